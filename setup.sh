@@ -13,7 +13,7 @@ APT_PACKAGES=(
   # build
   bazel-bootstrap bazel-platforms bazel-rules-java bazel-skylib pkg-config g++
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
-  libcpprest-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcpprest-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   clang-format clang-tidy
   # etcd (the global lock backend and each simulated cluster's store) and its API protos
   etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
