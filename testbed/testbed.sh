@@ -106,6 +106,8 @@ start_apiserver() {  # start_apiserver INDEX
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/16 \
     --disable-admission-plugins ServiceAccount \
+    --feature-gates MutatingAdmissionPolicy=true \
+    --runtime-config admissionregistration.k8s.io/v1beta1=true \
     --watch-cache=true \
     >>"$d/apiserver.log" 2>&1 &
   echo $! >"$dir/pids/apiserver-$i"
