@@ -5,7 +5,8 @@
 
 namespace mcl {
 
-Backoff::Backoff(Options options, uint64_t seed) : options_(options), rng_(seed) {}
+Backoff::Backoff(Options options, uint64_t seed)
+    : options_(options), rng_(seed) {}
 
 absl::Duration Backoff::Next() {
   double scale = std::pow(options_.multiplier, std::min(attempt_, 62));

@@ -1,5 +1,6 @@
-// Backoff: bounded exponential backoff with full jitter, the one retry policy in mcl (watches,
-// etcd reconnects, status writes). Not thread-safe; one per retry loop.
+// Backoff: bounded exponential backoff with full jitter, the one retry policy
+// in mcl (watches, etcd reconnects, status writes). Not thread-safe; one per
+// retry loop.
 #ifndef MCL_COMMON_BACKOFF_H_
 #define MCL_COMMON_BACKOFF_H_
 
@@ -20,8 +21,9 @@ class Backoff {
   Backoff() : Backoff(Options()) {}
   explicit Backoff(Options options, uint64_t seed = std::random_device{}());
 
-  // The next delay: uniform in [0, min(max, initial * multiplier^attempt)] ("full jitter"), so many
-  // clients that failed together do not retry together.
+  // The next delay: uniform in [0, min(max, initial * multiplier^attempt)]
+  // ("full jitter"), so many clients that failed together do not retry
+  // together.
   absl::Duration Next();
   // After a success: the next failure starts again from `initial`.
   void Reset() { attempt_ = 0; }

@@ -8,8 +8,8 @@ namespace {
 TEST(BackoffTest, GrowsExponentiallyUpToMaxWithJitterBelowTheCeiling) {
   Backoff b({absl::Milliseconds(100), absl::Seconds(1), 2.0}, /*seed=*/42);
   absl::Duration ceilings[] = {absl::Milliseconds(100), absl::Milliseconds(200),
-                               absl::Milliseconds(400), absl::Milliseconds(800), absl::Seconds(1),
-                               absl::Seconds(1)};
+                               absl::Milliseconds(400), absl::Milliseconds(800),
+                               absl::Seconds(1),        absl::Seconds(1)};
   for (absl::Duration c : ceilings) {
     absl::Duration d = b.Next();
     EXPECT_GE(d, absl::ZeroDuration());

@@ -1,7 +1,8 @@
-// Clock: the one source of time for mcl's logic, injected so that state machines are tested without
-// sleeping. Two kinds of time, never mixed:
-//   Monotonic() — for every duration and deadline (lease validity, staleness, backoff).
-//   WallNow()   — only for values written for humans (renewTime, acquireTime in the CR).
+// Clock: the one source of time for mcl's logic, injected so that state
+// machines are tested without sleeping. Two kinds of time, never mixed:
+//   Monotonic() — for every duration and deadline (lease validity, staleness,
+//   backoff). WallNow()   — only for values written for humans (renewTime,
+//   acquireTime in the CR).
 #ifndef MCL_COMMON_CLOCK_H_
 #define MCL_COMMON_CLOCK_H_
 
@@ -14,7 +15,8 @@ namespace mcl {
 class Clock {
  public:
   virtual ~Clock() = default;
-  // A monotonic instant, as a Duration since an arbitrary epoch. Never goes backwards.
+  // A monotonic instant, as a Duration since an arbitrary epoch. Never goes
+  // backwards.
   virtual absl::Duration Monotonic() = 0;
   virtual absl::Time WallNow() = 0;
 
@@ -40,7 +42,8 @@ class FakeClock : public Clock {
     mono_ += d;
     wall_ += d;
   }
-  // Moves only the wall clock (a step of NTP, a skewed node); monotonic time is unaffected.
+  // Moves only the wall clock (a step of NTP, a skewed node); monotonic time is
+  // unaffected.
   void StepWall(absl::Duration d) {
     absl::MutexLock l(&mu_);
     wall_ += d;

@@ -32,7 +32,8 @@ std::vector<char*> CStrings(std::vector<std::string>& strings) {
   return out;
 }
 
-std::vector<std::string> MergedEnv(const std::map<std::string, std::string>& extra) {
+std::vector<std::string> MergedEnv(
+    const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string kv(*e);
@@ -45,19 +46,22 @@ std::vector<std::string> MergedEnv(const std::map<std::string, std::string>& ext
   return out;
 }
 
-// Forks and execs; the child's stdout+stderr go to `out_fd`, stdin from `in_fd` (-1: /dev/null).
+// Forks and execs; the child's stdout+stderr go to `out_fd`, stdin from `in_fd`
+// (-1: /dev/null).
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
-                            const std::map<std::string, std::string>& env, int in_fd,
-                            int out_fd) {
+                            const std::map<std::string, std::string>& env,
+                            int in_fd, int out_fd) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   std::vector<std::string> args = argv;
   std::vector<std::string> envs = MergedEnv(env);
   std::vector<char*> cargs = CStrings(args);
   std::vector<char*> cenv = CStrings(envs);
   pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
   if (pid == 0) {
-    // A new process group, so a test can stop the process and anything it started.
+    // A new process group, so a test can stop the process and anything it
+    // started.
     setpgid(0, 0);
     if (in_fd < 0) in_fd = open("/dev/null", O_RDONLY);
     dup2(in_fd, 0);
@@ -72,15 +76,18 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
 
 }  // namespace
 
-absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout, const std::string& stdin_data,
-                                         const std::map<std::string, std::string>& env) {
+absl::StatusOr<CommandResult> RunCommand(
+    const std::vector<std::string>& argv, absl::Duration timeout,
+    const std::string& stdin_data,
+    const std::map<std::string, std::string>& env) {
   char out_path[] = "/tmp/mcl-cmd-XXXXXX";
   int out_fd = mkstemp(out_path);
-  if (out_fd < 0) return absl::InternalError(absl::StrCat("mkstemp: ", strerror(errno)));
+  if (out_fd < 0)
+    return absl::InternalError(absl::StrCat("mkstemp: ", strerror(errno)));
   unlink(out_path);
   int in_pipe[2];
-  if (pipe2(in_pipe, O_CLOEXEC) != 0) return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+  if (pipe2(in_pipe, O_CLOEXEC) != 0)
+    return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
   auto pid = Spawn(argv, env, in_pipe[0], out_fd);
   close(in_pipe[0]);
   if (!pid.ok()) {
@@ -88,10 +95,12 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
     close(out_fd);
     return pid.status();
   }
-  // Small inputs (manifests) fit in the pipe buffer; write then close so the child sees EOF.
+  // Small inputs (manifests) fit in the pipe buffer; write then close so the
+  // child sees EOF.
   size_t written = 0;
   while (written < stdin_data.size()) {
-    ssize_t n = write(in_pipe[1], stdin_data.data() + written, stdin_data.size() - written);
+    ssize_t n = write(in_pipe[1], stdin_data.data() + written,
+                      stdin_data.size() - written);
     if (n <= 0) break;
     written += static_cast<size_t>(n);
   }
@@ -115,21 +124,25 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
   lseek(out_fd, 0, SEEK_SET);
   char buf[4096];
   ssize_t n;
-  while ((n = read(out_fd, buf, sizeof buf)) > 0) result.output.append(buf, static_cast<size_t>(n));
+  while ((n = read(out_fd, buf, sizeof buf)) > 0)
+    result.output.append(buf, static_cast<size_t>(n));
   close(out_fd);
   if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat(argv[0], " did not finish within ",
-                                                    absl::FormatDuration(timeout), "; output:\n",
-                                                    result.output));
+    return absl::DeadlineExceededError(absl::StrCat(
+        argv[0], " did not finish within ", absl::FormatDuration(timeout),
+        "; output:\n", result.output));
   }
   return result;
 }
 
-absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& argv,
-                                             const std::string& log_file,
-                                             const std::map<std::string, std::string>& env) {
-  int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("open ", log_file, ": ", strerror(errno)));
+absl::StatusOr<Subprocess> Subprocess::Start(
+    const std::vector<std::string>& argv, const std::string& log_file,
+    const std::map<std::string, std::string>& env) {
+  int fd =
+      open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return absl::InternalError(
+        absl::StrCat("open ", log_file, ": ", strerror(errno)));
   auto pid = Spawn(argv, env, -1, fd);
   close(fd);
   if (!pid.ok()) return pid.status();
@@ -137,7 +150,9 @@ absl::StatusOr<Subprocess> Subprocess::Start(const std::vector<std::string>& arg
 }
 
 Subprocess::Subprocess(Subprocess&& other) noexcept
-    : pid_(other.pid_), exit_code_(other.exit_code_), log_file_(std::move(other.log_file_)) {
+    : pid_(other.pid_),
+      exit_code_(other.exit_code_),
+      log_file_(std::move(other.log_file_)) {
   other.pid_ = -1;
 }
 
@@ -173,8 +188,10 @@ bool Subprocess::running() {
 }
 
 absl::Status Subprocess::Signal(int sig) {
-  if (!running()) return absl::FailedPreconditionError("process is not running");
-  if (kill(pid_, sig) != 0) return absl::InternalError(absl::StrCat("kill: ", strerror(errno)));
+  if (!running())
+    return absl::FailedPreconditionError("process is not running");
+  if (kill(pid_, sig) != 0)
+    return absl::InternalError(absl::StrCat("kill: ", strerror(errno)));
   return absl::OkStatus();
 }
 
@@ -183,7 +200,8 @@ absl::StatusOr<int> Subprocess::Wait(absl::Duration timeout) {
   while (running()) {
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(
-          absl::StrCat("pid ", pid_, " still running after ", absl::FormatDuration(timeout)));
+          absl::StrCat("pid ", pid_, " still running after ",
+                       absl::FormatDuration(timeout)));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
@@ -207,8 +225,10 @@ std::string Subprocess::Log() const {
   return ss.str();
 }
 
-bool Subprocess::WaitForLog(const std::string& needle, absl::Duration timeout) const {
-  return WaitUntil([&] { return Log().find(needle) != std::string::npos; }, timeout);
+bool Subprocess::WaitForLog(const std::string& needle,
+                            absl::Duration timeout) const {
+  return WaitUntil([&] { return Log().find(needle) != std::string::npos; },
+                   timeout);
 }
 
 std::string Runfile(const std::string& path) {

@@ -1,5 +1,6 @@
-// Subprocess: start a real process (a server, a controller, a sidecar), capture its output in a file,
-// signal it, and wait for it with a bound. Tests use it to run the project's binaries for real.
+// Subprocess: start a real process (a server, a controller, a sidecar), capture
+// its output in a file, signal it, and wait for it with a bound. Tests use it
+// to run the project's binaries for real.
 #ifndef MCL_TESTBED_CC_SUBPROCESS_H_
 #define MCL_TESTBED_CC_SUBPROCESS_H_
 
@@ -21,18 +22,20 @@ struct CommandResult {
   std::string output;  // stdout and stderr, interleaved
 };
 
-// Runs argv to completion (bounded by `timeout`, then SIGKILL) and returns its output.
-absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                         absl::Duration timeout,
-                                         const std::string& stdin_data = "",
-                                         const std::map<std::string, std::string>& env = {});
+// Runs argv to completion (bounded by `timeout`, then SIGKILL) and returns its
+// output.
+absl::StatusOr<CommandResult> RunCommand(
+    const std::vector<std::string>& argv, absl::Duration timeout,
+    const std::string& stdin_data = "",
+    const std::map<std::string, std::string>& env = {});
 
 class Subprocess {
  public:
-  // Starts argv with extra environment `env`; stdout and stderr go to `log_file`.
-  static absl::StatusOr<Subprocess> Start(const std::vector<std::string>& argv,
-                                          const std::string& log_file,
-                                          const std::map<std::string, std::string>& env = {});
+  // Starts argv with extra environment `env`; stdout and stderr go to
+  // `log_file`.
+  static absl::StatusOr<Subprocess> Start(
+      const std::vector<std::string>& argv, const std::string& log_file,
+      const std::map<std::string, std::string>& env = {});
   Subprocess(Subprocess&& other) noexcept;
   Subprocess& operator=(Subprocess&& other) noexcept;
   Subprocess(const Subprocess&) = delete;
@@ -44,7 +47,8 @@ class Subprocess {
   const std::string& log_file() const { return log_file_; }
   bool running();
   absl::Status Signal(int sig);
-  // Waits up to `timeout` for exit; returns the exit code (128+signal if signalled).
+  // Waits up to `timeout` for exit; returns the exit code (128+signal if
+  // signalled).
   absl::StatusOr<int> Wait(absl::Duration timeout);
   // SIGTERM, then SIGKILL after `grace`.
   absl::StatusOr<int> Stop(absl::Duration grace = absl::Seconds(10));
@@ -54,7 +58,8 @@ class Subprocess {
   bool WaitForLog(const std::string& needle, absl::Duration timeout) const;
 
  private:
-  Subprocess(pid_t pid, std::string log_file) : pid_(pid), log_file_(std::move(log_file)) {}
+  Subprocess(pid_t pid, std::string log_file)
+      : pid_(pid), log_file_(std::move(log_file)) {}
   pid_t pid_ = -1;
   int exit_code_ = -1;
   std::string log_file_;
@@ -63,8 +68,9 @@ class Subprocess {
 // Path of a file in this test's runfiles, e.g. Runfile("testbed/testbed.sh").
 std::string Runfile(const std::string& workspace_relative_path);
 
-// Polls `condition` every 20 ms until it holds or `timeout` passes. For conditions that are not
-// events (a process exited, a file appeared); prefer waiting on events where the API has them.
+// Polls `condition` every 20 ms until it holds or `timeout` passes. For
+// conditions that are not events (a process exited, a file appeared); prefer
+// waiting on events where the API has them.
 bool WaitUntil(const std::function<bool()>& condition, absl::Duration timeout);
 
 }  // namespace mcl::testbed

@@ -35,10 +35,11 @@ std::string TempRoot() {
 absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Start(int clusters) {
   std::unique_ptr<Testbed> tb(new Testbed());
   std::string tmpl = TempRoot() + "/mcl-testbed-XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) return absl::InternalError("mkdtemp failed");
+  if (mkdtemp(tmpl.data()) == nullptr)
+    return absl::InternalError("mkdtemp failed");
   tb->dir_ = tmpl;
-  absl::Status started = tb->Script({"up", "--clusters", std::to_string(clusters)},
-                                    absl::Minutes(4));
+  absl::Status started = tb->Script(
+      {"up", "--clusters", std::to_string(clusters)}, absl::Minutes(4));
   if (!started.ok()) return started;
   auto env = ReadEnvFile(tb->dir_ + "/testbed.env");
   tb->global_etcd_ = env["MCL_GLOBAL_ETCD"];
@@ -57,7 +58,8 @@ absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Start(int clusters) {
     c.token_admin = env[p + "TOKEN_ADMIN"];
     c.token_sidecar = env[p + "TOKEN_SIDECAR"];
     c.token_controller = env[p + "TOKEN_CONTROLLER"];
-    if (c.apiserver.empty()) return absl::InternalError("testbed.env lacks " + p + "APISERVER");
+    if (c.apiserver.empty())
+      return absl::InternalError("testbed.env lacks " + p + "APISERVER");
     tb->clusters_.push_back(std::move(c));
   }
   return tb;
@@ -68,7 +70,8 @@ Testbed::~Testbed() {
   if (!s.ok()) fprintf(stderr, "testbed down: %s\n", s.ToString().c_str());
 }
 
-absl::Status Testbed::Script(const std::vector<std::string>& args, absl::Duration timeout) const {
+absl::Status Testbed::Script(const std::vector<std::string>& args,
+                             absl::Duration timeout) const {
   std::vector<std::string> argv = {"bash", Runfile("testbed/testbed.sh")};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back("--dir");
@@ -76,7 +79,8 @@ absl::Status Testbed::Script(const std::vector<std::string>& args, absl::Duratio
   auto r = RunCommand(argv, timeout);
   if (!r.ok()) return r.status();
   if (r->exit_code != 0) {
-    return absl::InternalError(absl::StrCat("testbed.sh ", args[0], " failed (exit ", r->exit_code,
+    return absl::InternalError(absl::StrCat("testbed.sh ", args[0],
+                                            " failed (exit ", r->exit_code,
                                             "):\n", r->output));
   }
   return absl::OkStatus();
@@ -109,9 +113,11 @@ absl::Status Testbed::StartAgain(const std::string& component) {
   return Script({"start", component}, absl::Minutes(2));
 }
 
-absl::StatusOr<std::string> Testbed::Kubectl(int i, const std::vector<std::string>& args,
-                                             const std::string& stdin_data, Identity who) const {
-  std::vector<std::string> argv = {kubectl_, "--kubeconfig", kubeconfig(i, who)};
+absl::StatusOr<std::string> Testbed::Kubectl(
+    int i, const std::vector<std::string>& args, const std::string& stdin_data,
+    Identity who) const {
+  std::vector<std::string> argv = {kubectl_, "--kubeconfig",
+                                   kubeconfig(i, who)};
   argv.insert(argv.end(), args.begin(), args.end());
   auto r = RunCommand(argv, absl::Minutes(1), stdin_data);
   if (!r.ok()) return r.status();
@@ -139,13 +145,16 @@ Testbed& SharedTestbed(int clusters) {
   absl::MutexLock lock(&shared_mu);
   if (shared_env == nullptr) {
     shared_env = new SharedTestbedEnvironment();
-    ::testing::AddGlobalTestEnvironment(shared_env);  // gtest owns and tears it down
+    ::testing::AddGlobalTestEnvironment(
+        shared_env);  // gtest owns and tears it down
   }
-  if (shared_env->testbed == nullptr || shared_env->testbed->clusters() < clusters) {
+  if (shared_env->testbed == nullptr ||
+      shared_env->testbed->clusters() < clusters) {
     shared_env->testbed.reset();
     auto tb = Testbed::Start(clusters);
     if (!tb.ok()) {
-      fprintf(stderr, "cannot start the test bed: %s\n", tb.status().ToString().c_str());
+      fprintf(stderr, "cannot start the test bed: %s\n",
+              tb.status().ToString().c_str());
       std::abort();
     }
     shared_env->testbed = std::move(*tb);

@@ -1,13 +1,14 @@
-// Testbed: the real multi-cluster test bed (testbed/testbed.sh) from C++ tests. A global etcd plus N
-// clusters, each a real etcd and a real kube-apiserver on 127.0.0.1, with static tokens for an admin,
-// a sidecar and a controller identity. Destroying the Testbed stops every process it started.
+// Testbed: the real multi-cluster test bed (testbed/testbed.sh) from C++ tests.
+// A global etcd plus N clusters, each a real etcd and a real kube-apiserver on
+// 127.0.0.1, with static tokens for an admin, a sidecar and a controller
+// identity. Destroying the Testbed stops every process it started.
 //
 //   auto tb = mcl::testbed::Testbed::Start(2);
 //   ASSERT_TRUE(tb.ok()) << tb.status();
 //   (*tb)->cluster(0).apiserver  // "https://127.0.0.1:PORT"
 //
-// A test binary that wants one test bed for all its tests uses SharedTestbed(N) (a GoogleTest
-// Environment registers its teardown).
+// A test binary that wants one test bed for all its tests uses SharedTestbed(N)
+// (a GoogleTest Environment registers its teardown).
 #ifndef MCL_TESTBED_CC_TESTBED_H_
 #define MCL_TESTBED_CC_TESTBED_H_
 
@@ -24,9 +25,9 @@ namespace mcl::testbed {
 
 struct Cluster {
   int index = 0;
-  std::string name;        // "cluster-I"
-  std::string apiserver;   // https://127.0.0.1:PORT
-  std::string etcd;        // http://127.0.0.1:PORT (the cluster's own store)
+  std::string name;       // "cluster-I"
+  std::string apiserver;  // https://127.0.0.1:PORT
+  std::string etcd;       // http://127.0.0.1:PORT (the cluster's own store)
   std::string kubeconfig_admin, kubeconfig_sidecar, kubeconfig_controller;
   std::string token_admin, token_sidecar, token_controller;
 };
@@ -35,35 +36,43 @@ enum class Identity { kAdmin, kSidecar, kController };
 
 class Testbed {
  public:
-  // Starts `clusters` clusters and a global etcd in a new directory under TEST_TMPDIR (or /tmp).
+  // Starts `clusters` clusters and a global etcd in a new directory under
+  // TEST_TMPDIR (or /tmp).
   static absl::StatusOr<std::unique_ptr<Testbed>> Start(int clusters);
   ~Testbed();
   Testbed(const Testbed&) = delete;
   Testbed& operator=(const Testbed&) = delete;
 
   const std::string& dir() const { return dir_; }
-  const std::string& global_etcd() const { return global_etcd_; }  // http://127.0.0.1:P
+  const std::string& global_etcd() const {
+    return global_etcd_;
+  }  // http://127.0.0.1:P
   // "127.0.0.1:P", the form gRPC channels take.
   std::string global_etcd_address() const;
   const std::string& ca_file() const { return ca_file_; }
   int clusters() const { return static_cast<int>(clusters_.size()); }
-  const Cluster& cluster(int i) const { return clusters_.at(static_cast<size_t>(i)); }
+  const Cluster& cluster(int i) const {
+    return clusters_.at(static_cast<size_t>(i));
+  }
   std::string kubeconfig(int cluster, Identity who) const;
 
   // Component names: "global-etcd", "etcd-I", "apiserver-I".
-  absl::Status Stop(const std::string& component);       // SIGTERM, wait
-  absl::Status Kill(const std::string& component);       // SIGKILL
-  absl::Status StartAgain(const std::string& component);  // same port and data; waits for ready
+  absl::Status Stop(const std::string& component);  // SIGTERM, wait
+  absl::Status Kill(const std::string& component);  // SIGKILL
+  absl::Status StartAgain(
+      const std::string& component);  // same port and data; waits for ready
 
-  // Runs kubectl against cluster `i` as `who`; returns its output, or an error with the output when
-  // kubectl exits non-zero.
-  absl::StatusOr<std::string> Kubectl(int i, const std::vector<std::string>& args,
+  // Runs kubectl against cluster `i` as `who`; returns its output, or an error
+  // with the output when kubectl exits non-zero.
+  absl::StatusOr<std::string> Kubectl(int i,
+                                      const std::vector<std::string>& args,
                                       const std::string& stdin_data = "",
                                       Identity who = Identity::kAdmin) const;
 
  private:
   Testbed() = default;
-  absl::Status Script(const std::vector<std::string>& args, absl::Duration timeout) const;
+  absl::Status Script(const std::vector<std::string>& args,
+                      absl::Duration timeout) const;
 
   std::string dir_;
   std::string global_etcd_;
@@ -72,12 +81,13 @@ class Testbed {
   std::vector<Cluster> clusters_;
 };
 
-// One test bed per test binary, started on first use and stopped at exit (through a GoogleTest
-// Environment). Fails the calling test if it cannot start.
+// One test bed per test binary, started on first use and stopped at exit
+// (through a GoogleTest Environment). Fails the calling test if it cannot
+// start.
 Testbed& SharedTestbed(int clusters);
 
-// A fresh, unique name for a test's objects ("prefix-<random>"), so tests sharing a test bed never
-// see each other's locks.
+// A fresh, unique name for a test's objects ("prefix-<random>"), so tests
+// sharing a test bed never see each other's locks.
 std::string UniqueName(const std::string& prefix);
 
 }  // namespace mcl::testbed
