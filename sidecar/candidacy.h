@@ -1,0 +1,76 @@
+// Candidacy: the local half of a campaign — which spec write (if any) this candidate's sidecar makes
+// next on the MultiClusterLease of its own cluster. Pure: no I/O, time from an injected Clock.
+//
+// Local replicas of one lock contend on the spec with optimistic concurrency (every write is
+// preconditioned on the resourceVersion it was computed from, so exactly one of two racing writers
+// wins and the other gets 409). A candidate takes the spec over only when
+//   * the object does not exist (create), or
+//   * spec.holderIdentity is absent (the holder resigned), or
+//   * the holder's (holderIdentity, renewTime) pair has not changed for the holder's
+//     leaseDurationSeconds, measured on this sidecar's monotonic clock from when it first observed
+//     that pair. renewTime is compared only for change, never with a local clock (S3); a sidecar that
+//     just started counts from its start, which can only delay a take-over, never hasten it.
+// The holder renews spec.renewTime every leaseDuration/4 (design.md §Confirmation, Timing).
+// Taking over never grants leadership by itself: the controller grants the new holder only after
+// the old grantee acked or timed out (design.md §Ack).
+#ifndef MCL_SIDECAR_CANDIDACY_H_
+#define MCL_SIDECAR_CANDIDACY_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "sidecar/lease_view.h"
+
+namespace mcl::sidecar {
+
+class Candidacy {
+ public:
+  enum class Action {
+    kNone,      // nothing to write now; wake up at `wake_at` (if set) and ask again
+    kCreate,    // create the object with holder = me
+    kTakeOver,  // update spec.holderIdentity = me, preconditioned on `precondition_rv`
+    kRenew,     // update spec.renewTime, preconditioned on `precondition_rv`
+  };
+  struct Decision {
+    Action action = Action::kNone;
+    int64_t precondition_rv = 0;
+    std::optional<absl::Duration> wake_at;  // monotonic
+    std::string why;                        // for logs
+  };
+
+  Candidacy(std::string identity, absl::Duration lease_duration, Clock* clock);
+
+  // The latest object version (or a deletion / "does not exist" with exists=false). Older versions
+  // are ignored.
+  void Observe(const LeaseView& v);
+  // My spec write was accepted; `sent_at` is when it was sent (the renewal period restarts there).
+  void WriteSucceeded(absl::Duration sent_at) { last_write_ = sent_at; }
+  // A write failed: forget the renewal time so the next decision renews at once (after backoff).
+  void WriteFailed() { last_write_.reset(); }
+
+  Decision Next() const;
+
+  const std::string& identity() const { return identity_; }
+  absl::Duration lease_duration() const { return lease_duration_; }
+  absl::Duration renew_period() const { return lease_duration_ / 4; }
+  bool synced() const { return latest_.has_value(); }
+  // spec.holderIdentity of the latest version is me.
+  bool holding() const;
+
+ private:
+  std::string identity_;
+  absl::Duration lease_duration_;
+  Clock* clock_;
+  std::optional<LeaseView> latest_;
+  std::optional<absl::Duration> last_write_;
+  // The other holder's (identity, renewTime) as last seen, and when it was first seen.
+  std::string seen_holder_, seen_renew_;
+  absl::Duration seen_since_;
+};
+
+}  // namespace mcl::sidecar
+
+#endif  // MCL_SIDECAR_CANDIDACY_H_

@@ -1,0 +1,112 @@
+#include "sidecar/candidacy.h"
+
+#include "gtest/gtest.h"
+
+namespace mcl::sidecar {
+namespace {
+
+using Action = Candidacy::Action;
+
+LeaseView Spec(int64_t rv, const std::string& holder, const std::string& renew, int32_t ld = 4) {
+  LeaseView v;
+  v.resource_version = rv;
+  if (!holder.empty()) v.holder = holder;
+  v.renew_time = renew;
+  v.lease_duration_seconds = ld;
+  return v;
+}
+
+class CandidacyTest : public ::testing::Test {
+ protected:
+  FakeClock clock_;
+  Candidacy c_{"me", absl::Seconds(8), &clock_};
+};
+
+TEST_F(CandidacyTest, DoesNothingBeforeItKnowsTheObject) {
+  EXPECT_EQ(c_.Next().action, Action::kNone);
+  EXPECT_FALSE(c_.Next().wake_at.has_value());
+}
+
+TEST_F(CandidacyTest, CreatesAnAbsentLock) {
+  LeaseView absent;
+  absent.exists = false;
+  c_.Observe(absent);
+  EXPECT_EQ(c_.Next().action, Action::kCreate);
+}
+
+TEST_F(CandidacyTest, TakesOverWhenNoLocalHolder) {
+  c_.Observe(Spec(7, "", ""));
+  auto d = c_.Next();
+  EXPECT_EQ(d.action, Action::kTakeOver);
+  EXPECT_EQ(d.precondition_rv, 7);
+}
+
+TEST_F(CandidacyTest, HolderRenewsEveryQuarterOfTheLeaseDuration) {
+  c_.Observe(Spec(7, "me", "r1"));
+  EXPECT_EQ(c_.Next().action, Action::kRenew);  // no write of mine known yet: renew at once
+  absl::Duration sent = clock_.Monotonic();
+  c_.WriteSucceeded(sent);
+  c_.Observe(Spec(8, "me", "r2"));
+  auto d = c_.Next();
+  EXPECT_EQ(d.action, Action::kNone);
+  ASSERT_TRUE(d.wake_at.has_value());
+  EXPECT_EQ(*d.wake_at, sent + absl::Seconds(2));
+  clock_.Advance(absl::Seconds(2) - absl::Nanoseconds(1));
+  EXPECT_EQ(c_.Next().action, Action::kNone);
+  clock_.Advance(absl::Nanoseconds(1));
+  d = c_.Next();
+  EXPECT_EQ(d.action, Action::kRenew);
+  EXPECT_EQ(d.precondition_rv, 8);
+  c_.WriteFailed();
+  EXPECT_EQ(c_.Next().action, Action::kRenew);
+}
+
+TEST_F(CandidacyTest, WaitsForALiveHolderAndTakesOverWhenItsRenewTimeStaysUnchanged) {
+  c_.Observe(Spec(7, "other", "r1", /*ld=*/4));
+  absl::Duration first_seen = clock_.Monotonic();
+  auto d = c_.Next();
+  EXPECT_EQ(d.action, Action::kNone);
+  EXPECT_EQ(*d.wake_at, first_seen + absl::Seconds(4));  // the holder's lease duration, not mine
+  clock_.Advance(absl::Seconds(3));
+  // The holder renews: staleness counts afresh from this observation.
+  c_.Observe(Spec(8, "other", "r2", 4));
+  clock_.Advance(absl::Seconds(3));
+  EXPECT_EQ(c_.Next().action, Action::kNone);
+  // A version that changes something else (status) but not renewTime does not reset the count.
+  c_.Observe(Spec(9, "other", "r2", 4));
+  clock_.Advance(absl::Seconds(1));
+  d = c_.Next();
+  EXPECT_EQ(d.action, Action::kTakeOver);
+  EXPECT_EQ(d.precondition_rv, 9);
+}
+
+TEST_F(CandidacyTest, RenewTimeValuesAreNeverComparedWithTheLocalClock) {
+  // A renewTime far in the past (a skewed node) is still live while it keeps changing.
+  c_.Observe(Spec(7, "other", "1999-01-01T00:00:00.000000Z", 4));
+  clock_.Advance(absl::Seconds(3));
+  c_.Observe(Spec(8, "other", "1999-01-01T00:00:01.000000Z", 4));
+  clock_.Advance(absl::Seconds(3));
+  EXPECT_EQ(c_.Next().action, Action::kNone);
+}
+
+TEST_F(CandidacyTest, OlderVersionsAreIgnored) {
+  c_.Observe(Spec(9, "other", "r2", 4));
+  c_.Observe(Spec(7, "", ""));
+  auto d = c_.Next();
+  EXPECT_EQ(d.action, Action::kNone);
+  EXPECT_FALSE(c_.holding());
+}
+
+TEST_F(CandidacyTest, DeletionLeadsToCreate) {
+  c_.Observe(Spec(9, "me", "r2"));
+  EXPECT_TRUE(c_.holding());
+  LeaseView gone;
+  gone.resource_version = 10;
+  gone.exists = false;
+  c_.Observe(gone);
+  EXPECT_FALSE(c_.holding());
+  EXPECT_EQ(c_.Next().action, Action::kCreate);
+}
+
+}  // namespace
+}  // namespace mcl::sidecar
