@@ -1,0 +1,372 @@
+#include "common/kube/informer.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/kube/errors.h"
+
+namespace mcl::kube {
+
+Informer::Informer(KubeClient* client, Resource resource,
+                   InformerOptions options, Handlers handlers)
+    : client_(client),
+      resource_(std::move(resource)),
+      options_(std::move(options)),
+      handlers_(std::move(handlers)) {}
+
+Informer::~Informer() { Stop(); }
+
+void Informer::Start() {
+  absl::MutexLock l(&mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Informer::Stop() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  cts_.cancel();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
+    thread_.join();
+}
+
+bool Informer::HasSynced() const {
+  absl::MutexLock l(&mu_);
+  return synced_;
+}
+
+bool Informer::WaitForSync(absl::Duration timeout) const {
+  absl::MutexLock l(&mu_);
+  auto cond = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return synced_ || stopping_;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+  return synced_;
+}
+
+std::string Informer::LastSyncResourceVersion() const {
+  absl::MutexLock l(&mu_);
+  return last_rv_;
+}
+
+bool Informer::WaitUntil(const std::function<bool()>& condition,
+                         absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    uint64_t seen;
+    {
+      absl::MutexLock l(&mu_);
+      seen = progress_;
+    }
+    if (condition()) return true;
+    absl::MutexLock l(&mu_);
+    auto moved = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return progress_ != seen || stopping_;
+    };
+    if (!mu_.AwaitWithDeadline(absl::Condition(&moved), deadline) ||
+        stopping_) {
+      mu_.Unlock();
+      bool ok = condition();
+      mu_.Lock();
+      return ok;
+    }
+  }
+}
+
+ObjectPtr Informer::Get(const std::string& ns, const std::string& name) const {
+  return GetByKey(ObjectKey(ns, name));
+}
+
+ObjectPtr Informer::GetByKey(const std::string& key) const {
+  absl::MutexLock l(&mu_);
+  auto it = cache_.find(key);
+  return it == cache_.end() ? nullptr : it->second;
+}
+
+std::vector<ObjectPtr> Informer::List() const {
+  absl::MutexLock l(&mu_);
+  std::vector<ObjectPtr> out;
+  out.reserve(cache_.size());
+  for (const auto& [k, v] : cache_) out.push_back(v);
+  return out;
+}
+
+size_t Informer::Size() const {
+  absl::MutexLock l(&mu_);
+  return cache_.size();
+}
+
+absl::Status Informer::LastError() const {
+  absl::MutexLock l(&mu_);
+  return last_error_;
+}
+
+Informer::Stats Informer::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
+void Informer::RecordError(const absl::Status& s) {
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_) return;
+    last_error_ = s;
+    ++stats_.errors;
+  }
+  if (options_.on_error) options_.on_error(s);
+}
+
+void Informer::Notify() {
+  absl::MutexLock l(&mu_);
+  ++progress_;
+}
+
+bool Informer::SleepUnlessStopped(absl::Duration d) {
+  absl::MutexLock l(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
+  return !stopping_;
+}
+
+void Informer::Run() {
+  Backoff backoff(options_.backoff);
+  bool need_list = true;
+  auto stopping = [this] {
+    absl::MutexLock l(&mu_);
+    return stopping_;
+  };
+  while (!stopping()) {
+    if (need_list) {
+      absl::Status s = ListAndReplace();
+      if (stopping()) return;
+      if (!s.ok()) {
+        RecordError(s);
+        SleepUnlessStopped(backoff.Next());
+        continue;
+      }
+      need_list = false;
+    }
+    bool progress = false;
+    absl::Time started = absl::Now();
+    WatchEnd end = WatchOnce(&progress);
+    bool lasted = absl::Now() - started > absl::Seconds(1);
+    switch (end) {
+      case WatchEnd::kStopped:
+        return;
+      case WatchEnd::kGone: {
+        absl::MutexLock l(&mu_);
+        ++stats_.gone;
+      }
+        need_list = true;
+        // Relist at once after a watch that made progress; a 410 right after a
+        // fresh list (no progress) backs off, so a misbehaving server cannot
+        // make us relist in a tight loop.
+        if (progress || lasted) {
+          backoff.Reset();
+        } else {
+          SleepUnlessStopped(backoff.Next());
+        }
+        break;
+      case WatchEnd::kClosed:
+        if (progress || lasted) {
+          backoff.Reset();
+        } else {
+          SleepUnlessStopped(backoff.Next());
+        }
+        break;
+      case WatchEnd::kError:
+        if (progress) backoff.Reset();
+        SleepUnlessStopped(backoff.Next());
+        break;
+    }
+  }
+}
+
+absl::Status Informer::ListAndReplace() {
+  ListOptions lo;
+  lo.label_selector = options_.label_selector;
+  lo.field_selector = options_.field_selector;
+  lo.limit = options_.list_page_size;
+  lo.cancel = cts_.get_token();
+  auto list = client_->ListAll(resource_, options_.namespace_, lo);
+  {
+    absl::MutexLock l(&mu_);
+    ++stats_.lists;
+  }
+  if (!list.ok()) return list.status();
+  std::map<std::string, ObjectPtr> fresh;
+  for (Json& item : list->items) {
+    if (absl::Status s = CheckKind(item, resource_); !s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("list of ", resource_.plural, ": ", s.message()));
+    }
+    item["kind"] = Json::string(resource_.kind);
+    item["apiVersion"] = Json::string(resource_.ApiVersion());
+    std::string key = ObjectKeyOf(item);
+    if (key.empty()) {
+      return absl::InternalError(absl::StrCat(
+          "list of ", resource_.plural, ": an item has no metadata.name"));
+    }
+    fresh[key] = std::make_shared<const Json>(std::move(item));
+  }
+  struct Change {
+    ObjectPtr old_obj, new_obj;  // add: old null; delete: new null
+  };
+  std::vector<Change> changes;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [key, obj] : fresh) {
+      auto it = cache_.find(key);
+      if (it == cache_.end()) {
+        changes.push_back({nullptr, obj});
+      } else if (ResourceVersionOf(*it->second) != ResourceVersionOf(*obj)) {
+        changes.push_back({it->second, obj});
+      }
+    }
+    for (const auto& [key, obj] : cache_) {
+      if (fresh.find(key) == fresh.end()) changes.push_back({obj, nullptr});
+    }
+    // Keep the cached pointer for unchanged objects, so readers see one
+    // identity.
+    for (auto& [key, obj] : fresh) {
+      auto it = cache_.find(key);
+      if (it != cache_.end() &&
+          ResourceVersionOf(*it->second) == ResourceVersionOf(*obj)) {
+        obj = it->second;
+      }
+    }
+    cache_ = std::move(fresh);
+    last_rv_ = list->resource_version;
+    last_error_ = absl::OkStatus();
+  }
+  for (const Change& c : changes) {
+    if (c.old_obj == nullptr) {
+      if (handlers_.on_add) handlers_.on_add(*c.new_obj);
+    } else if (c.new_obj == nullptr) {
+      if (handlers_.on_delete) handlers_.on_delete(*c.old_obj);
+    } else if (handlers_.on_update) {
+      handlers_.on_update(*c.old_obj, *c.new_obj);
+    }
+  }
+  {
+    absl::MutexLock l(&mu_);
+    synced_ = true;
+    ++progress_;
+  }
+  return absl::OkStatus();
+}
+
+Informer::WatchEnd Informer::WatchOnce(bool* progress) {
+  WatchOptions wo;
+  wo.label_selector = options_.label_selector;
+  wo.field_selector = options_.field_selector;
+  wo.resource_version = LastSyncResourceVersion();
+  wo.allow_bookmarks = true;
+  wo.timeout = options_.watch_timeout;
+  wo.idle_timeout = options_.watch_idle_timeout;
+  {
+    absl::MutexLock l(&mu_);
+    ++stats_.watches;
+  }
+  WatchEnd end = WatchEnd::kClosed;
+  absl::Status event_error;
+  absl::Status s = client_->Watch(
+      resource_, options_.namespace_, wo,
+      [&](WatchEvent ev) {
+        if (!HandleEvent(std::move(ev), &end, progress)) return false;
+        return true;
+      },
+      cts_.get_token());
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_) return WatchEnd::kStopped;
+  }
+  if (end == WatchEnd::kGone) return WatchEnd::kGone;
+  if (end == WatchEnd::kError)
+    return WatchEnd::kError;  // recorded by HandleEvent
+  if (!s.ok()) {
+    if (IsGone(s)) return WatchEnd::kGone;
+    RecordError(s);
+    return WatchEnd::kError;
+  }
+  absl::MutexLock l(&mu_);
+  last_error_ = absl::OkStatus();
+  return WatchEnd::kClosed;
+}
+
+bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
+  std::string where = absl::StrCat("watch of ", resource_.plural);
+  if (ev.type == WatchEvent::Type::kError) {
+    JsonReader r("watch ERROR event");
+    int64_t code = r.Int(ev.object, "code", "object").value_or(0);
+    std::string reason = r.String(ev.object, "reason", "object").value_or("");
+    std::string message = r.String(ev.object, "message", "object").value_or("");
+    if (code == 410 || reason == "Expired" || reason == "Gone") {
+      *end = WatchEnd::kGone;
+      return false;
+    }
+    *end = WatchEnd::kError;
+    RecordError(WithKubeDetails(
+        absl::UnavailableError(absl::StrCat(where, ": ERROR event: ", code, " ",
+                                            reason, ": ", message)),
+        reason, static_cast<int>(code)));
+    return false;
+  }
+  std::string rv = ResourceVersionOf(ev.object);
+  if (ev.type == WatchEvent::Type::kBookmark) {
+    if (rv.empty()) return true;  // nothing to learn
+    {
+      absl::MutexLock l(&mu_);
+      last_rv_ = rv;
+      ++stats_.bookmarks;
+      ++progress_;
+    }
+    *progress = true;
+    return true;
+  }
+  absl::Status kind = CheckKind(ev.object, resource_);
+  std::string key = ObjectKeyOf(ev.object);
+  if (kind.ok() && (key.empty() || rv.empty())) {
+    kind = absl::InvalidArgumentError(
+        "object without metadata.name or resourceVersion");
+  }
+  if (!kind.ok()) {
+    *end = WatchEnd::kError;
+    RecordError(absl::InternalError(absl::StrCat(
+        where, ": ", WatchEventTypeName(ev.type), " event: ", kind.message())));
+    return false;
+  }
+  if (!ev.object.has_field("kind"))
+    ev.object["kind"] = Json::string(resource_.kind);
+  if (!ev.object.has_field("apiVersion")) {
+    ev.object["apiVersion"] = Json::string(resource_.ApiVersion());
+  }
+  auto obj = std::make_shared<const Json>(std::move(ev.object));
+  ObjectPtr old;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) old = it->second;
+    if (ev.type == WatchEvent::Type::kDeleted) {
+      if (it != cache_.end()) cache_.erase(it);
+    } else {
+      cache_[key] = obj;
+    }
+    last_rv_ = rv;
+    ++stats_.events;
+  }
+  *progress = true;
+  if (ev.type == WatchEvent::Type::kDeleted) {
+    if (old != nullptr && handlers_.on_delete) handlers_.on_delete(*obj);
+  } else if (old == nullptr) {
+    if (handlers_.on_add) handlers_.on_add(*obj);
+  } else if (ResourceVersionOf(*old) != rv) {
+    if (handlers_.on_update) handlers_.on_update(*old, *obj);
+  }
+  Notify();
+  return true;
+}
+
+}  // namespace mcl::kube

@@ -1,0 +1,239 @@
+// Informer: the one list+watch loop of mcl (the sidecar and the controller both
+// use it). It keeps an in-memory cache of one resource's objects, keyed by
+// "namespace/name", and calls handlers for every add, update and delete:
+//
+//   kube::Informer inf(client, kube::MultiClusterLeaseResource(), {.namespace_
+//   = "default"},
+//                      {.on_add = ..., .on_update = ..., .on_delete = ...});
+//   inf.Start();
+//   inf.WaitForSync(absl::Seconds(10));
+//   ...
+//   inf.Stop();  // prompt: cancels the open request
+//
+// How it stays exact:
+//  * An initial LIST (paged) fills the cache; then a WATCH from the list's
+//  resourceVersion with
+//    allowWatchBookmarks=true. Events move the cache; bookmarks only advance
+//    the resourceVersion.
+//  * A dropped or ended watch resumes from the last resourceVersion seen (event
+//  or bookmark), so no
+//    event is lost or repeated. Failures wait a full-jitter exponential backoff
+//    (common/backoff.h).
+//  * 410 Gone (an HTTP 410, or an ERROR event with code 410 / reason Expired)
+//  means the version is
+//    too old: the informer relists and diffs the new list against the cache,
+//    emitting adds for new keys, updates for changed resourceVersions, and
+//    deletes for keys that vanished — each change exactly once; unchanged
+//    objects emit nothing.
+//  * A MODIFIED event that carries the cached resourceVersion again is ignored
+//  (no duplicate).
+//
+// Threads: one background thread runs the loop and calls the handlers, serially
+// and in the server's order. The cache is updated before the handler for a
+// change runs. Handlers must not block for long and must not call Stop(); they
+// may call the read methods below. All public methods are thread-safe.
+#ifndef MCL_COMMON_KUBE_INFORMER_H_
+#define MCL_COMMON_KUBE_INFORMER_H_
+
+#include <pplx/pplxtasks.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/backoff.h"
+#include "common/kube/client.h"
+#include "common/kube/objects.h"
+
+namespace mcl::kube {
+
+struct InformerOptions {
+  std::string namespace_;  // "" = all namespaces
+  std::string label_selector;
+  std::string field_selector;
+  int64_t list_page_size = 500;
+  // Server-side watch duration before a clean re-watch; idle limit as in
+  // WatchOptions.
+  absl::Duration watch_timeout = absl::Minutes(5);
+  absl::Duration watch_idle_timeout = absl::ZeroDuration();
+  Backoff::Options backoff = {absl::Milliseconds(100), absl::Seconds(10), 2.0};
+  // Called (on the informer thread) for each failed list/watch and each object
+  // it cannot use.
+  std::function<void(const absl::Status&)> on_error;
+};
+
+using ObjectPtr = std::shared_ptr<const Json>;
+
+class Informer {
+ public:
+  struct Handlers {
+    std::function<void(const Json& obj)> on_add;
+    std::function<void(const Json& old_obj, const Json& new_obj)> on_update;
+    // The object's last state (from the DELETED event, or the cache when found
+    // gone on relist).
+    std::function<void(const Json& obj)> on_delete;
+  };
+  struct Stats {
+    int64_t lists = 0;    // full lists (the first one and every relist)
+    int64_t gone = 0;     // 410s that forced a relist
+    int64_t watches = 0;  // watch requests opened
+    int64_t events = 0;   // ADDED/MODIFIED/DELETED applied
+    int64_t bookmarks = 0;
+    int64_t errors = 0;  // failed lists/watches
+  };
+
+  Informer(KubeClient* client, Resource resource, InformerOptions options,
+           Handlers handlers);
+  ~Informer();  // Stop()
+  Informer(const Informer&) = delete;
+  Informer& operator=(const Informer&) = delete;
+
+  void Start();
+  // Cancels the open request and joins the thread. Idempotent. Do not call from
+  // a handler.
+  void Stop();
+
+  // True once the first list has been applied and its adds delivered.
+  bool HasSynced() const;
+  bool WaitForSync(absl::Duration timeout) const;
+  // The resourceVersion the cache reflects: the list's, then each event's and
+  // bookmark's. Everything the server committed at or below it has been applied
+  // (and its handler called).
+  std::string LastSyncResourceVersion() const;
+  // Waits until `condition` holds, re-checking after every change or bookmark;
+  // false on timeout. `condition` runs on the calling thread and may use the
+  // read methods.
+  bool WaitUntil(const std::function<bool()>& condition,
+                 absl::Duration timeout) const;
+
+  ObjectPtr Get(const std::string& ns, const std::string& name) const;
+  ObjectPtr GetByKey(const std::string& key) const;
+  std::vector<ObjectPtr> List() const;
+  size_t Size() const;
+  absl::Status LastError()
+      const;  // of the latest list/watch; OK after a success
+  Stats stats() const;
+  const Resource& resource() const { return resource_; }
+
+ private:
+  enum class WatchEnd { kClosed, kGone, kError, kStopped };
+  void Run();
+  absl::Status ListAndReplace();
+  WatchEnd WatchOnce(bool* made_progress);
+  bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
+  void Apply(WatchEvent::Type type, const Json& obj);
+  void RecordError(const absl::Status& s);
+  void Notify();
+  bool SleepUnlessStopped(absl::Duration d);
+
+  KubeClient* const client_;
+  const Resource resource_;
+  const InformerOptions options_;
+  const Handlers handlers_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, ObjectPtr> cache_ ABSL_GUARDED_BY(mu_);
+  std::string last_rv_ ABSL_GUARDED_BY(mu_);
+  bool synced_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t progress_ ABSL_GUARDED_BY(mu_) =
+      0;  // bumped after each change/bookmark is handled
+  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  pplx::cancellation_token_source cts_;  // cancelled by Stop()
+  std::thread thread_;
+  bool started_ = false;
+};
+
+// Informer with typed objects (MultiClusterLease, Lease): decodes on each
+// callback and read. Objects that fail to decode are reported to
+// options.on_error and skipped by the typed handlers.
+template <typename T>
+class TypedInformer {
+ public:
+  struct Handlers {
+    std::function<void(const T& obj)> on_add;
+    std::function<void(const T& old_obj, const T& new_obj)> on_update;
+    std::function<void(const T& obj)> on_delete;
+  };
+  TypedInformer(KubeClient* client, InformerOptions options, Handlers handlers)
+      : on_error_(options.on_error),
+        informer_(client, T::resource(), options, Wrap(std::move(handlers))) {}
+
+  void Start() { informer_.Start(); }
+  void Stop() { informer_.Stop(); }
+  bool HasSynced() const { return informer_.HasSynced(); }
+  bool WaitForSync(absl::Duration timeout) const {
+    return informer_.WaitForSync(timeout);
+  }
+  std::string LastSyncResourceVersion() const {
+    return informer_.LastSyncResourceVersion();
+  }
+  bool WaitUntil(const std::function<bool()>& condition,
+                 absl::Duration timeout) const {
+    return informer_.WaitUntil(condition, timeout);
+  }
+  std::optional<T> Get(const std::string& ns, const std::string& name) const {
+    ObjectPtr p = informer_.Get(ns, name);
+    if (p == nullptr) return std::nullopt;
+    auto t = T::FromJson(*p);
+    if (!t.ok()) return std::nullopt;
+    return std::move(*t);
+  }
+  std::vector<T> List() const {
+    std::vector<T> out;
+    for (const ObjectPtr& p : informer_.List()) {
+      auto t = T::FromJson(*p);
+      if (t.ok()) out.push_back(std::move(*t));
+    }
+    return out;
+  }
+  size_t Size() const { return informer_.Size(); }
+  Informer& untyped() { return informer_; }
+
+ private:
+  Informer::Handlers Wrap(Handlers h) {
+    auto decode = [err = on_error_](const Json& j) -> std::optional<T> {
+      auto t = T::FromJson(j);
+      if (!t.ok()) {
+        if (err) err(t.status());
+        return std::nullopt;
+      }
+      return std::move(*t);
+    };
+    Informer::Handlers out;
+    if (h.on_add) {
+      out.on_add = [decode, f = h.on_add](const Json& j) {
+        if (auto t = decode(j)) f(*t);
+      };
+    }
+    if (h.on_update) {
+      out.on_update = [decode, f = h.on_update](const Json& a, const Json& b) {
+        auto ta = decode(a);
+        auto tb = decode(b);
+        if (ta && tb) f(*ta, *tb);
+      };
+    }
+    if (h.on_delete) {
+      out.on_delete = [decode, f = h.on_delete](const Json& j) {
+        if (auto t = decode(j)) f(*t);
+      };
+    }
+    return out;
+  }
+
+  std::function<void(const absl::Status&)> on_error_;
+  Informer informer_;
+};
+
+}  // namespace mcl::kube
+
+#endif  // MCL_COMMON_KUBE_INFORMER_H_
