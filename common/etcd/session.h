@@ -1,0 +1,92 @@
+// Session: one lease kept alive for as long as the program holds it (like
+// clientv3/concurrency's Session). The controller creates one, attaches every
+// lock key it holds to lease_id(), and so pays one keepalive per TTL/3 whatever
+// the number of locks.
+//
+//   SessionOptions o;
+//   o.ttl_seconds = 10;
+//   o.on_lost = [](const absl::Status& why) { /* stop leading everything: keys
+//   may be gone */ }; auto session = Session::Create(client, o);
+//   kv.Commit(CreateIfAbsent(key, value, (*session)->lease_id()));
+//   ...
+//   (*session)->Close();  // revokes: every attached key is deleted at once
+//
+// The session is lost (Done(), on_lost) when etcd says the lease is gone or
+// when no keepalive was answered for a whole TTL (lease.h). A lost session
+// stays lost; make a new one. known_alive_until() is the local monotonic
+// instant until which the lease cannot have expired (last answered keepalive's
+// send time + TTL), before any clock-drift margin.
+#ifndef MCL_COMMON_ETCD_SESSION_H_
+#define MCL_COMMON_ETCD_SESSION_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/etcd/client.h"
+#include "common/etcd/lease.h"
+
+namespace mcl::etcd {
+
+struct SessionOptions {
+  int64_t ttl_seconds = 10;
+  absl::Duration timeout =
+      absl::ZeroDuration();  // of the Grant; zero = the client's call_timeout
+  // Called on the session's keepalive thread; must not destroy the Session.
+  std::function<void(const KeepAliveResponse&)> on_renewed;
+  std::function<void(const absl::Status&)> on_lost;
+};
+
+class Session {
+ public:
+  // Grants the lease and starts keeping it alive on the session's own keepalive
+  // stream.
+  static absl::StatusOr<std::unique_ptr<Session>> Create(
+      Client* client, SessionOptions options);
+  // Stops the keepalive without revoking: the lease then expires after its TTL.
+  // Close() first to release at once.
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  int64_t lease_id() const { return grant_.id; }
+  int64_t ttl_seconds() const { return grant_.ttl_seconds; }
+
+  // Lost or closed.
+  bool Done() const;
+  // OK while alive; why it ended otherwise (NOT_FOUND / DEADLINE_EXCEEDED when
+  // lost, CANCELLED when closed).
+  absl::Status status() const;
+  // Waits until Done() or `timeout`; returns Done().
+  bool WaitDone(absl::Duration timeout) const;
+  // The last answered keepalive, if any.
+  std::optional<KeepAliveResponse> last_renewal() const;
+  absl::Duration known_alive_until() const;
+
+  // Stops the keepalive and revokes the lease (deleting its keys). Idempotent.
+  absl::Status Close(absl::Duration timeout = absl::ZeroDuration());
+
+ private:
+  Session(Client* client, SessionOptions options);
+  void OnRenewed(const KeepAliveResponse& r);
+  void OnLost(const absl::Status& why);
+
+  SessionOptions options_;
+  std::unique_ptr<Lease> lease_;
+  LeaseGrant grant_;
+  mutable absl::Mutex mu_;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool revoked_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<KeepAliveResponse> last_ ABSL_GUARDED_BY(mu_);
+  absl::Duration alive_until_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace mcl::etcd
+
+#endif  // MCL_COMMON_ETCD_SESSION_H_

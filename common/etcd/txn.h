@@ -1,0 +1,182 @@
+// Txn: etcd's mini-transaction, If(compares).Then(ops).Else(ops), applied
+// atomically at one revision. A small builder over etcdserverpb::TxnRequest
+// plus the three shapes the controller needs for a lock key (all compares on
+// create_revision, which names one incarnation of a key: a key deleted and
+// created again has a new one, so "still mine" cannot be confused with "mine
+// once"):
+//
+//   KV kv(client);
+//   auto r = kv.Commit(CreateIfAbsent("/mcl/locks/ns/name", "cluster-a/pod-1",
+//   session.lease_id())); if (r.ok() && r->succeeded) token = r->revision; //
+//   we created it: token = revision else if (r.ok()) holder =
+//   r->results[0].range.kvs;          // the Else branch read the holder
+//
+// Compares are built from a target and an operator:
+//   CreateRevision(key) == 0      ModRevision(key) < 42      Version(key) != 0
+//   Value(key) == "x"             LeaseOf(key) == lease_id
+#ifndef MCL_COMMON_ETCD_TXN_H_
+#define MCL_COMMON_ETCD_TXN_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "common/etcd/types.h"
+#include "etcd/etcdserver/etcdserverpb/rpc.pb.h"
+
+namespace mcl::etcd {
+
+// One comparison of a key's current state (a missing key has create/mod
+// revision, version and lease 0, and no value: a Value compare on a missing key
+// is false).
+class Compare {
+ public:
+  const etcdserverpb::Compare& proto() const { return proto_; }
+
+ private:
+  friend class IntTarget;
+  friend class ValueTarget;
+  etcdserverpb::Compare proto_;
+};
+
+// The integer fields of a key: compared with ==, !=, <, >.
+class IntTarget {
+ public:
+  IntTarget(etcdserverpb::Compare::CompareTarget target, absl::string_view key)
+      : target_(target), key_(key) {}
+  Compare operator==(int64_t v) const {
+    return Make(etcdserverpb::Compare::EQUAL, v);
+  }
+  Compare operator!=(int64_t v) const {
+    return Make(etcdserverpb::Compare::NOT_EQUAL, v);
+  }
+  Compare operator<(int64_t v) const {
+    return Make(etcdserverpb::Compare::LESS, v);
+  }
+  Compare operator>(int64_t v) const {
+    return Make(etcdserverpb::Compare::GREATER, v);
+  }
+
+ private:
+  Compare Make(etcdserverpb::Compare::CompareResult op, int64_t v) const;
+  etcdserverpb::Compare::CompareTarget target_;
+  std::string key_;
+};
+
+// A key's value: compared (byte-wise) with ==, !=, <, >.
+class ValueTarget {
+ public:
+  explicit ValueTarget(absl::string_view key) : key_(key) {}
+  Compare operator==(absl::string_view v) const {
+    return Make(etcdserverpb::Compare::EQUAL, v);
+  }
+  Compare operator!=(absl::string_view v) const {
+    return Make(etcdserverpb::Compare::NOT_EQUAL, v);
+  }
+  Compare operator<(absl::string_view v) const {
+    return Make(etcdserverpb::Compare::LESS, v);
+  }
+  Compare operator>(absl::string_view v) const {
+    return Make(etcdserverpb::Compare::GREATER, v);
+  }
+
+ private:
+  Compare Make(etcdserverpb::Compare::CompareResult op,
+               absl::string_view v) const;
+  std::string key_;
+};
+
+inline IntTarget CreateRevision(absl::string_view key) {
+  return IntTarget(etcdserverpb::Compare::CREATE, key);
+}
+inline IntTarget ModRevision(absl::string_view key) {
+  return IntTarget(etcdserverpb::Compare::MOD, key);
+}
+inline IntTarget Version(absl::string_view key) {
+  return IntTarget(etcdserverpb::Compare::VERSION, key);
+}
+inline IntTarget LeaseOf(absl::string_view key) {
+  return IntTarget(etcdserverpb::Compare::LEASE, key);
+}
+inline ValueTarget Value(absl::string_view key) { return ValueTarget(key); }
+
+// One operation in a branch. A bad option (e.g. an empty key) is kept as an
+// error and reported by KV::Commit, so a builder chain never needs checking
+// halfway.
+class Op {
+ public:
+  static Op Get(absl::string_view key, const RangeOptions& options = {});
+  static Op Put(absl::string_view key, absl::string_view value,
+                const PutOptions& options = {});
+  static Op Delete(absl::string_view key, const DeleteOptions& options = {});
+
+  const etcdserverpb::RequestOp& proto() const { return proto_; }
+  const absl::Status& error() const { return error_; }
+
+ private:
+  etcdserverpb::RequestOp proto_;
+  absl::Status error_;
+};
+
+class Txn {
+ public:
+  Txn& If(Compare c);
+  Txn& Then(Op op);
+  Txn& Else(Op op);
+
+  // Marks the txn as unusable: KV::Commit returns `why` without sending it.
+  Txn& Reject(absl::Status why);
+
+  // The first bad option of any Op (or the Reject reason), or OK.
+  absl::Status Validate() const;
+  const etcdserverpb::TxnRequest& proto() const { return proto_; }
+
+ private:
+  etcdserverpb::TxnRequest proto_;
+  absl::Status error_;
+};
+
+// The result of one Op of the branch that ran; `kind` says which member is
+// filled.
+struct OpResult {
+  enum class Kind { kRange, kPut, kDelete };
+  Kind kind = Kind::kRange;
+  RangeResult range;
+  PutResult put;
+  DeleteResult del;
+};
+
+struct TxnResult {
+  bool succeeded = false;  // the compares held and Then ran (else Else ran)
+  int64_t revision =
+      0;  // the store revision after the txn (the txn's own if it wrote)
+  std::vector<OpResult> results;  // one per Op of the branch that ran, in order
+};
+
+// --- The lock-key shapes
+// -------------------------------------------------------------------------
+
+// Creates `key` = `value` attached to `lease` only if the key does not exist.
+// Then: the Put (its revision is the new key's create_revision, a fencing
+// token). Else: a Get of the key, so the caller learns the holder
+// (results[0].range.kvs[0]) in the same round trip.
+Txn CreateIfAbsent(absl::string_view key, absl::string_view value,
+                   int64_t lease);
+
+// Writes `value` (keeping `lease`) only if the key is still the incarnation
+// created at `create_revision` and, when lease != 0, still attached to `lease`.
+// Else: a Get of the key.
+Txn PutIfOwned(absl::string_view key, int64_t create_revision,
+               absl::string_view value, int64_t lease);
+
+// Deletes the key only if it is still the incarnation created at
+// `create_revision` (and, when lease != 0, attached to `lease`): a release that
+// can never remove someone else's newer lock.
+Txn DeleteIfOwned(absl::string_view key, int64_t create_revision,
+                  int64_t lease = 0);
+
+}  // namespace mcl::etcd
+
+#endif  // MCL_COMMON_ETCD_TXN_H_
