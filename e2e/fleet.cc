@@ -1,0 +1,405 @@
+#include "e2e/fleet.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+
+namespace mcl::e2e {
+namespace {
+
+std::string SidecarKubeconfig(testbed::Testbed& tb, int cluster) {
+  return tb.kubeconfig(cluster, testbed::Identity::kSidecar);
+}
+
+}  // namespace
+
+absl::Duration MonoNow() { return Clock::Real()->Monotonic(); }
+
+absl::StatusOr<int> FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return absl::InternalError("socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return absl::InternalError("bind 127.0.0.1:0");
+  }
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+// --- App --------------------------------------------------------------------
+
+App::App(std::string identity, Sidecar* sidecar, History* history)
+    : identity_(std::move(identity)), sidecar_(sidecar), history_(history) {}
+
+App::~App() {
+  Cancel();
+  if (reader_.joinable()) reader_.join();
+}
+
+void App::Campaign(const std::string& lock, int lease_duration_seconds) {
+  if (reader_.joinable()) {
+    Cancel();
+    reader_.join();
+  }
+  {
+    absl::MutexLock l(&mu_);
+    dead_ = false;
+    finished_ = false;
+    leading_ = false;
+  }
+  ctx_ = std::make_unique<grpc::ClientContext>();
+  mcl::v1::CampaignRequest req;
+  req.mutable_lock()->set_name(lock);
+  req.set_identity(identity_);
+  req.set_lease_duration_seconds(lease_duration_seconds);
+  grpc::ClientContext* ctx = ctx_.get();
+  mcl::v1::Election::Stub* stub = sidecar_->stub.get();
+  reader_ = std::thread([this, ctx, stub, req] {
+    auto stream = stub->Campaign(ctx, req);
+    mcl::v1::LeadershipEvent ev;
+    while (stream->Read(&ev)) {
+      absl::Duration now = MonoNow();
+      absl::MutexLock l(&mu_);
+      log_.push_back(ev);
+      if (dead_) continue;
+      if (ev.state() == mcl::v1::LEADER) {
+        if (!leading_ || ev.leader().fencing_token() != token_locked()) {
+          history_->Leader(identity_, ev.leader().fencing_token(), now);
+        }
+        leading_ = true;
+      } else if (leading_) {
+        history_->Lost(identity_, now);
+        leading_ = false;
+      }
+    }
+    grpc::Status st = stream->Finish();
+    absl::Duration now = MonoNow();
+    absl::MutexLock l(&mu_);
+    if (leading_ && !dead_) history_->Lost(identity_, now);
+    leading_ = false;
+    finished_ = true;
+    final_ = st;
+  });
+}
+
+int64_t App::token_locked() const {
+  for (auto it = log_.rbegin(); it != log_.rend(); ++it) {
+    if (it->state() == mcl::v1::LEADER) return it->leader().fencing_token();
+  }
+  return 0;
+}
+
+void App::Cancel() {
+  if (ctx_ != nullptr) ctx_->TryCancel();
+}
+
+void App::Die() {
+  absl::Duration now = MonoNow();
+  absl::MutexLock l(&mu_);
+  if (leading_ && !dead_) history_->Lost(identity_, now);
+  leading_ = false;
+  dead_ = true;
+}
+
+bool App::WaitFor(mcl::v1::State state, absl::Duration timeout,
+                  int since_event) {
+  auto cond = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    for (size_t k = static_cast<size_t>(since_event); k < log_.size(); ++k) {
+      if (log_[k].state() == state) return true;
+    }
+    return false;
+  };
+  absl::MutexLock l(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+}
+
+int App::events() const {
+  absl::MutexLock l(&mu_);
+  return static_cast<int>(log_.size());
+}
+
+bool App::leading() const {
+  absl::MutexLock l(&mu_);
+  return leading_;
+}
+
+int64_t App::token() const {
+  absl::MutexLock l(&mu_);
+  return token_locked();
+}
+
+bool App::finished() const {
+  absl::MutexLock l(&mu_);
+  return finished_;
+}
+
+grpc::Status App::final_status() const {
+  absl::MutexLock l(&mu_);
+  return final_;
+}
+
+// --- Observer ---------------------------------------------------------------
+
+Observer::Observer(std::string name, Sidecar* sidecar, History* history,
+                   const std::string& lock)
+    : name_(std::move(name)), history_(history) {
+  ctx_ = std::make_unique<grpc::ClientContext>();
+  mcl::v1::ObserveRequest req;
+  req.mutable_lock()->set_name(lock);
+  grpc::ClientContext* ctx = ctx_.get();
+  mcl::v1::Election::Stub* stub = sidecar->stub.get();
+  reader_ = std::thread([this, ctx, stub, req] {
+    auto stream = stub->Observe(ctx, req);
+    mcl::v1::LeadershipEvent ev;
+    while (stream->Read(&ev)) {
+      Observation o;
+      if (ev.state() == mcl::v1::FOLLOWER || ev.state() == mcl::v1::LEADER) {
+        o.identity = ev.leader().identity();
+        o.token = ev.leader().fencing_token();
+      }
+      history_->Observed(name_, o);
+      absl::MutexLock l(&mu_);
+      latest_ = o;
+    }
+    stream->Finish();
+  });
+}
+
+Observer::~Observer() {
+  ctx_->TryCancel();
+  if (reader_.joinable()) reader_.join();
+}
+
+bool Observer::WaitForLeader(const std::string& identity, int64_t min_token,
+                             absl::Duration timeout) {
+  auto cond = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return latest_.identity == identity && latest_.token > min_token;
+  };
+  absl::MutexLock l(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+}
+
+std::optional<Observation> Observer::WaitForOtherLeader(
+    const std::string& not_identity, absl::Duration timeout) {
+  auto cond = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !latest_.identity.empty() && latest_.identity != not_identity;
+  };
+  absl::MutexLock l(&mu_);
+  if (!mu_.AwaitWithTimeout(absl::Condition(&cond), timeout)) {
+    return std::nullopt;
+  }
+  return latest_;
+}
+
+Observation Observer::latest() const {
+  absl::MutexLock l(&mu_);
+  return latest_;
+}
+
+// --- Fleet ------------------------------------------------------------------
+
+absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(FleetOptions options) {
+  if (options.controller_binary.empty()) {
+    options.controller_binary = testbed::Runfile("controller/mcl-controller");
+  }
+  if (options.sidecar_binary.empty()) {
+    options.sidecar_binary = testbed::Runfile("sidecar/mcl-sidecar");
+  }
+  std::unique_ptr<Fleet> fleet(new Fleet(options));
+  auto tb = testbed::Testbed::Start(options.clusters);
+  if (!tb.ok()) return tb.status();
+  fleet->testbed_ = std::move(*tb);
+  fleet->controllers_.resize(static_cast<size_t>(options.clusters));
+  for (int i = 0; i < options.clusters; ++i) {
+    auto ns = fleet->testbed_->Kubectl(
+        i, {"create", "namespace", options.controller_namespace});
+    if (!ns.ok()) return ns.status();
+    absl::Status s = fleet->StartController(i);
+    if (!s.ok()) return s;
+  }
+  return fleet;
+}
+
+Fleet::~Fleet() {
+  observers_.clear();
+  for (auto& app : apps_) app->Cancel();
+  apps_.clear();
+  for (auto& s : sidecars_) {
+    if (s->process) (void)s->process->Stop(absl::Seconds(5));
+  }
+  for (auto& c : controllers_) {
+    if (c) (void)c->Stop(absl::Seconds(10));
+  }
+}
+
+std::string Fleet::LogDir() const { return testbed_->dir(); }
+
+absl::Status Fleet::StartController(int cluster) {
+  std::string etcd = testbed_->global_etcd_address();
+  std::string name = testbed_->cluster(cluster).name;
+  std::string log =
+      absl::StrCat(LogDir(), "/controller-", cluster, "-", restarts_++, ".log");
+  auto proc = testbed::Subprocess::Start(
+      {options_.controller_binary, "--kubeconfig",
+       testbed_->kubeconfig(cluster, testbed::Identity::kController),
+       "--cluster-name", name, "--etcd-endpoints", etcd, "--session-ttl",
+       absl::FormatDuration(options_.session_ttl), "--namespace",
+       options_.controller_namespace, "--identity",
+       absl::StrCat(name, "-controller-", restarts_), "--metrics-address",
+       "127.0.0.1:0"},
+      log);
+  if (!proc.ok()) return proc.status();
+  controllers_[static_cast<size_t>(cluster)] =
+      std::make_unique<testbed::Subprocess>(std::move(*proc));
+  // Ready once its heartbeat Lease exists: it holds an etcd session and can
+  // grant.
+  std::string heartbeat = "mcl-heartbeat-" + name;
+  bool ready = testbed::WaitUntil(
+      [&] {
+        return testbed_
+            ->Kubectl(cluster, {"get", "lease", "-n",
+                                options_.controller_namespace, heartbeat})
+            .ok();
+      },
+      absl::Seconds(30));
+  if (!ready) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("controller of ", name, " wrote no heartbeat Lease ",
+                     heartbeat, " within 30s; log:\n",
+                     controllers_[static_cast<size_t>(cluster)]->Log()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Fleet::StopController(int cluster, int sig) {
+  auto& c = controllers_.at(static_cast<size_t>(cluster));
+  if (c == nullptr) return absl::FailedPreconditionError("no controller");
+  absl::Status s = c->Signal(sig);
+  if (!s.ok()) return s;
+  if (sig == SIGTERM) {
+    auto code = c->Wait(absl::Seconds(30));
+    if (!code.ok()) return code.status();
+    if (*code != 0) {
+      return absl::InternalError(
+          absl::StrCat("controller exited with ", *code, " on SIGTERM"));
+    }
+  } else {
+    (void)c->Wait(absl::Seconds(10));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Sidecar*> Fleet::AddSidecar(int cluster) {
+  auto sc = std::make_unique<Sidecar>();
+  sc->cluster = cluster;
+  int n = 0;
+  for (auto& s : sidecars_) n += s->cluster == cluster;
+  sc->name = absl::StrCat("c", cluster, "-s", n);
+  sidecars_.push_back(std::move(sc));
+  Sidecar* s = sidecars_.back().get();
+  absl::Status st = RestartSidecar(s);
+  if (!st.ok()) return st;
+  return s;
+}
+
+absl::Status Fleet::RestartSidecar(Sidecar* s) {
+  auto port = FreePort();
+  if (!port.ok()) return port.status();
+  s->address = absl::StrCat("127.0.0.1:", *port);
+  std::string log =
+      absl::StrCat(LogDir(), "/sidecar-", s->name, "-", restarts_++, ".log");
+  auto proc = testbed::Subprocess::Start(
+      {options_.sidecar_binary, "--kubeconfig",
+       SidecarKubeconfig(*testbed_, s->cluster), "--listen", s->address,
+       "--namespace", options_.lock_namespace, "--identity", s->name,
+       "--lease-duration", absl::StrCat(options_.lease_duration_seconds, "s")},
+      log);
+  if (!proc.ok()) return proc.status();
+  s->process = std::make_unique<testbed::Subprocess>(std::move(*proc));
+  s->channel =
+      grpc::CreateChannel(s->address, grpc::InsecureChannelCredentials());
+  if (!s->channel->WaitForConnected(std::chrono::system_clock::now() +
+                                    std::chrono::seconds(20))) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("sidecar ", s->name, " did not listen on ", s->address,
+                     " within 20s; log:\n", s->process->Log()));
+  }
+  s->stub = mcl::v1::Election::NewStub(s->channel);
+  return absl::OkStatus();
+}
+
+absl::Status Fleet::SignalSidecar(Sidecar* s, int sig) {
+  if (sig == SIGKILL) {
+    for (auto& app : apps_) {
+      if (app->sidecar() == s) app->Die();
+    }
+  }
+  absl::Status st = s->process->Signal(sig);
+  if (!st.ok()) return st;
+  auto code = s->process->Wait(absl::Seconds(30));
+  return code.ok() ? absl::OkStatus() : code.status();
+}
+
+App* Fleet::AddApp(const std::string& identity, Sidecar* sidecar) {
+  apps_.push_back(std::make_unique<App>(identity, sidecar, &history_));
+  return apps_.back().get();
+}
+
+Observer* Fleet::AddObserver(const std::string& name, Sidecar* sidecar,
+                             const std::string& lock) {
+  observers_.push_back(
+      std::make_unique<Observer>(name, sidecar, &history_, lock));
+  return observers_.back().get();
+}
+
+std::vector<App*> Fleet::apps() {
+  std::vector<App*> out;
+  for (auto& a : apps_) out.push_back(a.get());
+  return out;
+}
+
+App* Fleet::Leader() {
+  std::string id = history_.CurrentLeader();
+  for (auto& a : apps_) {
+    if (a->identity() == id) return a.get();
+  }
+  return nullptr;
+}
+
+absl::Status Fleet::KillCluster(int cluster) {
+  for (auto& s : sidecars_) {
+    if (s->cluster == cluster && s->process && s->process->running()) {
+      absl::Status st = SignalSidecar(s.get(), SIGKILL);
+      if (!st.ok()) return st;
+    }
+  }
+  return StopController(cluster, SIGKILL);
+}
+
+absl::Status Fleet::ReviveCluster(int cluster) {
+  absl::Status st = StartController(cluster);
+  if (!st.ok()) return st;
+  for (auto& s : sidecars_) {
+    if (s->cluster == cluster) {
+      st = RestartSidecar(s.get());
+      if (!st.ok()) return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mcl::e2e
