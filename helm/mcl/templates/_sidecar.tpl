@@ -1,0 +1,99 @@
+{{/* ---------------------------------------------------------------------------------------------
+_sidecar.tpl is self-contained: copy this one file into your own chart's templates/ to add the mcl
+sidecar to your pods without the MutatingAdmissionPolicy (see helm/mcl/README.md). It uses no values
+and no other template of the mcl chart.
+--------------------------------------------------------------------------------------------- */}}
+
+{{/* The sidecar's gRPC API is for its own pod only: loopback TCP. */}}
+{{- define "mcl.validateListen" -}}
+{{- if not (regexMatch "^(127\\.0\\.0\\.1|\\[::1\\]):[0-9]{1,5}$" (toString .)) -}}
+{{- fail (printf "sidecar listen address %q is refused: the sidecar's gRPC API must listen on loopback only, 127.0.0.1:<port> or [::1]:<port>" (toString .)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ---------------------------------------------------------------------------------------------
+The sidecar container.
+
+"mcl.sidecarContainerSpec" builds the container as a dict from a config dict; "mcl.sidecarContainer"
+renders it as YAML for users' own charts, and the MutatingAdmissionPolicy renders the same dict as a
+CEL object (mcl.toCEL), so both ways of adding the sidecar produce the same container.
+
+Config keys (all optional; each one given replaces the default whole): name, image ("repo:tag"),
+imagePullPolicy, listen, leaseDuration ("" = the sidecar's default), metricsPort (0 = no metrics
+address and no probes), extraArgs (list), resources (dict), securityContext (dict), tokenVolume (name
+of a projected service-account token volume to mount; "" = rely on the pod's automounted token), and,
+for the policy only, argsCEL (a CEL list expression appended to the args).
+--------------------------------------------------------------------------------------------- */}}
+{{- define "mcl.sidecarDefaults" -}}
+name: mcl-sidecar
+image: mcl-sidecar:0.1.0
+imagePullPolicy: IfNotPresent
+listen: 127.0.0.1:7400
+leaseDuration: ""
+metricsPort: 7401
+extraArgs: []
+tokenVolume: ""
+resources:
+  requests: {cpu: 10m, memory: 16Mi}
+  limits: {cpu: 200m, memory: 64Mi}
+securityContext:
+  allowPrivilegeEscalation: false
+  readOnlyRootFilesystem: true
+  runAsNonRoot: true
+  runAsUser: 65532
+  runAsGroup: 65532
+  capabilities: {drop: ["ALL"]}
+  seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "mcl.sidecarContainerSpec" -}}
+{{- $cfg := fromYaml (include "mcl.sidecarDefaults" .) -}}
+{{- range $k, $v := . -}}
+{{- $_ := set $cfg $k $v -}}
+{{- end -}}
+{{- include "mcl.validateListen" $cfg.listen -}}
+{{- $args := list (printf "--listen=%s" $cfg.listen) -}}
+{{- if $cfg.leaseDuration -}}
+{{- $args = append $args (printf "--lease-duration=%s" $cfg.leaseDuration) -}}
+{{- end -}}
+{{- if gt (int $cfg.metricsPort) 0 -}}
+{{- $args = append $args (printf "--metrics-address=0.0.0.0:%d" (int $cfg.metricsPort)) -}}
+{{- end -}}
+{{- $args = concat $args $cfg.extraArgs -}}
+{{- $env := list -}}
+{{- range $var, $path := dict "POD_NAME" "metadata.name" "POD_NAMESPACE" "metadata.namespace" "POD_UID" "metadata.uid" -}}
+{{- $env = append $env (dict "name" $var "valueFrom" (dict "fieldRef" (dict "apiVersion" "v1" "fieldPath" $path))) -}}
+{{- end -}}
+{{- $c := dict "name" $cfg.name "image" $cfg.image "imagePullPolicy" $cfg.imagePullPolicy "restartPolicy" "Always" "args" $args "env" $env "resources" $cfg.resources "securityContext" $cfg.securityContext -}}
+{{- if $cfg.argsCEL -}}
+{{- $_ := set $c "args" (dict "__cel" (printf "%s + %s" (include "mcl.toCEL" (dict "value" $args "type" "args")) $cfg.argsCEL)) -}}
+{{- end -}}
+{{- if gt (int $cfg.metricsPort) 0 -}}
+{{- $_ := set $c "ports" (list (dict "name" "mcl-metrics" "containerPort" (int $cfg.metricsPort) "protocol" "TCP")) -}}
+{{- $probe := dict "path" "/healthz" "port" (int $cfg.metricsPort) -}}
+{{- $_ := set $c "startupProbe" (dict "httpGet" $probe "periodSeconds" 1 "timeoutSeconds" 1 "failureThreshold" 30) -}}
+{{- $_ := set $c "livenessProbe" (dict "httpGet" $probe "periodSeconds" 10 "timeoutSeconds" 2 "failureThreshold" 3) -}}
+{{- end -}}
+{{- if $cfg.tokenVolume -}}
+{{- $_ := set $c "volumeMounts" (list (dict "name" $cfg.tokenVolume "mountPath" "/var/run/secrets/kubernetes.io/serviceaccount" "readOnly" true)) -}}
+{{- end -}}
+{{- toYaml $c -}}
+{{- end -}}
+
+{{/*
+For your own chart (when the MutatingAdmissionPolicy API is not available): a native sidecar, to be
+placed under the pod's initContainers (restartPolicy: Always: it starts before the app containers
+and stops after them). Argument: a config dict (see above), e.g.
+  initContainers:
+    {{- include "mcl.sidecarContainer" (dict "image" "registry.example/mcl-sidecar:0.1.0") | nindent 4 }}
+*/}}
+{{- define "mcl.sidecarContainer" -}}
+- {{ include "mcl.sidecarContainerSpec" . | nindent 2 | trim }}
+{{- end -}}
+
+{{/* The sidecar's environment for app containers: where to reach it. */}}
+{{- define "mcl.sidecarAddressEnv" -}}
+- name: MCL_SIDECAR_ADDRESS
+  value: {{ (default "127.0.0.1:7400" .listen) | quote }}
+{{- end -}}
+
