@@ -1,0 +1,100 @@
+#include "controller/session_tracker.h"
+
+#include "gtest/gtest.h"
+
+namespace mcl::controller {
+namespace {
+
+const absl::Duration T0 = absl::Seconds(100);
+const absl::Duration kTtl = absl::Seconds(2);
+
+absl::Duration Ms(int64_t n) { return absl::Milliseconds(n); }
+
+TEST(SessionTrackerTest, ConfirmsOnlyWhatWasProcessedBeforeTheKeepaliveWasSent) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.RecordProcessed(10, T0 + Ms(100));
+  t.RecordProcessed(11, T0 + Ms(200));
+  t.RecordProcessed(12, T0 + Ms(300));
+  // Keepalive sent at +250: rv 12 was processed after it was sent and is not covered.
+  t.OnRenewed(1, 2, T0 + Ms(250), T0 + Ms(400));
+  EXPECT_EQ(t.View(T0 + Ms(400)).confirmed_rv, "11");
+  auto hb = t.TakeHeartbeat(T0 + Ms(400));
+  ASSERT_TRUE(hb.has_value());
+  EXPECT_EQ(hb->session, 1);
+  EXPECT_EQ(hb->confirmed_rv, "11");
+  EXPECT_FALSE(t.TakeHeartbeat(T0 + Ms(401)).has_value()) << "published once";
+  t.OnRenewed(1, 2, T0 + Ms(310), T0 + Ms(500));
+  EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(500))->confirmed_rv, "12");
+}
+
+TEST(SessionTrackerTest, ALateAnswerConfirmsNothingNewer) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.RecordProcessed(10, T0 + Ms(100));
+  t.OnRenewed(1, 2, T0 + Ms(50), T0 + Ms(900));  // sent before rv 10 was processed
+  EXPECT_EQ(t.View(T0 + Ms(900)).confirmed_rv, "");
+  EXPECT_FALSE(t.TakeHeartbeat(T0 + Ms(900)).has_value());
+}
+
+TEST(SessionTrackerTest, LostWhenTheLeaseCouldHaveExpired) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.OnRenewed(1, 2, T0 + Ms(500), T0 + Ms(510));
+  const absl::Duration deadline = T0 + Ms(500) + kTtl * (1 - kRho) - kMargin;
+  EXPECT_EQ(*t.LossDeadline(), deadline);
+  EXPECT_TRUE(t.View(deadline - Ms(1)).alive);
+  EXPECT_FALSE(t.View(deadline - Ms(1)).reachable) << "no answer for over 2/3 TTL";
+  EXPECT_FALSE(t.View(deadline).alive);
+  // An answer arriving after that does not revive it: sidecars have already lapsed.
+  t.OnRenewed(1, 2, T0 + Ms(1000), deadline + Ms(1));
+  EXPECT_FALSE(t.View(deadline + Ms(2)).alive);
+  EXPECT_FALSE(t.TakeHeartbeat(deadline + Ms(2)).has_value());
+}
+
+TEST(SessionTrackerTest, EtcdSayingGoneLosesAtOnce) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.OnRenewed(1, 0, T0 + Ms(10), T0 + Ms(20));
+  EXPECT_FALSE(t.View(T0 + Ms(20)).alive);
+  SessionTracker u;
+  u.Started(1, kTtl, T0, kTtl);
+  u.OnLost(1);
+  EXPECT_FALSE(u.View(T0).alive);
+  u.Started(2, kTtl, T0 + Ms(5), kTtl);
+  EXPECT_TRUE(u.View(T0 + Ms(5)).alive);
+}
+
+TEST(SessionTrackerTest, AnAdoptedLeaseCountsOnlyItsRemainingTtl) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, Ms(800));
+  EXPECT_EQ(*t.LossDeadline(), T0 - (kTtl - Ms(800)) + kTtl * (1 - kRho) - kMargin);
+}
+
+TEST(SessionTrackerTest, FailedCallsMakeTheBackendUnreachableUntilTheNextAnswer) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  EXPECT_TRUE(t.View(T0 + Ms(10)).reachable);
+  t.OnCallResult(false, T0 + Ms(20));
+  EXPECT_FALSE(t.View(T0 + Ms(20)).reachable);
+  EXPECT_TRUE(t.View(T0 + Ms(20)).alive);
+  t.OnRenewed(1, 2, T0 + Ms(30), T0 + Ms(40));
+  EXPECT_TRUE(t.View(T0 + Ms(40)).reachable);
+}
+
+TEST(SessionTrackerTest, HeartbeatRepublishesAfterAFailedWrite) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.RecordProcessed(5, T0);
+  t.OnRenewed(1, 2, T0 + Ms(1), T0 + Ms(2));
+  ASSERT_TRUE(t.TakeHeartbeat(T0 + Ms(2)).has_value());
+  t.PublishFailed();
+  EXPECT_TRUE(t.TakeHeartbeat(T0 + Ms(3)).has_value());
+}
+
+TEST(SessionTrackerTest, SessionHexIsLowercaseWithoutPrefix) {
+  EXPECT_EQ(SessionHex(0x694d8c4a1b2c3d4e), "694d8c4a1b2c3d4e");
+}
+
+}  // namespace
+}  // namespace mcl::controller
