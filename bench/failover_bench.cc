@@ -1,0 +1,234 @@
+// Failover benchmark: the same run, on the same machine, of mcl's three
+// failover paths, each measured from the action to the new leader's LEADER
+// event in another cluster, as the new leader's app saw it. Prints one JSON
+// object per measurement:
+//   {"system":"mcl","scenario":"graceful|crash|cluster-loss","latency_ms":12.3}
+//
+// Usage: failover_bench --controller PATH --sidecar PATH [--graceful N]
+// [--crash N]
+//                       [--cluster-loss N] [--ttl-seconds 2] [--max-minutes 30]
+// Bounded: every loop has a count and the whole run a time limit.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "e2e/fleet.h"
+
+namespace mcl::e2e {
+namespace {
+
+constexpr char kLock[] = "bench-lock";
+
+struct Args {
+  std::string controller, sidecar;
+  int graceful = 100, crash = 20, cluster_loss = 10, ttl_seconds = 2;
+  int max_minutes = 30;
+};
+
+void Emit(const char* scenario, absl::Duration d) {
+  std::printf("{\"system\":\"mcl\",\"scenario\":\"%s\",\"latency_ms\":%.3f}\n",
+              scenario, absl::ToDoubleMilliseconds(d));
+  std::fflush(stdout);
+}
+
+// Waits for an app other than `old` to be told LEADER after `t0`; the latency,
+// or nullopt.
+std::optional<absl::Duration> NewLeaderAfter(Fleet& fleet,
+                                             const std::string& old,
+                                             absl::Duration t0,
+                                             absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    for (const Interval& i : fleet.history().Intervals()) {
+      if (i.app != old && i.start > t0) return i.start - t0;
+    }
+    absl::SleepFor(absl::Microseconds(500));
+  }
+  return std::nullopt;
+}
+
+App* SettledLeader(Fleet& fleet, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (App* a = fleet.Leader()) return a;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return nullptr;
+}
+
+// Every app not leading must be campaigning and told FOLLOWER before the next
+// measurement, so each measurement starts from the same state.
+bool AllFollowing(Fleet& fleet, absl::Duration timeout) {
+  for (App* a : fleet.apps()) {
+    if (a->leading()) continue;
+    if (!a->WaitFor(mcl::v1::FOLLOWER, timeout, std::max(0, a->events() - 1))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+int Run(const Args& args) {
+  absl::Time end = absl::Now() + absl::Minutes(args.max_minutes);
+  FleetOptions opts;
+  opts.clusters = 2;
+  opts.session_ttl = absl::Seconds(args.ttl_seconds);
+  opts.lease_duration_seconds = args.ttl_seconds;
+  opts.controller_binary = args.controller;
+  opts.sidecar_binary = args.sidecar;
+  auto started = Fleet::Start(opts);
+  if (!started.ok()) {
+    std::cerr << "fleet: " << started.status() << "\n";
+    return 1;
+  }
+  Fleet& fleet = **started;
+  std::vector<Sidecar*> sidecars;
+  for (int c = 0; c < 2; ++c) {
+    auto s = fleet.AddSidecar(c);
+    if (!s.ok()) {
+      std::cerr << s.status() << "\n";
+      return 1;
+    }
+    sidecars.push_back(*s);
+    fleet.AddApp(absl::StrCat("app-c", c), *s)
+        ->Campaign(kLock, args.ttl_seconds);
+  }
+  if (SettledLeader(fleet, absl::Seconds(30)) == nullptr) {
+    std::cerr << "no first leader\n";
+    return 1;
+  }
+
+  // Graceful: Resign → the other cluster's app hears LEADER.
+  for (int i = 0; i < args.graceful && absl::Now() < end; ++i) {
+    App* leader = SettledLeader(fleet, absl::Seconds(10));
+    if (leader == nullptr || !AllFollowing(fleet, absl::Seconds(10))) {
+      std::cerr << "graceful: no settled state before round " << i << "\n";
+      return 1;
+    }
+    std::string old = leader->identity();
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    mcl::v1::ResignRequest req;
+    req.mutable_lock()->set_name(kLock);
+    req.set_identity(old);
+    mcl::v1::ResignResponse resp;
+    absl::Duration t0 = MonoNow();
+    grpc::Status st = leader->sidecar()->stub->Resign(&ctx, req, &resp);
+    if (!st.ok()) {
+      std::cerr << "resign: " << st.error_message() << "\n";
+      return 1;
+    }
+    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(20));
+    if (!d) {
+      std::cerr << "graceful: no new leader\n";
+      return 1;
+    }
+    Emit("graceful", *d);
+    leader->Campaign(kLock, args.ttl_seconds);
+  }
+
+  // Crash: SIGKILL the leader's sidecar (its app dies with it).
+  for (int i = 0; i < args.crash && absl::Now() < end; ++i) {
+    App* leader = SettledLeader(fleet, absl::Seconds(10));
+    if (leader == nullptr || !AllFollowing(fleet, absl::Seconds(10))) {
+      std::cerr << "crash: no settled state before round " << i << "\n";
+      return 1;
+    }
+    std::string old = leader->identity();
+    Sidecar* dead = leader->sidecar();
+    absl::Duration t0 = MonoNow();
+    if (!fleet.SignalSidecar(dead, SIGKILL).ok()) return 1;
+    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(30));
+    if (!d) {
+      std::cerr << "crash: no new leader\n";
+      return 1;
+    }
+    Emit("crash", *d);
+    if (!fleet.RestartSidecar(dead).ok()) return 1;
+    leader->Campaign(kLock, args.ttl_seconds);
+  }
+
+  // Cluster loss: the leader's controller and sidecars are SIGKILLed together.
+  for (int i = 0; i < args.cluster_loss && absl::Now() < end; ++i) {
+    App* leader = SettledLeader(fleet, absl::Seconds(10));
+    if (leader == nullptr || !AllFollowing(fleet, absl::Seconds(20))) {
+      std::cerr << "cluster-loss: no settled state before round " << i << "\n";
+      return 1;
+    }
+    std::string old = leader->identity();
+    int cluster = leader->sidecar()->cluster;
+    absl::Duration t0 = MonoNow();
+    if (!fleet.KillCluster(cluster).ok()) return 1;
+    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(30));
+    if (!d) {
+      std::cerr << "cluster-loss: no new leader\n";
+      return 1;
+    }
+    Emit("cluster-loss", *d);
+    absl::Status s = fleet.ReviveCluster(cluster);
+    if (!s.ok()) {
+      std::cerr << "revive: " << s << "\n";
+      return 1;
+    }
+    leader->Campaign(kLock, args.ttl_seconds);
+  }
+  absl::Status check = fleet.history().Check();
+  if (!check.ok()) {
+    std::cerr << "HISTORY CHECK FAILED: " << check << "\n";
+    return 1;
+  }
+  std::cerr << "history check: ok (" << fleet.history().Intervals().size()
+            << " leadership intervals, no overlap, tokens increasing)\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace mcl::e2e
+
+int main(int argc, char** argv) {
+  mcl::e2e::Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string f = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << f << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (f == "--controller")
+      a.controller = value();
+    else if (f == "--sidecar")
+      a.sidecar = value();
+    else if (f == "--graceful")
+      a.graceful = std::atoi(value().c_str());
+    else if (f == "--crash")
+      a.crash = std::atoi(value().c_str());
+    else if (f == "--cluster-loss")
+      a.cluster_loss = std::atoi(value().c_str());
+    else if (f == "--ttl-seconds")
+      a.ttl_seconds = std::atoi(value().c_str());
+    else if (f == "--max-minutes")
+      a.max_minutes = std::atoi(value().c_str());
+    else {
+      std::cerr << "unknown flag " << f
+                << "\nusage: failover_bench --controller PATH --sidecar PATH "
+                   "[--graceful N] [--crash N] [--cluster-loss N] "
+                   "[--ttl-seconds N] [--max-minutes N]\n";
+      return 2;
+    }
+  }
+  if (a.controller.empty() || a.sidecar.empty() || a.ttl_seconds < 1) {
+    std::cerr
+        << "--controller and --sidecar are required; --ttl-seconds >= 1\n";
+    return 2;
+  }
+  return mcl::e2e::Run(a);
+}
