@@ -39,11 +39,11 @@ int HttpCode(const absl::Status& s);
 absl::Status WithKubeDetails(absl::Status s, absl::string_view reason,
                              int http_code);
 
-// 409 with reason Conflict: the resourceVersion (or a precondition) was stale.
-// Re-read, then retry.
+// 404 and 409 AlreadyExists map to absl's NotFound and AlreadyExists codes: use
+// absl::IsNotFound() and absl::IsAlreadyExists() for them. 409 with reason
+// Conflict: the resourceVersion (or a precondition) was stale. Re-read, then
+// retry.
 bool IsConflict(const absl::Status& s);
-bool IsAlreadyExists(const absl::Status& s);
-bool IsNotFound(const absl::Status& s);
 // 410 Gone, or reason Expired/Gone: a watch or list resourceVersion is too old;
 // relist.
 bool IsGone(const absl::Status& s);

@@ -52,6 +52,18 @@ std::string Informer::LastSyncResourceVersion() const {
   return last_rv_;
 }
 
+bool Informer::WaitForResourceVersion(const std::string& rv,
+                                      absl::Duration timeout) const {
+  auto want = ParseResourceVersion(rv);
+  if (!want.ok()) return false;
+  return WaitUntil(
+      [&] {
+        auto have = ParseResourceVersion(LastSyncResourceVersion());
+        return have.ok() && *have >= *want;
+      },
+      timeout);
+}
+
 bool Informer::WaitUntil(const std::function<bool()>& condition,
                          absl::Duration timeout) const {
   absl::Time deadline = absl::Now() + timeout;
@@ -117,11 +129,6 @@ void Informer::RecordError(const absl::Status& s) {
     ++stats_.errors;
   }
   if (options_.on_error) options_.on_error(s);
-}
-
-void Informer::Notify() {
-  absl::MutexLock l(&mu_);
-  ++progress_;
 }
 
 bool Informer::SleepUnlessStopped(absl::Duration d) {
@@ -238,7 +245,6 @@ absl::Status Informer::ListAndReplace() {
       }
     }
     cache_ = std::move(fresh);
-    last_rv_ = list->resource_version;
     last_error_ = absl::OkStatus();
   }
   for (const Change& c : changes) {
@@ -252,6 +258,8 @@ absl::Status Informer::ListAndReplace() {
   }
   {
     absl::MutexLock l(&mu_);
+    last_rv_ = list->resource_version;  // after the handlers: see
+                                        // LastSyncResourceVersion()
     synced_ = true;
     ++progress_;
   }
@@ -354,7 +362,6 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
     } else {
       cache_[key] = obj;
     }
-    last_rv_ = rv;
     ++stats_.events;
   }
   *progress = true;
@@ -365,7 +372,11 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
   } else if (ResourceVersionOf(*old) != rv) {
     if (handlers_.on_update) handlers_.on_update(*old, *obj);
   }
-  Notify();
+  {
+    absl::MutexLock l(&mu_);
+    last_rv_ = rv;  // after the handler: see LastSyncResourceVersion()
+    ++progress_;
+  }
   return true;
 }
 

@@ -104,10 +104,15 @@ class Informer {
   // True once the first list has been applied and its adds delivered.
   bool HasSynced() const;
   bool WaitForSync(absl::Duration timeout) const;
-  // The resourceVersion the cache reflects: the list's, then each event's and
-  // bookmark's. Everything the server committed at or below it has been applied
-  // (and its handler called).
+  // The resourceVersion the informer has processed: the list's, then each
+  // event's (set only after its handler returned) and each bookmark's. Every
+  // change the server committed at or below it has been applied to the cache
+  // and handed to the handlers (docs/design.md, Confirmation).
   std::string LastSyncResourceVersion() const;
+  // Waits until LastSyncResourceVersion() >= rv, compared as integers (see
+  // ParseResourceVersion); false on timeout.
+  bool WaitForResourceVersion(const std::string& rv,
+                              absl::Duration timeout) const;
   // Waits until `condition` holds, re-checking after every change or bookmark;
   // false on timeout. `condition` runs on the calling thread and may use the
   // read methods.
@@ -131,7 +136,6 @@ class Informer {
   bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
   void Apply(WatchEvent::Type type, const Json& obj);
   void RecordError(const absl::Status& s);
-  void Notify();
   bool SleepUnlessStopped(absl::Duration d);
 
   KubeClient* const client_;

@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -227,7 +228,6 @@ absl::StatusOr<MultiClusterLease> MultiClusterLease::FromJson(const Json& j) {
     out.spec.lease_duration_seconds = static_cast<int32_t>(
         r.Int(*spec, "leaseDurationSeconds", "spec").value_or(0));
     out.spec.renew_time = r.String(*spec, "renewTime", "spec").value_or("");
-    out.spec.leading_token = r.Int(*spec, "leadingToken", "spec").value_or(0);
   }
   if (const Json* st = r.Object(j, "status", "")) {
     auto& s = out.status;
@@ -239,6 +239,9 @@ absl::StatusOr<MultiClusterLease> MultiClusterLease::FromJson(const Json& j) {
         r.Int(*st, "observedGeneration", "status").value_or(0);
     s.transitions = r.Int(*st, "transitions", "status").value_or(0);
     s.session = r.String(*st, "session", "status").value_or("");
+    s.heartbeat = r.String(*st, "heartbeat", "status").value_or("");
+    s.session_ttl_milliseconds =
+        r.Int(*st, "sessionTTLMilliseconds", "status").value_or(0);
     s.confirmed_resource_version =
         r.String(*st, "confirmedResourceVersion", "status").value_or("");
     s.last_confirmed_renew_time =
@@ -258,7 +261,6 @@ Json MultiClusterLease::ToJson() const {
   SetOrEraseNonZero(spec, "leaseDurationSeconds",
                     this->spec.lease_duration_seconds);
   SetOrEraseNonEmpty(spec, "renewTime", this->spec.renew_time);
-  SetOrEraseNonZero(spec, "leadingToken", this->spec.leading_token);
   Json& st = ChildObject(j, "status");
   const auto& s = status;
   SetOrEraseNonEmpty(st, "leader", s.leader);
@@ -268,6 +270,8 @@ Json MultiClusterLease::ToJson() const {
   SetOrEraseNonZero(st, "observedGeneration", s.observed_generation);
   SetOrEraseNonZero(st, "transitions", s.transitions);
   SetOrEraseNonEmpty(st, "session", s.session);
+  SetOrEraseNonEmpty(st, "heartbeat", s.heartbeat);
+  SetOrEraseNonZero(st, "sessionTTLMilliseconds", s.session_ttl_milliseconds);
   SetOrEraseNonEmpty(st, "confirmedResourceVersion",
                      s.confirmed_resource_version);
   SetOrEraseNonEmpty(st, "lastConfirmedRenewTime", s.last_confirmed_renew_time);
@@ -324,6 +328,15 @@ Json Lease::ToJson() const {
   SetOrEraseNonEmpty(spec, "strategy", s.strategy);
   SetOrEraseNonEmpty(spec, "preferredHolder", s.preferred_holder);
   return j;
+}
+
+absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv) {
+  int64_t v = 0;
+  if (rv.empty() || !absl::SimpleAtoi(rv, &v) || v < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resourceVersion \"", rv, "\" is not a non-negative integer"));
+  }
+  return v;
 }
 
 std::string FormatMicroTime(absl::Time t) {

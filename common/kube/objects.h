@@ -87,7 +87,6 @@ struct MultiClusterLeaseSpec {
       holder_identity;                 // absent: no local candidate campaigns
   int32_t lease_duration_seconds = 0;  // 0: absent
   std::string renew_time;              // MicroTime, RFC 3339 with microseconds
-  int64_t leading_token = 0;
 };
 
 struct MultiClusterLeaseStatus {
@@ -97,7 +96,9 @@ struct MultiClusterLeaseStatus {
   int64_t fencing_token = 0;
   int64_t observed_generation = 0;
   int64_t transitions = 0;
-  std::string session;
+  std::string session;    // etcd lease ID (hex) backing the grant
+  std::string heartbeat;  // namespace/name of the granting controller's Lease
+  int64_t session_ttl_milliseconds = 0;  // TTL of that etcd session lease
   std::string confirmed_resource_version;
   std::string last_confirmed_renew_time;
   std::vector<Condition> conditions;
@@ -152,6 +153,12 @@ void MetaToJson(const ObjectMeta& m, Json& obj);
 // Checks `kind` and `apiVersion` of a decoded object: "expected kind X, got Y"
 // otherwise.
 absl::Status CheckKind(const Json& obj, const Resource& r);
+
+// A resourceVersion as an integer. Kubernetes calls them opaque, but every
+// etcd3-backed apiserver uses the etcd revision, so versions from one cluster
+// compare as integers (docs/design.md). Never compare versions from different
+// clusters.
+absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv);
 
 // RFC 3339 with microseconds in UTC, the wire form of metav1.MicroTime
 // ("2026-01-02T03:04:05.123456Z").
