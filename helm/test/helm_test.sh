@@ -230,9 +230,12 @@ NS=mcl-system
 # can NAME EXPECT(yes|no) VERB RESOURCE [ARGS...] as SA (ns:name in $AS)
 can() {
   local name="$1" want="$2"; shift 2
-  local got
-  got="$(kubectl auth can-i "$@" --as="system:serviceaccount:$AS" 2>/dev/null)"
-  if [[ "$got" == "$want" ]]; then ok "$name"; else not_ok "$name" "kubectl auth can-i $* as $AS: got '$got', want '$want'"; fi
+  local got err
+  got="$(kubectl auth can-i "$@" --as="system:serviceaccount:$AS" 2>"$work/can-i.err")"
+  err="$(cat "$work/can-i.err")"
+  # A warning (e.g. an unknown resource type) would make "no" meaningless: it is a failure.
+  if [[ "$got" == "$want" && -z "$err" ]]; then ok "$name"
+  else not_ok "$name" "kubectl auth can-i $* as $AS: got '$got' (stderr: '$err'), want '$want'"; fi
 }
 # poll SECONDS COMMAND...: retry until it succeeds (admission policies take effect a moment after
 # they are created).
@@ -328,6 +331,8 @@ check_jq "labelled Pod: POD_NAME, POD_NAMESPACE, POD_UID from the downward API" 
   '[.spec.initContainers[0].env[] | "\(.name)=\(.valueFrom.fieldRef.fieldPath)"] == ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace", "POD_UID=metadata.uid"]'
 check_jq "labelled Pod: annotation mcl.dev/lease-duration=15s becomes --lease-duration=15s" "$p" \
   '.spec.initContainers[0].args | index("--lease-duration=15s") != null'
+check_jq "labelled Pod: the sidecar is told the cluster name (--cluster-name=$CLUSTER)" "$p" \
+  ".spec.initContainers[0].args | index(\"--cluster-name=$CLUSTER\") != null"
 check_jq "labelled Pod: sidecar resource limits and restricted security context" "$p" \
   '.spec.initContainers[0] | .resources.limits == {"cpu": "200m", "memory": "64Mi"} and (.securityContext | .runAsNonRoot == true
    and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"] and .seccompProfile.type == "RuntimeDefault")'
@@ -345,7 +350,13 @@ check_jq "labelled Pod in a namespace without the injection label is untouched" 
   '.metadata.name == "not-opted-in" and .spec.initContainers == null and .spec.containers[0].env == null'
 pod_json inject bad-annotation '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"soon"}' >"$work/bad-annotation.json"
 check_fails "a malformed mcl.dev/lease-duration annotation is rejected with a clear message" \
-  'annotation mcl.dev/lease-duration=soon is not a duration' kubectl create -f "$work/bad-annotation.json"
+  'annotation mcl.dev/lease-duration=soon is not a lease duration from 2s to 3600s' kubectl create -f "$work/bad-annotation.json"
+pod_json inject long-lease '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"2h"}' >"$work/long-lease.json"
+check_fails "an out-of-range mcl.dev/lease-duration (2h > 3600s) is rejected" \
+  'annotation mcl.dev/lease-duration=2h is not a lease duration from 2s to 3600s' kubectl create -f "$work/long-lease.json"
+secs="$(pod_json inject whole-seconds '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"30"}' | kubectl create -o json -f - 2>&1 || echo '{}')"
+check_jq "mcl.dev/lease-duration in whole seconds (30) is accepted and passed on" "$secs" \
+  '.spec.initContainers[0].args | index("--lease-duration=30") != null'
 own="$(pod_json inject has-own '{"mcl.dev/inject":"true"}' '{}' \
   '{"initContainers":[{"name":"mcl-sidecar","image":"example.invalid/mcl-sidecar:custom","restartPolicy":"Always"}]}' |
   kubectl create -o json -f - 2>&1 || echo '{}')"
@@ -353,7 +364,8 @@ check_jq "a Pod that already has an mcl-sidecar container is not injected twice"
   '[.spec.initContainers[].name] == ["mcl-sidecar"] and .spec.initContainers[0].image == "example.invalid/mcl-sidecar:custom" and .spec.volumes == null'
 
 # The named template and the policy add the same container.
-check "app chart with mcl.sidecarContainer installs (helm install)" helm install app "$app" --namespace apps --wait=false --timeout 60s
+check "app chart with mcl.sidecarContainer installs (helm install)" helm install app "$app" --namespace apps --wait=false --timeout 60s \
+  --set sidecar.clusterName="$CLUSTER"
 dflt="$(pod_json inject defaults '{"mcl.dev/inject":"true"}' '{}' | kubectl create -o json -f - 2>&1 || echo '{}')"
 tmpl="$(kubectl -n apps get deployment app -o json 2>&1 || echo '{}')"
 same() { jq -c '.spec.initContainers[0] // .spec.template.spec.initContainers[0] | del(.volumeMounts)'; }

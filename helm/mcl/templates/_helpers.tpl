@@ -101,8 +101,8 @@ Validation: every template includes this, so a bad value fails rendering with on
 {{- fail "controller.replicas must be at least 1" -}}
 {{- end -}}
 {{- include "mcl.validateListen" .Values.sidecar.listen -}}
-{{- if and .Values.sidecar.leaseDuration (not (regexMatch "^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$" (toString .Values.sidecar.leaseDuration))) -}}
-{{- fail (printf "sidecar.leaseDuration %q is not a duration like 15s or 1500ms" (toString .Values.sidecar.leaseDuration)) -}}
+{{- if and .Values.sidecar.leaseDuration (not (regexMatch "^([0-9]+|([0-9]+(\\.[0-9]+)?(ms|s|m|h))+)$" (toString .Values.sidecar.leaseDuration))) -}}
+{{- fail (printf "sidecar.leaseDuration %q is not a duration: give whole seconds (15) or a duration with a unit (15s, 1m30s); the sidecar accepts 2s to 3600s" (toString .Values.sidecar.leaseDuration)) -}}
 {{- end -}}
 {{- range .Values.sidecar.serviceAccounts -}}
 {{- if not (and .namespace .name) -}}
@@ -124,6 +124,7 @@ image: {{ include "mcl.image" (dict "image" $s.image "root" .) | quote }}
 imagePullPolicy: {{ $s.image.pullPolicy | quote }}
 listen: {{ $s.listen | quote }}
 leaseDuration: {{ $s.leaseDuration | quote }}
+clusterName: {{ .Values.clusterName | quote }}
 metricsPort: {{ int $s.metricsPort }}
 extraArgs: {{ toJson $s.extraArgs }}
 resources: {{ toJson $s.resources }}

@@ -19,7 +19,8 @@ renders it as YAML for users' own charts, and the MutatingAdmissionPolicy render
 CEL object (mcl.toCEL), so both ways of adding the sidecar produce the same container.
 
 Config keys (all optional; each one given replaces the default whole): name, image ("repo:tag"),
-imagePullPolicy, listen, leaseDuration ("" = the sidecar's default), metricsPort (0 = no metrics
+imagePullPolicy, listen, leaseDuration ("" = the sidecar's default, 15s), clusterName ("" = the
+sidecar learns it from the controller's heartbeat Lease name), metricsPort (0 = no metrics
 address and no probes), extraArgs (list), resources (dict), securityContext (dict), tokenVolume (name
 of a projected service-account token volume to mount; "" = rely on the pod's automounted token), and,
 for the policy only, argsCEL (a CEL list expression appended to the args).
@@ -30,6 +31,7 @@ image: mcl-sidecar:0.1.0
 imagePullPolicy: IfNotPresent
 listen: 127.0.0.1:7400
 leaseDuration: ""
+clusterName: ""
 metricsPort: 7401
 extraArgs: []
 tokenVolume: ""
@@ -53,8 +55,11 @@ securityContext:
 {{- end -}}
 {{- include "mcl.validateListen" $cfg.listen -}}
 {{- $args := list (printf "--listen=%s" $cfg.listen) -}}
+{{- if $cfg.clusterName -}}
+{{- $args = append $args (printf "--cluster-name=%s" $cfg.clusterName) -}}
+{{- end -}}
 {{- if $cfg.leaseDuration -}}
-{{- $args = append $args (printf "--lease-duration=%s" $cfg.leaseDuration) -}}
+{{- $args = append $args (printf "--lease-duration=%v" $cfg.leaseDuration) -}}
 {{- end -}}
 {{- if gt (int $cfg.metricsPort) 0 -}}
 {{- $args = append $args (printf "--metrics-address=0.0.0.0:%d" (int $cfg.metricsPort)) -}}
