@@ -43,7 +43,14 @@ void Leadership::ObserveObject(const LeaseView& view) {
   if (closed_) return;
   // Out-of-order or repeated versions (a watch replay, a write response older than a watch event)
   // would make the rule judge a status that has already been replaced.
-  if (latest_ && view.resource_version <= latest_->resource_version) return;
+  // A deletion may carry the resourceVersion of the last state (the informer reports the last known
+  // object when it finds it gone on a relist): it still replaces that state.
+  if (latest_) {
+    const int64_t have = latest_->resource_version;
+    bool newer = view.exists ? view.resource_version > have
+                             : latest_->exists && view.resource_version >= have;
+    if (!newer) return;
+  }
   latest_ = view;
   if (view.exists && !view.session.empty() && view.confirmed_rv > 0 && view.session_ttl_ms > 0) {
     // The status written with a grant carries the confirmation of the keepalive before it

@@ -84,7 +84,8 @@ class Leadership {
   Leadership(Options options, Clock* clock);
 
   // An object version (watch event, list, or own write response). Versions at or below the latest
-  // known resourceVersion are ignored (out of order). A status that carries a confirmation (session,
+  // known resourceVersion are ignored (out of order); a deletion (exists = false) replaces an existing
+  // version of the same or a lower resourceVersion. A status that carries a confirmation (session,
   // confirmedResourceVersion, sessionTTLMilliseconds) is applied as one.
   void ObserveObject(const LeaseView& view);
   // A confirmation from the heartbeat Lease named in status.heartbeat.

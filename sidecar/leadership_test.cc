@@ -344,6 +344,21 @@ TEST_F(LeadershipTest, DeletedLockIsLostThenNoLeader) {
   EXPECT_EQ(ev[1].state, LeaderState::kNoLeader);
 }
 
+TEST_F(LeadershipTest, DeletionCarryingTheLastStatesVersionStillApplies) {
+  BecomeLeader();
+  LeaseView gone;
+  gone.resource_version = 11;  // the informer found it gone on a relist: last known state's rv
+  gone.exists = false;
+  l_.ObserveObject(gone);
+  EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
+  // A re-created object has a larger version and applies; an older deletion does not.
+  l_.ObserveObject(View(15, kOther, kOther, 70));
+  EXPECT_EQ(l_.state(), LeaderState::kFollower);
+  gone.resource_version = 14;
+  l_.ObserveObject(gone);
+  EXPECT_EQ(l_.state(), LeaderState::kFollower);
+}
+
 TEST_F(LeadershipTest, CloseWhileLeadingIsLostAndThenSilent) {
   BecomeLeader();
   l_.Close("resigned");

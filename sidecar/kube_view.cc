@@ -1,0 +1,66 @@
+#include "sidecar/kube_view.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/kube/json.h"
+
+namespace mcl::sidecar {
+
+absl::StatusOr<int64_t> ParseResourceVersion(const std::string& rv) {
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(rv, &v) || v < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resourceVersion \"", rv, "\" is not an integer; mcl needs an etcd3-backed apiserver"));
+  }
+  return v;
+}
+
+absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
+  LeaseView v;
+  auto rv = ParseResourceVersion(obj.metadata.resource_version);
+  if (!rv.ok()) return rv.status();
+  v.resource_version = *rv;
+  v.exists = true;
+  v.holder = obj.spec.holder_identity;
+  v.lease_duration_seconds = obj.spec.lease_duration_seconds;
+  v.renew_time = obj.spec.renew_time;
+  v.grant.leader = obj.status.leader;
+  v.grant.cluster = obj.status.leader_cluster;
+  v.grant.token = obj.status.fencing_token;
+  if (!obj.status.acquire_time.empty()) {
+    auto t = kube::ParseTime(obj.status.acquire_time);
+    if (t.ok()) v.grant.acquire_time = *t;
+  }
+  v.session = obj.status.session;
+  if (!obj.status.confirmed_resource_version.empty()) {
+    auto c = ParseResourceVersion(obj.status.confirmed_resource_version);
+    if (c.ok()) v.confirmed_rv = *c;
+  }
+  // status.heartbeat and status.sessionTTLMilliseconds are not (yet) modelled by
+  // kube::MultiClusterLeaseStatus; read them from the decoded JSON it keeps.
+  if (obj.raw.is_object() && obj.raw.has_field("status")) {
+    const kube::Json& status = obj.raw.at("status");
+    if (status.is_object()) {
+      kube::JsonReader r("MultiClusterLease status");
+      v.heartbeat = r.String(status, "heartbeat", "status").value_or("");
+      v.session_ttl_ms = r.Int(status, "sessionTTLMilliseconds", "status").value_or(0);
+    }
+  }
+  return v;
+}
+
+std::optional<Confirmation> ToConfirmation(const kube::Lease& lease) {
+  const auto& a = lease.metadata.annotations;
+  auto s = a.find(kSessionAnnotation);
+  auto c = a.find(kConfirmedRvAnnotation);
+  auto t = a.find(kSessionTtlAnnotation);
+  if (s == a.end() || c == a.end() || t == a.end() || s->second.empty()) return std::nullopt;
+  int64_t rv = 0, ttl = 0;
+  if (!absl::SimpleAtoi(c->second, &rv) || !absl::SimpleAtoi(t->second, &ttl) || rv <= 0 ||
+      ttl <= 0) {
+    return std::nullopt;
+  }
+  return Confirmation{s->second, rv, absl::Milliseconds(ttl)};
+}
+
+}  // namespace mcl::sidecar
