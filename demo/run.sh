@@ -1,25 +1,16 @@
 #!/usr/bin/env bash
-# Demo, stage 1: bring up the test bed (a global etcd and N simulated clusters) and show the
-# MultiClusterLease CRD in every cluster. Ctrl-C (or the end) stops everything it started.
+# The main job: builds mcl and the Go example app, then runs the three-cluster failover demo
+# (demo/mcl_demo.cc). Flags: --clusters N (default 3), --replicas R (2), --ttl SECONDS (2), --stay.
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-clusters=3
-while (($#)); do
-  case "$1" in
-    --clusters) clusters="$2"; shift 2 ;;
-    -h|--help) echo "usage: demo.sh [--clusters N]"; exit 0 ;;
-    *) echo "demo: unknown flag $1" >&2; exit 2 ;;
-  esac
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+CACHE_DIR="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
+echo "demo: building (first time: several minutes on 2 cores)..." >&2
+bazel build --noshow_progress //controller:mcl-controller //sidecar:mcl-sidecar //demo:mcl_demo 2>&1 |
+  grep -vE '^(INFO|Loading|Analyzing|Target|  bazel-bin)' >&2 || true
+bin="$(bazel info bazel-bin 2>/dev/null)"
+for b in controller/mcl-controller sidecar/mcl-sidecar demo/mcl_demo; do
+  [[ -x "$bin/$b" ]] || { echo "demo: build failed: $bin/$b missing (run: bazel build //$(dirname $b):$(basename $b))" >&2; exit 1; }
 done
-dir=$(mktemp -d /tmp/mcl-demo-XXXXXX)
-trap 'bash "$here/testbed/testbed.sh" down --dir "$dir"' EXIT INT TERM
-bash "$here/testbed/testbed.sh" up --dir "$dir" --clusters "$clusters"
-# shellcheck disable=SC1091
-source "$dir/testbed.env"
-for ((i = 0; i < clusters; i++)); do
-  kc="MCL_CLUSTER_${i}_KUBECONFIG_ADMIN"
-  echo
-  echo "== cluster-$i ($(sed -n 's/.*server: //p' "${!kc}"))"
-  "$MCL_KUBECTL" --kubeconfig "${!kc}" get crd multiclusterleases.mcl.dev
-  "$MCL_KUBECTL" --kubeconfig "${!kc}" get mcl -A 2>&1
-done
+(cd client-stubs/go && go build -o "$CACHE_DIR/mcl-example-go" ./example)
+exec "$bin/demo/mcl_demo" --controller "$bin/controller/mcl-controller" \
+  --sidecar "$bin/sidecar/mcl-sidecar" --app "$CACHE_DIR/mcl-example-go" "$@"
