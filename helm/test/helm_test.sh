@@ -305,6 +305,15 @@ create_lock() {
 check "sidecar SA creates a MultiClusterLease (real request)" create_lock
 check_fails "sidecar SA gets 403 writing /status (real request)" 'forbidden|Forbidden' \
   sidecar_kubectl patch multiclusterlease lock-a --subresource=status --type=merge -p '{"status":{"leader":"pod-a_uid"}}'
+# The sidecar's heartbeat informer lists and watches with a metadata.name field selector
+# (sidecar/watches.cc), which is what resourceNames-restricted list/watch allows.
+hb_url="/apis/coordination.k8s.io/v1/namespaces/$NS/leases"
+check "sidecar SA lists the heartbeat Lease by field selector (real request)" \
+  kubectl --as=system:serviceaccount:apps:app-sa get --raw "$hb_url?fieldSelector=metadata.name%3Dmcl-heartbeat-$CLUSTER"
+check "sidecar SA watches the heartbeat Lease by field selector (real request, 1 s watch)" \
+  kubectl --as=system:serviceaccount:apps:app-sa get --raw "$hb_url?fieldSelector=metadata.name%3Dmcl-heartbeat-$CLUSTER&watch=1&timeoutSeconds=1"
+check_fails "sidecar SA gets 403 listing all Leases of the release namespace (real request)" 'forbidden|Forbidden' \
+  kubectl --as=system:serviceaccount:apps:app-sa get --raw "$hb_url"
 check_jq "controller SA writes /status (real request)" \
   "$(kubectl --as="system:serviceaccount:$NS:$REL-controller" -n apps patch multiclusterlease lock-a --subresource=status --type=merge -p '{"status":{"leader":"pod-a_uid","leaderCluster":"'"$CLUSTER"'"}}' -o json 2>&1 || echo '{}')" \
   '.status.leader == "pod-a_uid"'
