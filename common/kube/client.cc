@@ -165,6 +165,11 @@ absl::Status FromException(std::exception_ptr e, const std::string& what,
                                 : "the CA given in the config",
           " and issued for the server's host name/IP? (", config.source, ")"));
     }
+    if (absl::StrContains(msg, "Failed to connect")) {
+      // cpprestsdk reports a refused connection as "host unreachable".
+      return absl::UnavailableError(absl::StrCat(
+          what, ": cannot connect (refused or unreachable): ", msg));
+    }
     return absl::UnavailableError(
         absl::StrCat(what, ": ", msg, " (", ex.error_code().message(), ")"));
   } catch (const pplx::task_canceled&) {

@@ -181,6 +181,10 @@ class TypedInformer {
   std::string LastSyncResourceVersion() const {
     return informer_.LastSyncResourceVersion();
   }
+  bool WaitForResourceVersion(const std::string& rv,
+                              absl::Duration timeout) const {
+    return informer_.WaitForResourceVersion(rv, timeout);
+  }
   bool WaitUntil(const std::function<bool()>& condition,
                  absl::Duration timeout) const {
     return informer_.WaitUntil(condition, timeout);
