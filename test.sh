@@ -34,7 +34,9 @@ run_suite() {  # run_suite NAME COMMAND...: a suite that prints "N passed, N fai
 
 echo "=== bazel test //..."
 bep=$(mktemp)
-bazel test //... --build_event_json_file="$bep" "$@"
+CACHE_DIR="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
+# The disk cache lets a fresh clone reuse compiled actions; a fresh machine simply fills it.
+bazel test //... --disk_cache="$CACHE_DIR/bazel-disk" --build_event_json_file="$bep" "$@"
 summary=$(python3 tools/count_bazel_results.py "$bep" "$(bazel info bazel-testlogs 2>/dev/null)")
 echo "$summary"
 add_counts "$(tail -n1 <<<"$summary")"
