@@ -107,6 +107,15 @@ check_fails "a non-loopback sidecar listen address is refused" \
 check_fails "injection without the MutatingAdmissionPolicy API fails and says what to do" \
   'injection.enabled=true needs the admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy API' \
   helm template t "$chart" "${REQ[@]}" --set injection.enabled=true
+check_fails "values.schema.json: a misspelt value is refused (clustername)" \
+  'Additional property clustername is not allowed' \
+  helm template t "$chart" "${REQ[@]}" --set clustername=c1
+check_fails "values.schema.json: a value of the wrong type is refused (controller.replicas=two)" \
+  'controller.replicas: Invalid type. Expected: integer' \
+  helm template t "$chart" "${REQ[@]}" --set controller.replicas=two
+check_fails "values.schema.json: injection.failurePolicy must be Fail or Ignore" \
+  'injection.failurePolicy must be one of the following: "Fail", "Ignore"' \
+  helm template t "$chart" "${REQ[@]}" --set injection.failurePolicy=Maybe
 check_fails "a sidecar.serviceAccounts entry without a namespace is refused" \
   'sidecar.serviceAccounts: every entry needs namespace and name' \
   helm template t "$chart" "${REQ[@]}" --set 'sidecar.serviceAccounts[0].name=app'
