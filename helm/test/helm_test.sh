@@ -127,6 +127,9 @@ check_jq "default render: exactly the expected objects (no injection policy by d
     "Role/t-mcl-controller-leases","Role/t-mcl-sidecar-heartbeat","RoleBinding/t-mcl-controller-leases",
     "Service/t-mcl-controller-metrics","ServiceAccount/t-mcl-controller"]'
 
+check_jq "release name mcl: the sidecar ClusterRole users bind is named mcl-sidecar" \
+  "$(helm template mcl "$chart" "${REQ[@]}" | yaml2json)" \
+  '[.[] | select(.kind == "ClusterRole") | .metadata.name] | sort == ["mcl-controller", "mcl-sidecar"]'
 dep="$(obj "$d" Deployment t-mcl-controller)"
 check_jq "controller: 2 replicas, rolling update keeps a standby (maxUnavailable 0)" "$dep" \
   '.spec.replicas == 2 and .spec.strategy.rollingUpdate.maxUnavailable == 0'
@@ -174,6 +177,20 @@ check_jq "sidecar ClusterRole: MCL spec access, no /status, no delete" "$(obj "$
     {"apiGroups":[""],"resources":["events"],"verbs":["create","patch"]}]'
 check_jq "sidecar heartbeat Role: read-only, only the heartbeat Lease" "$(obj "$d" Role t-mcl-sidecar-heartbeat)" \
   '.rules == [{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"resourceNames":["mcl-heartbeat-c0"],"verbs":["get","list","watch"]}]'
+# testbed/rbac.yaml gives the static test identities the rules the components' own tests run with;
+# if a component needs more, that file changes first and this check says the chart must follow.
+tbr="$(yaml2json <"$repo/testbed/rbac.yaml")"
+rules_match() {  # rules_match CHART_ROLE_JSON TESTBED_ROLE_NAME: same non-Lease rules, same Lease verbs
+  jq -e --argjson tb "$tbr" --arg n "$2" --argjson leaseRoles "$3" '
+    ([$tb[] | select(.kind == "ClusterRole" and .metadata.name == $n) | .rules[]]) as $t
+    | ([$t[] | select(.apiGroups != ["coordination.k8s.io"])] == [.rules[] | select(.apiGroups != ["coordination.k8s.io"])])
+      and ([$t[] | select(.apiGroups == ["coordination.k8s.io"]) | .verbs[]] | unique) ==
+          ([$leaseRoles[] | .rules[] | select(.apiGroups == ["coordination.k8s.io"]) | .verbs[]] | unique)' <<<"$1"
+}
+check "controller rules match testbed/rbac.yaml mcl-controller (Leases: same verbs, narrowed by name)" \
+  rules_match "$(obj "$d" ClusterRole t-mcl-controller)" mcl-controller "[$(obj "$d" Role t-mcl-controller-leases)]"
+check "sidecar rules match testbed/rbac.yaml mcl-sidecar (Leases: same verbs, narrowed by name)" \
+  rules_match "$(obj "$d" ClusterRole t-mcl-sidecar)" mcl-sidecar "[$(obj "$d" Role t-mcl-sidecar-heartbeat)]"
 check_jq "PodDisruptionBudget: at most one controller pod evicted at a time" "$(obj "$d" PodDisruptionBudget t-mcl-controller)" \
   '.spec.maxUnavailable == 1 and .spec.selector.matchLabels["app.kubernetes.io/component"] == "controller"'
 check_jq "metrics Service targets the controller's metrics port" "$(obj "$d" Service t-mcl-controller-metrics)" \
