@@ -356,8 +356,13 @@ injected_dry_run() {  # true once the policy is active: a server-side dry run sh
 }
 check "the injection policy takes effect (server-side dry run, within 30 s)" poll 30 injected_dry_run
 
+# A Pod with its own init container, volume and env, and a container that sets the address itself.
 p="$(pod_json inject injected '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"15s"}' \
-  '{"initContainers":[{"name":"migrate","image":"example.invalid/migrate:1"}]}' | kubectl create -o json -f - 2>&1 || echo '{}')"
+  '{"initContainers": [{"name": "migrate", "image": "example.invalid/migrate:1"}],
+    "volumes": [{"name": "data", "emptyDir": {}}],
+    "containers": [{"name": "app", "image": "example.invalid/app:1", "env": [{"name": "FOO", "value": "bar"}]},
+                   {"name": "tool", "image": "example.invalid/tool:1", "env": [{"name": "MCL_SIDECAR_ADDRESS", "value": "[::1]:9000"}]}]}' |
+  kubectl create -o json -f - 2>&1 || echo '{}')"
 check_jq "labelled Pod: sidecar is the first initContainer, a native sidecar (restartPolicy Always)" "$p" \
   '[.spec.initContainers[].name] == ["mcl-sidecar", "migrate"] and .spec.initContainers[0].restartPolicy == "Always"'
 check_jq "labelled Pod: sidecar listens on loopback only (--listen=127.0.0.1:7400)" "$p" \
@@ -374,8 +379,11 @@ check_jq "labelled Pod: sidecar resource limits and restricted security context"
 check_jq "labelled Pod: sidecar gets its own projected service-account token" "$p" \
   '(.spec.volumes | any(.name == "mcl-sidecar-kube-api-access" and (.projected.sources | any(.serviceAccountToken.path == "token"))))
    and (.spec.initContainers[0].volumeMounts == [{"name": "mcl-sidecar-kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}])'
-check_jq "labelled Pod: the app container gets MCL_SIDECAR_ADDRESS=127.0.0.1:7400" "$p" \
-  '.spec.containers[0].env == [{"name": "MCL_SIDECAR_ADDRESS", "value": "127.0.0.1:7400"}]'
+check_jq "labelled Pod: app containers get MCL_SIDECAR_ADDRESS=127.0.0.1:7400 unless they set it" "$p" \
+  '[.spec.containers[] | {(.name): .env}] == [{"app": [{"name": "FOO", "value": "bar"}, {"name": "MCL_SIDECAR_ADDRESS", "value": "127.0.0.1:7400"}]},
+    {"tool": [{"name": "MCL_SIDECAR_ADDRESS", "value": "[::1]:9000"}]}]'
+check_jq "labelled Pod: its own volumes are kept, the token volume is added after them" "$p" \
+  '[.spec.volumes[].name] == ["data", "mcl-sidecar-kube-api-access"]'
 
 u="$(pod_json inject unlabelled '{}' '{}' | kubectl create -o json -f - 2>&1 || echo '{"spec":{"initContainers":"error"}}')"
 check_jq "unlabelled Pod in an injection namespace is untouched" "$u" \
