@@ -35,7 +35,8 @@ cleanup() {
   if [[ -z "${MCL_KEEP_TESTBED:-}" && -d "$tb" ]]; then
     MCL_TESTBED_QUIET=1 timeout 60 "$repo/testbed/testbed.sh" down --dir "$tb" >/dev/null 2>&1 || true
   fi
-  [[ -z "${MCL_KEEP_TESTBED:-}" ]] && rm -rf "$work"
+  if [[ -z "${MCL_KEEP_TESTBED:-}" ]]; then rm -rf "$work"
+  else echo "helm_test: kept $work (stop the test bed with: testbed/testbed.sh down --dir $tb)" >&2; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -86,6 +87,11 @@ check "helm lint --strict with the optional features on" helm lint --strict "$ch
   --set etcd.auth.secretName=a --set 'controller.watchNamespaces={a,b}' \
   --set 'sidecar.serviceAccounts[0].namespace=apps,sidecar.serviceAccounts[0].name=app'
 
+packaged() {
+  helm package "$chart" -d "$work/pkg" >/dev/null &&
+    tar tzf "$work/pkg/mcl-$(sed -n 's/^version: *//p' "$chart/Chart.yaml").tgz" | grep -qx 'mcl/crds/multiclusterleases.mcl.dev.yaml'
+}
+check "helm package: the chart packages with the CRD in crds/" packaged
 check_fails "missing clusterName fails with a clear message" \
   'clusterName is required: set it to this cluster.s name' \
   helm template t "$chart" --set 'etcd.endpoints={https://e:2379}'
@@ -285,6 +291,10 @@ check "helm install into the test bed (injection on)" helm install "$REL" "$char
   --set injection.enabled=true \
   --set 'sidecar.serviceAccounts[0].namespace=apps,sidecar.serviceAccounts[0].name=app-sa' \
   --set 'sidecar.serviceAccounts[1].namespace=inject,sidecar.serviceAccounts[1].name=app-sa'
+check_jq "NOTES.txt warns when etcd TLS is off (helm install --dry-run)" \
+  "$(helm install notes-probe "$chart" --namespace "$NS" --dry-run -o json --set clusterName="$CLUSTER" \
+       --set 'etcd.endpoints={http://127.0.0.1:2379}' --set etcd.tls.enabled=false 2>&1 || echo '{}')" \
+  '.info.notes | contains("WARNING: etcd.tls.enabled=false: the controller talks to etcd in plaintext")'
 check_jq "the release is deployed" "$(helm status "$REL" -n "$NS" -o json 2>&1 || echo '{}')" '.info.status == "deployed"'
 check "the chart's CRD is installed and established" kubectl wait --for condition=established --timeout=60s crd/multiclusterleases.mcl.dev
 check_jq "the controller Deployment is stored (2 replicas, its ServiceAccount)" \
