@@ -2,7 +2,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/kube/json.h"
 
 namespace mcl::sidecar {
 
@@ -36,16 +35,8 @@ absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
     auto c = ParseResourceVersion(obj.status.confirmed_resource_version);
     if (c.ok()) v.confirmed_rv = *c;
   }
-  // status.heartbeat and status.sessionTTLMilliseconds are not (yet) modelled by
-  // kube::MultiClusterLeaseStatus; read them from the decoded JSON it keeps.
-  if (obj.raw.is_object() && obj.raw.has_field("status")) {
-    const kube::Json& status = obj.raw.at("status");
-    if (status.is_object()) {
-      kube::JsonReader r("MultiClusterLease status");
-      v.heartbeat = r.String(status, "heartbeat", "status").value_or("");
-      v.session_ttl_ms = r.Int(status, "sessionTTLMilliseconds", "status").value_or(0);
-    }
-  }
+  v.heartbeat = obj.status.heartbeat;
+  v.session_ttl_ms = obj.status.session_ttl_milliseconds;
   return v;
 }
 
