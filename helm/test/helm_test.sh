@@ -295,6 +295,25 @@ check_jq "NOTES.txt warns when etcd TLS is off (helm install --dry-run)" \
   "$(helm install notes-probe "$chart" --namespace "$NS" --dry-run -o json --set clusterName="$CLUSTER" \
        --set 'etcd.endpoints={http://127.0.0.1:2379}' --set etcd.tls.enabled=false 2>&1 || echo '{}')" \
   '.info.notes | contains("WARNING: etcd.tls.enabled=false: the controller talks to etcd in plaintext")'
+# Other value combinations: the apiserver accepts every object (server-side dry run compiles the
+# policies' CEL and validates the rest).
+variant() {
+  helm template variant "$chart" --namespace "$NS" --kube-version 1.34.0 "${MAP_API[@]}" --set clusterName="$CLUSTER" "$@" |
+    kubectl apply --dry-run=server -f - >/dev/null
+}
+check "variant accepted: injection with metricsPort=0 (no probes), leaseDuration=30, extraArgs, Ignore" \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set injection.enabled=true --set sidecar.metricsPort=0 \
+  --set sidecar.leaseDuration=30 --set 'sidecar.extraArgs={--request-timeout=3s}' --set injection.failurePolicy=Ignore \
+  --set injection.validateAnnotations=false --set 'sidecar.listen=[::1]:7400'
+check "variant accepted: watchNamespaces, etcd auth, heartbeat readable namespace-wide, serviceAccounts" \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set 'controller.watchNamespaces={apps,other}' \
+  --set etcd.auth.secretName=etcd-auth --set sidecar.rbac.heartbeatByName=false \
+  --set 'sidecar.serviceAccounts[0].namespace=other,sidecar.serviceAccounts[0].name=x'
+check "variant accepted: plaintext etcd, 1 replica, no Service, existing ServiceAccount, CA from trust store" \
+  variant --set 'etcd.endpoints={http://127.0.0.1:2379}' --set etcd.tls.enabled=false --set controller.replicas=1 \
+  --set controller.service.enabled=false --set controller.serviceAccount.create=false --set controller.serviceAccount.name=existing
+check "variant accepted: TLS with the system trust store and no client certificate" \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set etcd.tls.caKey= --set etcd.tls.certKey=
 check_jq "the release is deployed" "$(helm status "$REL" -n "$NS" -o json 2>&1 || echo '{}')" '.info.status == "deployed"'
 check "the chart's CRD is installed and established" kubectl wait --for condition=established --timeout=60s crd/multiclusterleases.mcl.dev
 check_jq "the controller Deployment is stored (2 replicas, its ServiceAccount)" \
