@@ -1,0 +1,324 @@
+// The election controller on the real test bed: two clusters (real kube-apiservers), one global
+// etcd, controllers as real processes. Candidates are simulated by threads that renew spec as the
+// sidecar identity (every leaseDuration/4). Every wait is bounded; every bound asserted is derived
+// from docs/design.md's timings (leaseDuration, TTL·(1+rho)+m) plus stated slack for the
+// apiserver/etcd round trips on a 2-core machine.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/etcd/watch.h"
+#include "controller/controller_test_util.h"
+#include "controller/lock_reconciler.h"
+#include "gtest/gtest.h"
+#include "testbed/cc/subprocess.h"
+#include "testbed/cc/testbed.h"
+
+namespace mcl::controller::testing {
+namespace {
+
+using testbed::WaitUntil;
+
+// Round trips on the path from "decided" to "visible in the other cluster's status": a status
+// write, a Txn, a watch delivery, a Txn, a status write, plus our 20 ms polling of the CR.
+constexpr absl::Duration kSlack = absl::Milliseconds(1500);
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { env_ = std::make_unique<Env>(testbed::SharedTestbed(2)); }
+  void TearDown() override {
+    for (auto& c : candidates_) c->Stop();
+    for (auto& p : procs_) {
+      if (p) (void)p->Stop(absl::Seconds(10));
+    }
+  }
+
+  testbed::Subprocess* Start(int c, const std::string& id,
+                             const std::vector<std::string>& extra = {}) {
+    auto p = env_->StartController(c, id, extra);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return nullptr;
+    procs_.push_back(std::move(*p));
+    return procs_.back().get();
+  }
+  Candidate* Campaign(int c, const std::string& name, const std::string& holder,
+                      int lease_seconds = kLeaseSeconds) {
+    candidates_.push_back(std::make_unique<Candidate>(env_->sidecar(c), env_->ns, name, holder,
+                                                      lease_seconds));
+    candidates_.back()->Start();
+    return candidates_.back().get();
+  }
+  // Waits until cluster c's status says its candidate `holder` holds the lock; returns the view.
+  std::optional<CrView> WaitHeld(int c, const std::string& name, const std::string& holder,
+                                 absl::Duration timeout) {
+    std::optional<CrView> seen;
+    WaitUntil(
+        [&] {
+          auto v = env_->Read(c, name);
+          if (v.ok() && Holds(*v) && v->status.leader == holder) seen = *v;
+          return seen.has_value();
+        },
+        timeout);
+    return seen;
+  }
+  // Waits until both clusters' statuses name the same leader and token; returns them.
+  std::optional<std::pair<CrView, CrView>> WaitAgree(const std::string& name,
+                                                     absl::Duration timeout) {
+    std::optional<std::pair<CrView, CrView>> seen;
+    WaitUntil(
+        [&] {
+          auto a = env_->Read(0, name);
+          auto b = env_->Read(1, name);
+          if (a.ok() && b.ok() && !a->status.leader.empty() &&
+              a->status.leader == b->status.leader &&
+              a->status.leader_cluster == b->status.leader_cluster &&
+              a->status.fencing_token == b->status.fencing_token) {
+            seen = std::make_pair(*a, *b);
+          }
+          return seen.has_value();
+        },
+        timeout);
+    return seen;
+  }
+  // Exactly one cluster's status claims the lock (when both claim, S1 is broken).
+  void ExpectAtMostOneHolds(const std::string& name) {
+    auto a = env_->Read(0, name);
+    auto b = env_->Read(1, name);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_FALSE(Holds(*a) && Holds(*b)) << "both clusters claim " << name;
+  }
+
+  std::unique_ptr<Env> env_;
+  std::vector<std::unique_ptr<testbed::Subprocess>> procs_;
+  std::vector<std::unique_ptr<Candidate>> candidates_;
+};
+
+TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToken) {
+  ASSERT_NE(Start(0, "c0"), nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "shared";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Campaign(0, lock, "pod-a");
+  auto held = WaitHeld(0, lock, "pod-a", absl::Seconds(10));
+  ASSERT_TRUE(held.has_value()) << "cluster-0 never granted";
+  Campaign(1, lock, "pod-b");
+  auto both = WaitAgree(lock, absl::Seconds(10));
+  ASSERT_TRUE(both.has_value()) << "the clusters never agreed on the leader";
+  const CrView& a = both->first;
+  const CrView& b = both->second;
+  EXPECT_TRUE(Holds(a));
+  EXPECT_FALSE(Holds(b));
+  EXPECT_TRUE(CondIs(b, kGlobalLockHeld, "False", "HeldByOtherCluster"));
+  EXPECT_EQ(a.status.leader, "pod-a");
+  EXPECT_EQ(a.status.leader_cluster, env_->tb.cluster(0).name);
+  EXPECT_EQ(a.status.fencing_token, b.status.fencing_token);
+  EXPECT_GT(a.status.fencing_token, 0);
+  EXPECT_FALSE(a.status.session.empty());
+  EXPECT_EQ(b.status.session, "") << "a foreign grant must never be confirmable locally";
+  EXPECT_EQ(a.status.heartbeat, env_->ns + "/mcl-heartbeat-" + env_->tb.cluster(0).name);
+  EXPECT_EQ(a.status.session_ttl_ms, 2000);
+  EXPECT_TRUE(CondIs(a, kBackendReachable, "True"));
+  EXPECT_TRUE(CondIs(a, kCandidateLive, "True"));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto v = env_->Read(1, lock);
+        return v.ok() && CondIs(*v, kCandidateLive, "True", "Renewing");
+      },
+      absl::Seconds(5)))
+      << "cluster-1 never reported its live candidate";
+  // The etcd key: attached to the session the status names; the token is its mod_revision.
+  auto key = env_->Key(lock);
+  ASSERT_TRUE(key.ok() && key->has_value());
+  EXPECT_EQ((*key)->mod_revision, a.status.fencing_token);
+  EXPECT_EQ(SessionHex((*key)->lease), a.status.session);
+  auto value = ParseKeyValue((*key)->value);
+  ASSERT_TRUE(value.has_value());
+  EXPECT_EQ(value->cluster, env_->tb.cluster(0).name);
+  EXPECT_EQ(value->holder, "pod-a");
+  // The grant is an Event on the CR; the heartbeat Lease confirms the same session.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ev = env_->tb.Kubectl(0, {"get", "events", "-n", env_->ns, "-o",
+                                       "jsonpath={.items[*].reason}"});
+        return ev.ok() && ev->find("Granted") != std::string::npos;
+      },
+      absl::Seconds(5)));
+  auto hb = env_->tb.Kubectl(0, {"get", "lease", "-n", env_->ns,
+                                 "mcl-heartbeat-" + env_->tb.cluster(0).name, "-o",
+                                 "jsonpath={.metadata.annotations.mcl\\.dev/session}"});
+  ASSERT_TRUE(hb.ok()) << hb.status();
+  EXPECT_EQ(*hb, a.status.session);
+  // Renewals do not cause status writes: the status stays byte-identical for a few renewals.
+  auto before = env_->Read(0, lock);
+  absl::SleepFor(absl::Milliseconds(1200));
+  auto after = env_->Read(0, lock);
+  ASSERT_TRUE(before.ok() && after.ok());
+  EXPECT_GT(after->generation, before->generation) << "the candidate kept renewing";
+  EXPECT_FALSE(StatusDiffers(before->status, after->status));
+}
+
+TEST_F(ControllerTest, StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWithAGreaterToken) {
+  ASSERT_NE(Start(0, "c0"), nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "stale";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Candidate* a = Campaign(0, lock, "pod-a");
+  auto first = WaitHeld(0, lock, "pod-a", absl::Seconds(10));
+  ASSERT_TRUE(first.has_value());
+  Campaign(1, lock, "pod-b");
+  ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
+
+  // Watch the key from the test to time the hand-over inside etcd.
+  absl::Mutex mu;
+  absl::Time deleted_at, put_at;
+  int64_t new_token = 0;
+  etcd::WatchOptions wo;
+  wo.key = env_->EtcdKey(lock);
+  etcd::WatchCallbacks cb;
+  cb.on_events = [&](const std::vector<etcd::Event>& events, int64_t) {
+    absl::MutexLock l(&mu);
+    for (const auto& e : events) {
+      if (e.type == etcd::Event::Type::kDelete && deleted_at == absl::Time()) {
+        deleted_at = absl::Now();
+      } else if (e.type == etcd::Event::Type::kPut && deleted_at != absl::Time() &&
+                 put_at == absl::Time()) {
+        put_at = absl::Now();
+        new_token = e.kv.mod_revision;
+      }
+    }
+  };
+  auto watch = etcd::Watch::Start(env_->etcd(), wo, cb);
+  ASSERT_TRUE(watch.ok());
+  absl::SleepFor(absl::Milliseconds(100));  // the watch is established
+
+  const absl::Time last = a->Stop();
+  auto won = WaitHeld(1, lock, "pod-b", absl::Seconds(15));
+  const absl::Time won_at = absl::Now();
+  ASSERT_TRUE(won.has_value()) << "cluster-1 never took over";
+  // design.md "Failover timings": staleness (leaseDuration) then the ack timeout, overlapping.
+  const absl::Duration bound = std::max(absl::Seconds(kLeaseSeconds), AckTimeout()) + kSlack;
+  EXPECT_LE(won_at - last, bound);
+  EXPECT_GE(won_at - last, absl::Seconds(kLeaseSeconds)) << "released before it was stale";
+  EXPECT_GT(won->status.fencing_token, first->status.fencing_token);
+  EXPECT_EQ(won->status.transitions, 2);
+  {
+    absl::MutexLock l(&mu);
+    ASSERT_NE(deleted_at, absl::Time());
+    ASSERT_NE(put_at, absl::Time());
+    // By watch, not polling: the other controller creates the key right after the delete.
+    EXPECT_LT(put_at - deleted_at, absl::Milliseconds(500));
+    EXPECT_EQ(new_token, won->status.fencing_token);
+  }
+  auto loser = WaitAgree(lock, absl::Seconds(5));
+  ASSERT_TRUE(loser.has_value());
+  EXPECT_FALSE(Holds(loser->first));
+  EXPECT_TRUE(CondIs(loser->first, kCandidateLive, "False", "Stale"));
+  ExpectAtMostOneHolds(lock);
+  (*watch)->Stop();
+}
+
+TEST_F(ControllerTest, ResignHandsOverAtOnceAndTokensGrowOnEveryChangeOfHolder) {
+  ASSERT_NE(Start(0, "c0"), nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "resign";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Candidate* a = Campaign(0, lock, "pod-a");
+  auto g1 = WaitHeld(0, lock, "pod-a", absl::Seconds(10));
+  ASSERT_TRUE(g1.has_value());
+  Candidate* b = Campaign(1, lock, "pod-b");
+  ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
+  std::vector<int64_t> tokens = {g1->status.fencing_token};
+
+  // Resign (graceful): no timer on the path.
+  absl::Time t0 = absl::Now();
+  ASSERT_TRUE(a->Resign().ok());
+  auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(5));
+  ASSERT_TRUE(g2.has_value());
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1500)) << "resign must not wait for a timeout";
+  tokens.push_back(g2->status.fencing_token);
+
+  // And back: pod-a campaigns again, pod-b resigns.
+  a = Campaign(0, lock, "pod-a");
+  absl::SleepFor(absl::Milliseconds(300));
+  t0 = absl::Now();
+  ASSERT_TRUE(b->Resign().ok());
+  auto g3 = WaitHeld(0, lock, "pod-a", absl::Seconds(5));
+  ASSERT_TRUE(g3.has_value());
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1500));
+  tokens.push_back(g3->status.fencing_token);
+
+  // A local replica failover inside cluster-0: pod-a2 takes over the candidacy; the key follows
+  // after pod-a's validity ran out, with a new token.
+  a->Stop();
+  Campaign(0, lock, "pod-a2");
+  auto g4 = WaitHeld(0, lock, "pod-a2", absl::Seconds(10));
+  ASSERT_TRUE(g4.has_value());
+  tokens.push_back(g4->status.fencing_token);
+  for (size_t i = 1; i < tokens.size(); ++i) {
+    EXPECT_GT(tokens[i], tokens[i - 1]) << "token " << i;
+  }
+  auto agree = WaitAgree(lock, absl::Seconds(5));
+  ASSERT_TRUE(agree.has_value());
+  EXPECT_EQ(agree->second.status.fencing_token, tokens.back());
+  EXPECT_EQ(agree->first.status.transitions, 4);
+}
+
+TEST_F(ControllerTest, ControllerSigkillFreesTheLockAfterTheSessionTtl) {
+  testbed::Subprocess* c0 = Start(0, "c0");
+  ASSERT_NE(c0, nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "kill";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Campaign(0, lock, "pod-a");
+  auto g1 = WaitHeld(0, lock, "pod-a", absl::Seconds(10));
+  ASSERT_TRUE(g1.has_value());
+  Campaign(1, lock, "pod-b");
+  ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
+  const absl::Time t0 = absl::Now();
+  ASSERT_TRUE(c0->Signal(SIGKILL).ok());
+  auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(15));
+  ASSERT_TRUE(g2.has_value());
+  const absl::Duration took = absl::Now() - t0;
+  // etcd expires the lease between TTL − (time since the last keepalive ≤ TTL/3) and TTL after
+  // the kill, checks expiry about every 500 ms, then the watch fires.
+  EXPECT_GE(took, kTtl * 2 / 3 - absl::Milliseconds(100));
+  EXPECT_LE(took, kTtl + absl::Milliseconds(500) + kSlack);
+  EXPECT_GT(g2->status.fencing_token, g1->status.fencing_token);
+}
+
+TEST_F(ControllerTest, ControllerSigtermReleasesAtOnceAndExitsZero) {
+  testbed::Subprocess* c0 = Start(0, "c0");
+  ASSERT_NE(c0, nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "term";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Campaign(0, lock, "pod-a");
+  ASSERT_TRUE(WaitHeld(0, lock, "pod-a", absl::Seconds(10)).has_value());
+  Campaign(1, lock, "pod-b");
+  ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
+  const absl::Time t0 = absl::Now();
+  ASSERT_TRUE(c0->Signal(SIGTERM).ok());
+  auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(10));
+  ASSERT_TRUE(g2.has_value());
+  const absl::Duration took = absl::Now() - t0;
+  // Revoke (status) → the candidate's next renewal acks (≤ leaseDuration/4) → delete → watch.
+  EXPECT_LT(took, kTtl * 3 / 4) << "SIGTERM must release well before the TTL would";
+  auto code = c0->Wait(absl::Seconds(10));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0);
+  auto v0 = env_->Read(0, lock);
+  ASSERT_TRUE(v0.ok());
+  EXPECT_FALSE(Holds(*v0));
+  EXPECT_NE(c0->Log().find("stopped"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mcl::controller::testing
