@@ -8,7 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/etcd/watch.h"
 #include "controller/controller_test_util.h"
@@ -318,6 +320,96 @@ TEST_F(ControllerTest, ControllerSigtermReleasesAtOnceAndExitsZero) {
   ASSERT_TRUE(v0.ok());
   EXPECT_FALSE(Holds(*v0));
   EXPECT_NE(c0->Log().find("stopped"), std::string::npos);
+}
+
+TEST_F(ControllerTest, DeletedCrReleasesItsKeyAndLosesTheFinalizer) {
+  ASSERT_NE(Start(0, "c0"), nullptr);
+  ASSERT_NE(Start(1, "c1"), nullptr);
+  const std::string lock = "deleted";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  ASSERT_TRUE(env_->CreateLock(1, lock).ok());
+  Campaign(0, lock, "pod-a");
+  auto g1 = WaitHeld(0, lock, "pod-a", absl::Seconds(10));
+  ASSERT_TRUE(g1.has_value());
+  auto with_finalizer = env_->Read(0, lock);
+  ASSERT_TRUE(with_finalizer.ok());
+  EXPECT_TRUE(with_finalizer->has_finalizer);
+  Campaign(1, lock, "pod-b");
+  ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
+  const absl::Time t0 = absl::Now();
+  ASSERT_TRUE(env_->tb.Kubectl(0, {"delete", "mcl", "-n", env_->ns, lock, "--wait=false"}).ok());
+  // Gone entirely: the finalizer was removed after the key was released.
+  EXPECT_TRUE(WaitUntil([&] { return absl::IsNotFound(env_->Read(0, lock).status()); },
+                        AckTimeout() + kSlack));
+  auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(5));
+  ASSERT_TRUE(g2.has_value());
+  EXPECT_LT(absl::Now() - t0, AckTimeout() + kSlack);
+  auto key = env_->Key(lock);
+  ASSERT_TRUE(key.ok() && key->has_value());
+  EXPECT_EQ(ParseKeyValue((*key)->value)->cluster, env_->tb.cluster(1).name);
+  EXPECT_GT((*key)->mod_revision, g1->status.fencing_token);
+}
+
+TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
+  // Garbage under the prefix before the controller starts: one for a lock, two that name none.
+  ASSERT_TRUE(env_->kv().Put(env_->EtcdKey("garbage"), "not json {").ok());
+  ASSERT_TRUE(env_->kv().Put(env_->prefix + "/stray", "x").ok());
+  ASSERT_TRUE(env_->kv().Put(env_->prefix + "/a/b/c", "{}").ok());
+  testbed::Subprocess* c0 = Start(0, "c0");
+  ASSERT_NE(c0, nullptr);
+
+  ASSERT_TRUE(env_->CreateLock(0, "garbage").ok());
+  Campaign(0, "garbage", "pod-g");
+  ASSERT_TRUE(env_->CreateLock(0, "noholder").ok());
+  ASSERT_TRUE(env_->CreateLock(0, "absurd", R"({"holderIdentity":"pod-x","leaseDurationSeconds":3600})").ok());
+  const std::string long_name(253, 'a');
+  ASSERT_TRUE(env_->CreateLock(0, long_name).ok());
+  Campaign(0, long_name, "pod-long");
+  ASSERT_TRUE(env_->CreateLock(0, "good").ok());
+  Campaign(0, "good", "pod-good");
+
+  EXPECT_TRUE(WaitHeld(0, "good", "pod-good", absl::Seconds(10)).has_value());
+  EXPECT_TRUE(WaitHeld(0, long_name, "pod-long", absl::Seconds(10)).has_value());
+  auto long_key = env_->Key(long_name);
+  ASSERT_TRUE(long_key.ok() && long_key->has_value());
+  // The absurd (but valid) policy is honoured: one renewal at creation keeps it live for an hour.
+  EXPECT_TRUE(WaitHeld(0, "absurd", "pod-x", absl::Seconds(10)).has_value());
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto v = env_->Read(0, "noholder");
+        return v.ok() && CondIs(*v, kCandidateLive, "False", "NoHolder") &&
+               CondIs(*v, kGlobalLockHeld, "False", "NoLiveCandidate");
+      },
+      absl::Seconds(10)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto v = env_->Read(0, "garbage");
+        return v.ok() && CondIs(*v, kGlobalLockHeld, "False", "InvalidKeyValue") &&
+               v->status.leader.empty();
+      },
+      absl::Seconds(10)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        auto ev = env_->tb.Kubectl(0, {"get", "events", "-n", env_->ns, "--field-selector",
+                                       "type=Warning", "-o", "jsonpath={.items[*].reason}"});
+        return ev.ok() && ev->find("InvalidKeyValue") != std::string::npos;
+      },
+      absl::Seconds(5)));
+  EXPECT_TRUE(c0->WaitForLog("names no lock", absl::Seconds(1)));
+  EXPECT_NE(c0->Log().find(env_->prefix + "/stray"), std::string::npos);
+  // The garbage is never overwritten by the controller.
+  auto g = env_->Key("garbage");
+  ASSERT_TRUE(g.ok() && g->has_value());
+  EXPECT_EQ((*g)->value, "not json {");
+  // Once the garbage is removed, the lock is contended by watch.
+  ASSERT_TRUE(env_->kv().Delete(env_->EtcdKey("garbage")).ok());
+  EXPECT_TRUE(WaitHeld(0, "garbage", "pod-g", absl::Seconds(5)).has_value());
+  // Every line about a lock names it.
+  for (const auto& line : absl::StrSplit(c0->Log(), '\n')) {
+    if (absl::StrContains(line, "action=")) {
+      EXPECT_TRUE(absl::StrContains(line, "lock=")) << line;
+    }
+  }
 }
 
 }  // namespace
