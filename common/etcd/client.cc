@@ -28,6 +28,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& what,
   return ss.str();
 }
 
+// gRPC's own reconnect backoff (channel args below).
+constexpr absl::Duration kMaxReconnectBackoff = absl::Seconds(1);
+
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
   return absl::ToChronoTime(t);
 }
@@ -122,7 +125,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
     // handshake) from below.
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    args.SetInt(
+        GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+        static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectBackoff)));
     // Detect a dead peer under a quiet stream (etcd allows pings every 5 s or
     // more).
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
@@ -138,7 +143,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
     auto c = std::make_unique<Connection>();
     c->index = i;
     c->address = addresses[i];
-    c->channel = grpc::CreateCustomChannel(addresses[i], creds, args);
+    c->channel = grpc::CreateCustomChannel("ipv4:" + addresses[i], creds, args);
     c->kv = etcdserverpb::KV::NewStub(c->channel);
     c->lease = etcdserverpb::Lease::NewStub(c->channel);
     c->watch = etcdserverpb::Watch::NewStub(c->channel);
@@ -178,34 +183,45 @@ absl::Status Client::Call(absl::string_view method, CallKind kind,
 }
 
 absl::Status Client::WaitConnected(Connection& c, absl::Time deadline) {
+  // gRPC's sync API only makes progress on a connection while some thread waits
+  // on it, and a channel whose last attempt failed stays TRANSIENT_FAILURE
+  // ("sticky") until an attempt succeeds. So: a channel already failing gets
+  // one reconnect cycle (gRPC retries at most kMaxReconnectBackoff apart) while
+  // this thread waits; a connect attempt seen failing now fails at once, so a
+  // dead endpoint is left quickly.
   grpc_connectivity_state state = c.channel->GetState(/*try_to_connect=*/true);
+  absl::Time wait_until = deadline;
+  if (state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    wait_until = std::min(
+        deadline, absl::Now() + kMaxReconnectBackoff + absl::Milliseconds(500));
+  }
   while (state != GRPC_CHANNEL_READY) {
-    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE ||
-        state == GRPC_CHANNEL_SHUTDOWN) {
+    if (state == GRPC_CHANNEL_SHUTDOWN)
+      return absl::UnavailableError("channel shut down");
+    const grpc_connectivity_state before = state;
+    const bool changed =
+        c.channel->WaitForStateChange(before, ToChrono(wait_until));
+    state = c.channel->GetState(/*try_to_connect=*/true);
+    if (state == GRPC_CHANNEL_READY) break;
+    if (!changed || state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+      if (state != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "not connected before the deadline (", StateName(state), ")"));
+      }
       // The channel knows why it failed but only tells an RPC: a fail-fast call
       // on a channel that is not connected is never sent, and its error carries
-      // the reason (refused, TLS handshake, ...).
+      // the reason (refused, TLS, ...).
       grpc::ClientContext probe;
       probe.set_deadline(
           ToChrono(std::min(deadline, absl::Now() + absl::Seconds(1))));
       etcdserverpb::StatusRequest req;
       etcdserverpb::StatusResponse resp;
       grpc::Status s = c.maintenance->Status(&probe, req, &resp);
-      if (s.ok() || s.error_code() != grpc::StatusCode::UNAVAILABLE) {
-        // It connected meanwhile (or the server answered something other than
-        // unreachable).
-        state = c.channel->GetState(false);
-        if (state == GRPC_CHANNEL_READY) break;
-      }
+      if (c.channel->GetState(false) == GRPC_CHANNEL_READY) break;
       return absl::UnavailableError(
           s.ok() ? absl::StrCat("not connected (", StateName(state), ")")
                  : s.error_message());
     }
-    if (!c.channel->WaitForStateChange(state, ToChrono(deadline))) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "not connected before the deadline (", StateName(state), ")"));
-    }
-    state = c.channel->GetState(/*try_to_connect=*/true);
   }
   return absl::OkStatus();
 }
