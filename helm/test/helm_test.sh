@@ -205,10 +205,15 @@ check_jq "metrics Service targets the controller's metrics port" "$(obj "$d" Ser
 check_jq "one replica: no PodDisruptionBudget (it would block drains)" "$(render "${REQ[@]}" --set controller.replicas=1)" \
   '[.[] | select(.kind == "PodDisruptionBudget")] == []'
 
-dw="$(render "${REQ[@]}" --set 'controller.watchNamespaces={team-a,team-b}')"
-check_jq "watchNamespaces: controller bound only in those namespaces, no ClusterRoleBinding" "$dw" \
+dw="$(render "${REQ[@]}" --set 'controller.watchNamespaces={team-a}')"
+check_jq "watchNamespaces with one namespace: controller bound only there, no ClusterRoleBinding" "$dw" \
   '([.[] | select(.kind == "ClusterRoleBinding")] == []) and
-   ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-controller") | .metadata.namespace] == ["team-a", "team-b"]) and
+   ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-controller") | .metadata.namespace] == ["team-a"]) and
+   ((.[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a") != null)'
+dw="$(render "${REQ[@]}" --set 'controller.watchNamespaces={team-a,team-b}')"
+check_jq "watchNamespaces with several: cluster-wide binding (the controller watches all and filters)" "$dw" \
+  '([.[] | select(.kind == "ClusterRoleBinding") | .roleRef.name] == ["t-mcl-controller"]) and
+   ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-controller")] == []) and
    ((.[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a,team-b") != null)'
 
 ds="$(render "${REQ[@]}" --set 'sidecar.serviceAccounts[0].namespace=apps,sidecar.serviceAccounts[0].name=app' \
@@ -372,6 +377,69 @@ check_fails "sidecar SA gets 403 listing all Leases of the release namespace (re
 check_jq "controller SA writes /status (real request)" \
   "$(kubectl --as="system:serviceaccount:$NS:$REL-controller" -n apps patch multiclusterlease lock-a --subresource=status --type=merge -p '{"status":{"leader":"pod-a_uid","leaderCluster":"'"$CLUSTER"'"}}' -o json 2>&1 || echo '{}')" \
   '.status.leader == "pod-a_uid"'
+
+# --- the real controller, with exactly the chart's permissions ------------------------------------
+# The binary runs here (no kubelet), authenticated with a token of the chart's controller
+# ServiceAccount, against the test bed's apiserver and global etcd: it must take its election Lease,
+# publish its heartbeat and grant a lock, with no request forbidden.
+controller_bin="${MCL_CONTROLLER_BIN:-}"
+build_controller() {
+  [[ -n "$controller_bin" ]] && return 0
+  (cd "$repo" && timeout 1800 bazel build //controller:mcl-controller) >"$work/bazel-build.log" 2>&1 || return 1
+  controller_bin="$repo/bazel-bin/controller/mcl-controller"
+  [[ -x "$controller_bin" ]]
+}
+# (run directly, not through `check`, whose command substitution would lose the variables)
+if build_controller; then ok "mcl-controller binary is available (bazel build //controller:mcl-controller)"
+else not_ok "mcl-controller binary is available (bazel build //controller:mcl-controller)" "$(tail -20 "$work/bazel-build.log")"; controller_bin=""; fi
+sa_kubeconfig() {  # sa_kubeconfig NS SA FILE: a kubeconfig with a 10-minute token of that ServiceAccount
+  local token
+  token="$(kubectl -n "$1" create token "$2" --duration=10m)" || return 1
+  kubectl config view --raw --minify -o json |
+    jq --arg t "$token" --arg u "$1:$2" '.users = [{"name": $u, "user": {"token": $t}}] | .contexts[0].context.user = $u' >"$3"
+}
+controller_pid=""
+start_controller() {
+  sa_kubeconfig "$NS" "$REL-controller" "$work/controller.kubeconfig" || return 1
+  "$controller_bin" --kubeconfig="$work/controller.kubeconfig" --cluster-name="$CLUSTER" \
+    --etcd-endpoints="$MCL_GLOBAL_ETCD" --namespace="$NS" --session-ttl=3s \
+    --metrics-address=127.0.0.1:0 >"$work/controller.log" 2>&1 &
+  controller_pid=$!
+}
+stop_controller() {  # SIGTERM (it releases its locks), bounded; then SIGKILL
+  [[ -n "$controller_pid" ]] || return 0
+  kill -TERM "$controller_pid" 2>/dev/null
+  local end=$((SECONDS + 20))
+  while kill -0 "$controller_pid" 2>/dev/null && ((SECONDS < end)); do sleep 0.2; done
+  kill -KILL "$controller_pid" 2>/dev/null
+  wait "$controller_pid" 2>/dev/null
+  controller_pid=""
+}
+trap 'stop_controller; cleanup' EXIT
+if [[ -n "$controller_bin" ]] && start_controller; then
+  ok "mcl-controller starts as the chart's controller ServiceAccount"
+  leases_published() {
+    kubectl -n "$NS" get lease "mcl-controller-$CLUSTER" "mcl-heartbeat-$CLUSTER" -o json |
+      jq -e '[.items[] | select(.spec.holderIdentity != null or .metadata.annotations["mcl.dev/session"] != null)] | length == 2'
+  }
+  check "the controller takes its election Lease and publishes its heartbeat Lease (within 30 s)" poll 30 leases_published
+  create_lock_b() {
+    echo '{"apiVersion": "mcl.dev/v1alpha1", "kind": "MultiClusterLease", "metadata": {"name": "lock-b"},
+           "spec": {"holderIdentity": "pod-b_uid", "leaseDurationSeconds": 60}}' | sidecar_kubectl create -f -
+  }
+  check "sidecar SA campaigns: creates lock-b with itself as holder" create_lock_b
+  granted() {
+    kubectl -n apps get multiclusterlease lock-b -o json |
+      jq -e --arg c "$CLUSTER" '.status.leader == "pod-b_uid" and .status.leaderCluster == $c and .status.fencingToken > 0
+        and (.metadata.finalizers | index("mcl.dev/release") != null)'
+  }
+  check "the controller grants lock-b: status leader, cluster, fencing token, finalizer (within 30 s)" poll 30 granted
+  no_forbidden() { ! grep -iE 'forbidden|\b403\b' "$work/controller.log"; }
+  check "the controller's log shows no forbidden request" no_forbidden
+  stop_controller
+else
+  not_ok "mcl-controller starts as the chart's controller ServiceAccount" "$(tail -20 "$work/controller.log" 2>/dev/null)"
+fi
 
 # --- sidecar injection ---------------------------------------------------------------------------
 pod_json() {  # pod_json NS NAME LABELS_JSON ANNOTATIONS_JSON [EXTRA_SPEC_JSON]: a Pod manifest
