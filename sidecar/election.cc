@@ -54,7 +54,9 @@ std::string Election::Identity(const std::string& requested) const {
   return requested.empty() ? options_.default_identity : requested;
 }
 
-absl::StatusOr<LeaseWatch*> Election::SyncedWatch(const std::string& ns) {
+absl::StatusOr<LeaseWatch*> Election::SyncedWatch(
+    const LockKey& key, std::optional<std::optional<kube::MultiClusterLease>>* probe) {
+  const std::string& ns = key.ns;
   LeaseWatch* w = nullptr;
   {
     absl::MutexLock l(&mu_);
@@ -77,10 +79,24 @@ absl::StatusOr<LeaseWatch*> Election::SyncedWatch(const std::string& ns) {
         absl::FormatDuration(options_.sync_timeout), e.ok() ? "" : ": ", e.message(),
         "; retry with backoff"));
   }
-  absl::Status e = w->LastError();
-  if (!e.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("the kube-apiserver is unreachable: ", e.message(), "; retry with backoff"));
+  bool failing;
+  {
+    absl::MutexLock l(&mu_);
+    failing = namespaces_[ns].failing;
+  }
+  if (!failing) return w;
+  // The watch failed lately: ask the apiserver directly whether it is reachable.
+  auto r = client_.Get(ns, key.name);
+  if (!r.ok() && !absl::IsNotFound(r.status())) {
+    return absl::UnavailableError(absl::StrCat("the kube-apiserver is unreachable: ",
+                                               r.status().message(), "; retry with backoff"));
+  }
+  if (probe != nullptr) {
+    if (r.ok()) {
+      probe->emplace(*r);
+    } else {
+      probe->emplace(std::nullopt);
+    }
   }
   return w;
 }
@@ -219,11 +235,13 @@ void Election::NotifyObservers(Lock& lock) {
 
 void Election::OnLeaseUpsert(const std::string& ns, const kube::MultiClusterLease& obj) {
   absl::MutexLock l(&mu_);
+  namespaces_[ns].failing = false;
   ApplyObject(obj);
 }
 
 void Election::OnLeaseDelete(const std::string& ns, const kube::MultiClusterLease& obj) {
   absl::MutexLock l(&mu_);
+  namespaces_[ns].failing = false;
   auto it = locks_.find(LockKey{ns, obj.metadata.name});
   if (it == locks_.end()) return;
   LeaseView gone;
@@ -234,6 +252,10 @@ void Election::OnLeaseDelete(const std::string& ns, const kube::MultiClusterLeas
 }
 
 void Election::OnLeaseError(const std::string& ns, const absl::Status& s) {
+  {
+    absl::MutexLock l(&mu_);
+    namespaces_[ns].failing = true;
+  }
   LogWarn("MultiClusterLease watch failed; retrying",
           {{"namespace", ns}, {"error", std::string(s.message())}});
 }
@@ -257,7 +279,7 @@ void Election::OnHeartbeat(const std::string& key, const kube::Lease& lease) {
 absl::StatusOr<uint64_t> Election::StartCampaign(const LockKey& key, const std::string& identity,
                                                  absl::Duration lease_duration,
                                                  std::shared_ptr<EventSink> sink) {
-  auto w = SyncedWatch(key.ns);
+  auto w = SyncedWatch(key);
   if (!w.ok()) return w.status();
   absl::MutexLock l(&mu_);
   if (shut_down_) return absl::UnavailableError("the sidecar is shutting down");
@@ -415,7 +437,7 @@ void Election::CompleteRelease(Lock& lock, Campaign& c, absl::StatusOr<bool> res
 
 absl::StatusOr<uint64_t> Election::StartObserve(const LockKey& key,
                                                 std::shared_ptr<EventSink> sink) {
-  auto w = SyncedWatch(key.ns);
+  auto w = SyncedWatch(key);
   if (!w.ok() && !absl::IsUnavailable(w.status())) return w.status();
   if (!w.ok()) {
     // Observe stays usable while the apiserver is unreachable, as long as the cache was filled once.
@@ -438,16 +460,25 @@ absl::StatusOr<uint64_t> Election::StartObserve(const LockKey& key,
 }
 
 absl::StatusOr<Grant> Election::Leader(const LockKey& key) {
-  auto w = SyncedWatch(key.ns);
+  std::optional<std::optional<kube::MultiClusterLease>> probe;
+  auto w = SyncedWatch(key, &probe);
   if (!w.ok()) return w.status();
-  absl::MutexLock l(&mu_);
   Grant g;
-  auto it = locks_.find(key);
-  if (it != locks_.end()) {
-    if (it->second.view && it->second.view->exists) g = it->second.view->grant;
-  } else if (auto obj = (*w)->Get(key.name)) {
-    auto v = ToLeaseView(*obj);
-    if (v.ok()) g = v->grant;
+  if (probe) {
+    // The watch may lag; the direct read just made is the freshest answer.
+    if (*probe) {
+      auto v = ToLeaseView(**probe);
+      if (v.ok()) g = v->grant;
+    }
+  } else {
+    absl::MutexLock l(&mu_);
+    auto it = locks_.find(key);
+    if (it != locks_.end()) {
+      if (it->second.view && it->second.view->exists) g = it->second.view->grant;
+    } else if (auto obj = (*w)->Get(key.name)) {
+      auto v = ToLeaseView(*obj);
+      if (v.ok()) g = v->grant;
+    }
   }
   if (g.empty()) {
     return absl::NotFoundError(absl::StrCat("no candidate currently leads lock ", key.str()));
@@ -490,7 +521,7 @@ std::map<std::string, LockMetrics> Election::Metrics() {
 bool Election::Healthy() {
   absl::MutexLock l(&mu_);
   for (auto& [ns, n] : namespaces_) {
-    if (!n.watch->LastError().ok()) return false;
+    if (n.failing) return false;
   }
   return true;
 }

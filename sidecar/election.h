@@ -184,6 +184,9 @@ class Election {
   };
   struct Namespace {
     std::unique_ptr<LeaseWatch> watch;
+    // The watch reported an error and has delivered no event since. (The informer's LastError()
+    // stays set while a resumed watch is healthy, until that watch ends; events prove it works.)
+    bool failing = false;
   };
   struct Heartbeat {
     std::unique_ptr<HeartbeatWatch> watch;
@@ -199,8 +202,12 @@ class Election {
   };
 
   // Starts the namespace's watch if needed and waits (without the mutex) for its first sync.
-  // UNAVAILABLE when it does not sync in time or its last attempt failed.
-  absl::StatusOr<LeaseWatch*> SyncedWatch(const std::string& ns) ABSL_LOCKS_EXCLUDED(mu_);
+  // UNAVAILABLE when it does not sync in time, or when the watch is failing and a direct read of
+  // `key` fails too. When that read was made, `*probe` receives its result (nullopt: not found).
+  absl::StatusOr<LeaseWatch*> SyncedWatch(
+      const LockKey& key,
+      std::optional<std::optional<kube::MultiClusterLease>>* probe = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Lock& EnsureLock(const LockKey& key, LeaseWatch* watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDropLock(const LockKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes `obj` (or a deletion) the latest version of its lock and applies it everywhere.
