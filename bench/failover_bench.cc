@@ -120,7 +120,7 @@ int Run(const Args& args) {
     req.set_identity(old);
     mcl::v1::ResignResponse resp;
     absl::Duration t0 = MonoNow();
-    grpc::Status st = leader->sidecar()->stub->Resign(&ctx, req, &resp);
+    grpc::Status st = leader->sidecar()->Stub()->Resign(&ctx, req, &resp);
     if (!st.ok()) {
       std::cerr << "resign: " << st.error_message() << "\n";
       return 1;

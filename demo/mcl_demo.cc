@@ -175,7 +175,7 @@ class Demo {
     req.set_identity(l.identity);
     mcl::v1::ResignResponse resp;
     t0 = absl::Now();
-    grpc::Status st = r->sidecar->stub->Resign(&ctx, req, &resp);
+    grpc::Status st = r->sidecar->Stub()->Resign(&ctx, req, &resp);
     if (!st.ok()) Line("resign failed: " + st.error_message());
     Report("graceful handoff (Resign)",
            AwaitNewLeader(l.identity, t0, absl::Seconds(30)));
@@ -223,10 +223,6 @@ class Demo {
     for (Replica& x : replicas_) {
       if (x.cluster == lost) (void)StartApp(x);
     }
-    // The revived cluster's observer needs a new stream on its new sidecar.
-    observers_[lost] = fleet_->AddObserver(
-        absl::StrCat("cluster-", lost, "-again"),
-        replicas_[static_cast<size_t>(lost * args_.replicas)].sidecar, kLock);
     dead_cluster_ = -1;
     Observation cur = Current();
     absl::Time back = absl::Now();

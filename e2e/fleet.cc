@@ -67,7 +67,7 @@ void App::Campaign(const std::string& lock, int lease_duration_seconds) {
   req.set_identity(identity_);
   req.set_lease_duration_seconds(lease_duration_seconds);
   grpc::ClientContext* ctx = ctx_.get();
-  mcl::v1::Election::Stub* stub = sidecar_->stub.get();
+  std::shared_ptr<mcl::v1::Election::Stub> stub = sidecar_->Stub();
   reader_ = std::thread([this, ctx, stub, req] {
     auto stream = stub->Campaign(ctx, req);
     mcl::v1::LeadershipEvent ev;
@@ -156,31 +156,52 @@ grpc::Status App::final_status() const {
 
 Observer::Observer(std::string name, Sidecar* sidecar, History* history,
                    const std::string& lock)
-    : name_(std::move(name)), history_(history) {
-  ctx_ = std::make_unique<grpc::ClientContext>();
+    : name_(std::move(name)), sidecar_(sidecar), history_(history) {
   mcl::v1::ObserveRequest req;
   req.mutable_lock()->set_name(lock);
-  grpc::ClientContext* ctx = ctx_.get();
-  mcl::v1::Election::Stub* stub = sidecar->stub.get();
-  reader_ = std::thread([this, ctx, stub, req] {
-    auto stream = stub->Observe(ctx, req);
-    mcl::v1::LeadershipEvent ev;
-    while (stream->Read(&ev)) {
-      Observation o;
-      if (ev.state() == mcl::v1::FOLLOWER || ev.state() == mcl::v1::LEADER) {
-        o.identity = ev.leader().identity();
-        o.token = ev.leader().fencing_token();
+  reader_ = std::thread([this, req] {
+    while (true) {
+      grpc::ClientContext ctx;
+      {
+        absl::MutexLock l(&mu_);
+        if (stopping_) return;
+        ctx_ = &ctx;
       }
-      history_->Observed(name_, o);
+      std::shared_ptr<mcl::v1::Election::Stub> stub = sidecar_->Stub();
+      if (stub != nullptr && sidecar_->alive()) {
+        auto stream = stub->Observe(&ctx, req);
+        mcl::v1::LeadershipEvent ev;
+        while (stream->Read(&ev)) {
+          Observation o;
+          if (ev.state() == mcl::v1::FOLLOWER ||
+              ev.state() == mcl::v1::LEADER) {
+            o.identity = ev.leader().identity();
+            o.token = ev.leader().fencing_token();
+          }
+          history_->Observed(name_, o);
+          absl::MutexLock l(&mu_);
+          latest_ = o;
+        }
+        stream->Finish();
+      }
       absl::MutexLock l(&mu_);
-      latest_ = o;
+      ctx_ = nullptr;
+      // The sidecar went away (or is restarting): forget the view and try again
+      // shortly.
+      latest_ = Observation{};
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                               absl::Milliseconds(50)))
+        return;
     }
-    stream->Finish();
   });
 }
 
 Observer::~Observer() {
-  ctx_->TryCancel();
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+    if (ctx_ != nullptr) ctx_->TryCancel();
+  }
   if (reader_.joinable()) reader_.join();
 }
 
@@ -338,11 +359,17 @@ absl::Status Fleet::RestartSidecar(Sidecar* s) {
         absl::StrCat("sidecar ", s->name, " did not listen on ", s->address,
                      " within 20s; log:\n", s->process->Log()));
   }
+  absl::MutexLock l(&s->mu);
   s->stub = mcl::v1::Election::NewStub(s->channel);
+  s->alive_ = true;
   return absl::OkStatus();
 }
 
 absl::Status Fleet::SignalSidecar(Sidecar* s, int sig) {
+  {
+    absl::MutexLock l(&s->mu);
+    s->alive_ = false;
+  }
   if (sig == SIGKILL) {
     for (auto& app : apps_) {
       if (app->sidecar() == s) app->Die();

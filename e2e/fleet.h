@@ -40,14 +40,26 @@ struct FleetOptions {
   std::string sidecar_binary;
 };
 
-// A sidecar process and its gRPC channel.
+// A sidecar process and its gRPC channel. RestartSidecar replaces the process
+// and the stub; readers on other threads take the stub through Stub().
 struct Sidecar {
   int cluster = 0;
   std::string name;     // unique in the fleet, e.g. "c0-s1"
   std::string address;  // 127.0.0.1:PORT
   std::unique_ptr<testbed::Subprocess> process;
   std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<mcl::v1::Election::Stub> stub;
+  std::shared_ptr<mcl::v1::Election::Stub> stub;
+
+  std::shared_ptr<mcl::v1::Election::Stub> Stub() const {
+    absl::MutexLock l(&mu);
+    return stub;
+  }
+  bool alive() const {
+    absl::MutexLock l(&mu);
+    return alive_;
+  }
+  mutable absl::Mutex mu;
+  bool alive_ = false;
 };
 
 // An app: one Campaign stream, read by a thread; every LEADER / LOST goes into
@@ -106,13 +118,16 @@ class Observer {
   std::optional<Observation> WaitForOtherLeader(const std::string& not_identity,
                                                 absl::Duration timeout);
   Observation latest() const;
+  Sidecar* sidecar() const { return sidecar_; }
 
  private:
   std::string name_;
+  Sidecar* sidecar_;
   History* history_;
-  std::unique_ptr<grpc::ClientContext> ctx_;
   std::thread reader_;
   mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
   Observation latest_ ABSL_GUARDED_BY(mu_);
 };
 
