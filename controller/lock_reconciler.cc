@@ -250,10 +250,11 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
                               Seconds(lease_duration)),
                  wall);
   }
+  // A new token is a change of leader. Memory moves only when a status showing it is applied
+  // (OnStatusResult), so a write that conflicts and is recomputed still counts it once.
   auto count_token = [&](int64_t token) {
-    if (token > mem.max_token_seen) {
+    if (token > std::max(mem.max_token_seen, cr->status.fencing_token)) {
       desired.transitions = cr->status.transitions + 1;
-      mem.max_token_seen = token;
     }
   };
   auto write_if_changed = [&](Action::Purpose purpose) {
@@ -487,9 +488,10 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
 void LockReconciler::OnStatusResult(const Action& action, WriteOutcome outcome,
                                     LockMemory& mem) const {
-  if (action.kind != Action::kWriteStatus || action.purpose != Action::kRevoke) return;
+  if (action.kind != Action::kWriteStatus || outcome != WriteOutcome::kApplied) return;
+  mem.max_token_seen = std::max(mem.max_token_seen, action.status.fencing_token);
   // Only a write known to be applied counts as a revocation: acks are judged against it.
-  if (outcome != WriteOutcome::kApplied) return;
+  if (action.purpose != Action::kRevoke) return;
   LockMemory::Revoke r;
   r.grantee = Grantee{action.revoke_holder, action.revoke_token};
   r.generation = action.revoke_generation;

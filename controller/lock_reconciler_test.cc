@@ -159,6 +159,26 @@ TEST_F(ReconcilerTest, ForeignHolderIsShownWithItsTokenAndTheCandidateFollows) {
   EXPECT_EQ(p.action.status.transitions, 2);
 }
 
+TEST_F(ReconcilerTest, TransitionsCountEachNewTokenOnceEvenAfterAConflict) {
+  KeyForeign("cluster-b", "pod-z", 77);
+  Plan p = Run();
+  EXPECT_EQ(p.action.status.transitions, 1);
+  r_.OnStatusResult(p.action, WriteOutcome::kConflict, mem_);
+  SpecWrite("pod-a");
+  p = Run();
+  EXPECT_EQ(p.action.status.transitions, 1) << "recomputed after the conflict";
+  Apply(p);
+  EXPECT_EQ(Run().action.kind, Action::kNone);
+  // The lock is freed and shown again under the same token: no new transition.
+  KeyAbsent();
+  session_.reachable = false;
+  Apply(Run());
+  KeyForeign("cluster-b", "pod-z", 77);
+  session_.reachable = true;
+  p = Run();
+  EXPECT_EQ(p.action.status.transitions, 1);
+}
+
 TEST_F(ReconcilerTest, KeyOfOurClusterUnderAnotherSessionIsNotOurs) {
   key_.present = true;
   key_.mod_revision = 50;

@@ -90,11 +90,14 @@ SessionView SessionTracker::View(absl::Duration now) const {
 }
 
 std::optional<Heartbeat> SessionTracker::TakeHeartbeat(absl::Duration now) {
-  if (id_ == 0 || Lost(now) || !has_confirmation_) return std::nullopt;
-  if (published_session_ == id_ && published_rv_ == confirmed_rv_) return std::nullopt;
+  if (id_ == 0 || Lost(now)) return std::nullopt;
+  // A new session is published at once, before it confirms anything (c = 0 covers no write): a
+  // standby learns which session to adopt from it.
+  const int64_t rv = has_confirmation_ ? confirmed_rv_ : 0;
+  if (published_session_ == id_ && published_rv_ == rv) return std::nullopt;
   published_session_ = id_;
-  published_rv_ = confirmed_rv_;
-  return Heartbeat{id_, absl::StrFormat("%d", confirmed_rv_), ttl_};
+  published_rv_ = rv;
+  return Heartbeat{id_, absl::StrFormat("%d", rv), ttl_};
 }
 
 }  // namespace mcl::controller

@@ -76,7 +76,8 @@ class SessionTracker {
   std::optional<absl::Duration> LossDeadline() const;
   int64_t id() const { return id_; }
 
-  // A confirmation not yet published (session or c changed since the last TakeHeartbeat).
+  // A confirmation not yet published (session or c changed since the last TakeHeartbeat). A new
+  // session is published at once with c = "0", which confirms no write.
   std::optional<Heartbeat> TakeHeartbeat(absl::Duration now);
   // The heartbeat write failed: publish again with the next TakeHeartbeat.
   void PublishFailed() { published_rv_ = -1; }

@@ -16,6 +16,7 @@ TEST(SessionTrackerTest, ConfirmsOnlyWhatWasProcessedBeforeTheKeepaliveWasSent) 
   t.RecordProcessed(10, T0 + Ms(100));
   t.RecordProcessed(11, T0 + Ms(200));
   t.RecordProcessed(12, T0 + Ms(300));
+  EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(300))->confirmed_rv, "0") << "new session: published at once";
   // Keepalive sent at +250: rv 12 was processed after it was sent and is not covered.
   t.OnRenewed(1, 2, T0 + Ms(250), T0 + Ms(400));
   EXPECT_EQ(t.View(T0 + Ms(400)).confirmed_rv, "11");
@@ -34,7 +35,9 @@ TEST(SessionTrackerTest, ALateAnswerConfirmsNothingNewer) {
   t.RecordProcessed(10, T0 + Ms(100));
   t.OnRenewed(1, 2, T0 + Ms(50), T0 + Ms(900));  // sent before rv 10 was processed
   EXPECT_EQ(t.View(T0 + Ms(900)).confirmed_rv, "");
-  EXPECT_FALSE(t.TakeHeartbeat(T0 + Ms(900)).has_value());
+  // Only the session itself is published, confirming nothing.
+  EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(900))->confirmed_rv, "0");
+  EXPECT_FALSE(t.TakeHeartbeat(T0 + Ms(901)).has_value());
 }
 
 TEST(SessionTrackerTest, LostWhenTheLeaseCouldHaveExpired) {
