@@ -41,6 +41,7 @@ import (
 	"log"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -102,6 +103,8 @@ type campaign struct {
 	mu     sync.Mutex
 	last   *mclv1.LeadershipEvent // nil until the first event
 	err    error                  // why the stream ended
+	// resigned: we ended the stream ourselves (release or Close), which is not a loss.
+	resigned atomic.Bool
 }
 
 func (c *campaign) snapshot() (*mclv1.LeadershipEvent, bool) {
@@ -322,7 +325,7 @@ func (l *Lock) receive(c *campaign, stream grpc.ServerStreamingClient[mclv1.Lead
 			c.mu.Unlock()
 			firstOnce.Do(func() { close(c.first) })
 			c.cancel()
-			if wasLeader {
+			if wasLeader && !c.resigned.Load() {
 				l.lost("campaign stream ended: " + err.Error())
 			} else if status.Code(err) != codes.Canceled {
 				l.cfg.Logf("mcl resourcelock: %s: campaign stream ended: %v", l.Describe(), err)
@@ -334,7 +337,7 @@ func (l *Lock) receive(c *campaign, stream grpc.ServerStreamingClient[mclv1.Lead
 		firstOnce.Do(func() { close(c.first) })
 
 		isLeader := ev.GetState() == mclv1.State_LEADER
-		if wasLeader && !isLeader {
+		if wasLeader && !isLeader && !c.resigned.Load() {
 			l.lost(fmt.Sprintf("sidecar says %s (%s)", ev.GetState(), ev.GetReason()))
 		}
 		wasLeader = isLeader
@@ -357,6 +360,7 @@ func (l *Lock) resign(ctx context.Context) error {
 	if c == nil {
 		return nil
 	}
+	c.resigned.Store(true)
 	// Resign first, so the sidecar has cleared the holder when it returns; cancelling the stream
 	// alone would also resign, but asynchronously.
 	_, err := l.client.Resign(ctx, &mclv1.ResignRequest{Lock: l.lockRef, Identity: l.cfg.Identity})

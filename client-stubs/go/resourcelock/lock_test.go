@@ -321,16 +321,23 @@ func TestLostCallsOnLostAndStreamBreakIsLoss(t *testing.T) {
 
 func TestReleaseResigns(t *testing.T) {
 	f, conn := startFake(t)
-	l := newLock(t, conn, "me", nil)
+	var lost atomic.Int32
+	l := newLock(t, conn, "me", func() { lost.Add(1) })
 	ctx := context.Background()
 	l.Update(ctx, self("me"))
 	recv(t, f.opened, "me")
+	f.send(t, "me", mclv1.State_LEADER, "me", 5)
+	waitFor(t, "leader", func() bool { return l.Update(ctx, self("me")) == nil })
 	if err := l.Update(ctx, rl.LeaderElectionRecord{HolderIdentity: ""}); err != nil {
 		t.Fatalf("release: %v", err)
 	}
 	recv(t, f.ended, "me")
 	if r := f.snapshot().resigns; len(r) != 1 || r[0] != "me" {
 		t.Errorf("Resign calls %v, want [me]", r)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := lost.Load(); n != 0 {
+		t.Errorf("OnLost called %d times for a voluntary release", n)
 	}
 	// Releasing with no campaign open is a no-op.
 	if err := l.Update(ctx, rl.LeaderElectionRecord{}); err != nil {

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Runs every language's reference example, and the Go resourcelock integration test, against a
+# REAL running sidecar (with a test bed and controller behind it, so leadership can be granted).
+#
+#   MCL_SIDECAR_ADDR=127.0.0.1:P [MCL_SIDECAR_ADDR_2=127.0.0.1:Q] client-stubs/test/run.sh [LANG...]
+#
+# LANG is any of go python node java cpp resourcelock (default: all). MCL_SIDECAR_ADDR_2, a second
+# sidecar in the same cluster and namespace (another "pod"), hosts the second candidate of each
+# check; without it both candidates use MCL_SIDECAR_ADDR. MCL_NAMESPACE is passed through.
+# MCL_GRANT_TIMEOUT (default 30 s) bounds every wait for an event.
+#
+# Per language, on a fresh lock:
+#   1. candidate A's first event states the current view (NO_LEADER, FOLLOWER or LEADER);
+#   2. A receives LEADER with a positive fencing token, and does leader work only after it;
+#   3. candidate B (same language) receives FOLLOWER naming A;
+#   4. SIGTERM to A: it exits cleanly (status 0; 143 for the JVM, which reports SIGTERM that way
+#      after its shutdown hooks ran), says "resigned, bye", and did no leader work after that;
+#   5. B receives LEADER with a larger token (graceful handoff), then exits cleanly on SIGTERM.
+# Prints "ok - NAME" / "not ok - NAME" per check and "N passed, N failed"; exits 1 on any failure.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+stubs="$(cd "$here/.." && pwd)"
+repo="$(cd "$stubs/.." && pwd)"
+CACHE="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
+: "${MCL_SIDECAR_ADDR:?set MCL_SIDECAR_ADDR to a running sidecar (or use client-stubs/test/with_testbed.sh)}"
+ADDR_A="$MCL_SIDECAR_ADDR"
+ADDR_B="${MCL_SIDECAR_ADDR_2:-$MCL_SIDECAR_ADDR}"
+TIMEOUT="${MCL_GRANT_TIMEOUT:-30}"
+langs=("$@")
+((${#langs[@]})) || langs=(go python node java cpp resourcelock)
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/mcl-client-stubs.XXXXXX")"
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0; failed=0
+ok()     { echo "ok - $1"; passed=$((passed + 1)); }
+not_ok() { echo "not ok - $1"; failed=$((failed + 1)); shift; local l; for l in "$@"; do echo "#   $l"; done; }
+check()  { local name="$1"; shift; if "$@" >/dev/null; then ok "$name"; else not_ok "$name" "${why:-}"; fi; why=""; }
+why=""
+
+# --- build everything once --------------------------------------------------------------------
+log() { echo "# $*"; }
+build_failed=()
+prepare() {
+  log "installing pinned generators and runtimes (idempotent) and checking the committed stubs"
+  if "$stubs/generate.sh" --check >"$work/generate.log" 2>&1; then ok "generated stubs match generate.sh"
+  else not_ok "generated stubs match generate.sh" "$(tail -5 "$work/generate.log")"; fi
+  VENV="$(ls -d "$CACHE"/client-stubs/venv-* | sort | tail -1)"
+  NODE_PATH="$CACHE/client-stubs/node/node_modules"; export NODE_PATH
+
+  log "building the Go example"
+  (cd "$stubs/go" && timeout 600 go build -o "$work/go-example" ./example) >"$work/build-go.log" 2>&1 \
+    || build_failed+=(go)
+  log "building the Java example"
+  (cd "$stubs/java" && timeout 600 mvn -q -B -Dmaven.repo.local="$CACHE/m2" package \
+     dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >"$work/build-java.log" 2>&1 \
+    || build_failed+=(java)
+  log "building the C++ example (bazel)"
+  (cd "$repo" && timeout 900 bazel build //client-stubs/cpp:election_example) >"$work/build-cpp.log" 2>&1 \
+    || build_failed+=(cpp)
+  local l
+  for l in go java cpp; do
+    if [[ " ${build_failed[*]} " == *" $l "* ]]; then not_ok "$l example builds" "$(tail -5 "$work/build-$l.log")"
+    else ok "$l example builds"; fi
+  done
+}
+
+# example_cmd LANG: the command that runs LANG's example
+example_cmd() {
+  case "$1" in
+    go) echo "$work/go-example" ;;
+    python) echo "env PYTHONPATH=$stubs/python $VENV/bin/python $stubs/python/example.py" ;;
+    node) echo "node $stubs/node/example.js" ;;
+    java) echo "java -cp $stubs/java/target/classes:$(cat "$stubs/java/target/classpath.txt") dev.mcl.example.ElectionExample" ;;
+    cpp) echo "$repo/bazel-bin/client-stubs/cpp/election_example" ;;
+  esac
+}
+
+# start NAME LANG ADDR LOCK IDENTITY: runs the example in the background; output in $work/NAME.out
+start() {
+  local name="$1" lang="$2" addr="$3" lock="$4" id="$5"
+  # shellcheck disable=SC2046
+  MCL_SIDECAR_ADDR="$addr" MCL_LOCK="$lock" MCL_IDENTITY="$id" \
+    $(example_cmd "$lang") >"$work/$name.out" 2>"$work/$name.err" &
+  pids+=($!)
+  eval "pid_$name=$!"
+}
+
+# wait_line NAME REGEX: until a line of NAME's output matches (bounded by TIMEOUT); prints it
+wait_line() {
+  local file="$work/$1.out" re="$2" deadline=$((SECONDS + TIMEOUT)) line
+  while ((SECONDS < deadline)); do
+    line="$(grep -m1 -E "$re" "$file" 2>/dev/null)" && { echo "$line"; return 0; }
+    sleep 0.1
+  done
+  why="no line matching /$re/ within ${TIMEOUT}s; output: $(tail -c 600 "$file" | tr '\n' '|') stderr: $(tail -c 400 "$work/$1.err" | tr '\n' '|')"
+  echo "$why" >"$work/why"  # for callers that run this in a subshell
+  return 1
+}
+
+# stop_clean NAME LANG: SIGTERM, then it must exit cleanly within 15 s and say goodbye
+stop_clean() {
+  local name="$1" lang="$2" pid rc=0 want=0
+  pid="$(eval echo "\$pid_$name")"
+  kill -TERM "$pid" 2>/dev/null
+  local deadline=$((SECONDS + 15))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then why="still running 15 s after SIGTERM"; kill -KILL "$pid"; return 1; fi
+  wait "$pid"; rc=$?
+  [[ "$lang" == java ]] && want=143
+  ((rc == want)) || { why="exit status $rc, want $want; stderr: $(tail -c 400 "$work/$name.err" | tr '\n' '|')"; return 1; }
+  [[ "$(tail -n1 "$work/$name.out")" == "resigned, bye" ]] || { why="last line is not 'resigned, bye': $(tail -n2 "$work/$name.out" | tr '\n' '|')"; return 1; }
+}
+
+token_of() { sed -n 's/.*token=\([0-9-]*\).*/\1/p' <<<"$1"; }
+
+# work_only_while_leading NAME: every "leader work" line comes after a LEADER event and before any
+# later LOST event or the goodbye.
+work_only_while_leading() {
+  awk '/^event state=LEADER /{lead=1; next}
+       /^event state=/{lead=0; next}
+       /^resigned, bye$/{lead=0; next}
+       /^leader work /{ if (!lead) { bad=NR": "$0; exit 1 } }
+       END{ if (bad) { print bad; exit 1 } }' "$work/$1.out" >"$work/$1.awk" \
+    || { why="leader work outside LEADER..LOST: $(cat "$work/$1.awk")"; return 1; }
+}
+
+run_lang() {
+  local lang="$1" lock="cs-$1-$RANDOM$RANDOM" a="$1-a" b="$1-b" line token_a token_b
+  if [[ " ${build_failed[*]} " == *" $lang "* ]]; then not_ok "$lang: example runs" "it did not build"; return; fi
+  log "$lang: lock $lock"
+  start "${lang}_a" "$lang" "$ADDR_A" "$lock" "$a"
+  check "$lang: first event states the current view" \
+    wait_line "${lang}_a" '^event state=(NO_LEADER|FOLLOWER|LEADER) '
+  head -n1 "$work/${lang}_a.out" | grep -qE '^event state=(NO_LEADER|FOLLOWER|LEADER) ' \
+    || { not_ok "$lang: the first line is that event" "$(head -n1 "$work/${lang}_a.out")"; }
+
+  if line="$(wait_line "${lang}_a" "^event state=LEADER leader=$a cluster=[^ ]+ token=[0-9]+$")"; then
+    token_a="$(token_of "$line")"
+    if ((token_a > 0)); then ok "$lang: LEADER with a positive fencing token ($token_a)"
+    else not_ok "$lang: LEADER with a positive fencing token" "token is $token_a"; fi
+  else
+    not_ok "$lang: LEADER with a positive fencing token" "$(cat "$work/why")"
+    stop_clean "${lang}_a" "$lang"; return
+  fi
+  check "$lang: leader work starts after LEADER" wait_line "${lang}_a" "^leader work token=$token_a$"
+
+  start "${lang}_b" "$lang" "$ADDR_B" "$lock" "$b"
+  check "$lang: second candidate is FOLLOWER of the first" \
+    wait_line "${lang}_b" "^event state=FOLLOWER leader=$a cluster=[^ ]+ token=$token_a$"
+  check "$lang: SIGTERM exits cleanly and resigns" stop_clean "${lang}_a" "$lang"
+  check "$lang: no leader work outside LEADER..LOST" work_only_while_leading "${lang}_a"
+
+  if line="$(wait_line "${lang}_b" "^event state=LEADER leader=$b ")"; then
+    token_b="$(token_of "$line")"
+    if ((token_b > token_a)); then ok "$lang: handoff to the follower with a larger token ($token_a -> $token_b)"
+    else not_ok "$lang: handoff to the follower with a larger token" "token $token_b after $token_a"; fi
+  else
+    not_ok "$lang: handoff to the follower with a larger token" "$(cat "$work/why")"
+  fi
+  check "$lang: follower exits cleanly on SIGTERM" stop_clean "${lang}_b" "$lang"
+  check "$lang: follower did no leader work outside LEADER..LOST" work_only_while_leading "${lang}_b"
+}
+
+run_resourcelock() {
+  log "resourcelock: client-go leaderelection against the real sidecar"
+  if (cd "$stubs/go" && MCL_SIDECAR_ADDR="$ADDR_A" MCL_SIDECAR_ADDR_2="$ADDR_B" \
+        timeout 300 go test -count=1 -tags integration -run Integration -v ./resourcelock) \
+        >"$work/resourcelock.log" 2>&1; then
+    grep -E '^\s*--- PASS' "$work/resourcelock.log" | sed 's/^ *--- PASS: \([^ ]*\).*/\1/' |
+      while read -r t; do echo "ok - resourcelock: $t"; done
+    passed=$((passed + $(grep -cE '^\s*--- PASS' "$work/resourcelock.log")))
+  else
+    grep -E '^\s*--- (PASS|FAIL)' "$work/resourcelock.log" | sed 's/^ *//' >&2
+    not_ok "resourcelock: integration tests" "$(grep -E 'FAIL|Error|error' "$work/resourcelock.log" | head -8 | tr '\n' '|')"
+  fi
+}
+
+prepare
+for lang in "${langs[@]}"; do
+  case "$lang" in
+    go|python|node|java|cpp) run_lang "$lang" ;;
+    resourcelock) run_resourcelock ;;
+    *) not_ok "unknown language '$lang'" ;;
+  esac
+done
+echo "$passed passed, $failed failed"
+((failed == 0))
