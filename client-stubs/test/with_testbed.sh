@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Starts what the client-stub tests need and runs client-stubs/test/run.sh against it:
+#   a 1-cluster test bed (global etcd + etcd + kube-apiserver, testbed/testbed.sh),
+#   the real election controller (//controller:mcl-controller) for that cluster,
+#   two real sidecars (//sidecar:mcl-sidecar) in the same cluster and namespace (two "pods").
+# Everything it started is stopped on exit (by PID), whatever happens.
+#
+#   client-stubs/test/with_testbed.sh [LANG...]     LANG as for run.sh (default: all)
+#
+# MCL_SKIP_BAZEL_BUILD=1 uses the binaries already in bazel-bin without building them.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+NAMESPACE=default
+
+log() { echo "# with_testbed: $*"; }
+die() { echo "# with_testbed: $*" >&2; exit 1; }
+
+dir="$(mktemp -d "${TMPDIR:-/tmp}/mcl-stubs-testbed.XXXXXX")"
+pids=()
+stop_all() {
+  local rc=$? p
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  if [[ -f "$dir/testbed.env" || -d "$dir/global-etcd" ]]; then
+    MCL_TESTBED_QUIET=1 "$repo/testbed/testbed.sh" down --dir "$dir" >/dev/null 2>&1 || true
+  fi
+  if ((rc != 0)); then
+    for f in "$dir"/controller.log "$dir"/sidecar-*.log; do
+      [[ -f "$f" ]] && { echo "# --- last lines of $f"; tail -n 15 "$f" | sed 's/^/#   /'; }
+    done
+  fi
+  rm -rf "$dir"
+  exit "$rc"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+wait_for() {  # wait_for SECONDS WHAT COMMAND...
+  local secs="$1" what="$2" deadline=$((SECONDS + $1)); shift 2
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "$what not ready within $secs s"
+    sleep 0.2
+  done
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [[ -z "${MCL_SKIP_BAZEL_BUILD:-}" ]]; then
+  log "building //sidecar:mcl-sidecar and //controller:mcl-controller"
+  (cd "$repo" && timeout 1800 bazel build //sidecar:mcl-sidecar //controller:mcl-controller) >"$dir/build.log" 2>&1 \
+    || { tail -n 20 "$dir/build.log"; die "bazel build failed"; }
+fi
+SIDECAR="$repo/bazel-bin/sidecar/mcl-sidecar"
+CONTROLLER="$repo/bazel-bin/controller/mcl-controller"
+[[ -x "$SIDECAR" && -x "$CONTROLLER" ]] || die "missing $SIDECAR or $CONTROLLER (bazel build them)"
+
+log "starting a 1-cluster test bed in $dir"
+"$repo/testbed/testbed.sh" up --dir "$dir" --clusters 1 >"$dir/testbed.log" 2>&1 \
+  || { tail -n 20 "$dir/testbed.log"; die "test bed did not come up"; }
+# shellcheck disable=SC1091
+source "$dir/testbed.env"
+etcd_endpoint="${MCL_GLOBAL_ETCD#http://}"
+
+log "starting mcl-controller for cluster-0"
+"$CONTROLLER" --kubeconfig="$MCL_CLUSTER_0_KUBECONFIG_CONTROLLER" --cluster-name="$MCL_CLUSTER_0_NAME" \
+  --etcd-endpoints="$etcd_endpoint" --session-ttl=2s --namespace="$NAMESPACE" \
+  --watch-namespaces="$NAMESPACE" --metrics-address=127.0.0.1:0 >"$dir/controller.log" 2>&1 &
+pids+=($!)
+wait_for 30 "mcl-controller" grep -q "informer synced" "$dir/controller.log"
+
+addrs=()
+for s in a b; do
+  port="$(free_port)"
+  log "starting mcl-sidecar $s on 127.0.0.1:$port"
+  "$SIDECAR" --kubeconfig="$MCL_CLUSTER_0_KUBECONFIG_SIDECAR" --listen="127.0.0.1:$port" \
+    --namespace="$NAMESPACE" --cluster-name="$MCL_CLUSTER_0_NAME" --identity="client-stubs-$s" \
+    >"$dir/sidecar-$s.log" 2>&1 &
+  pids+=($!)
+  wait_for 30 "mcl-sidecar $s" port_open "$port"
+  addrs+=("127.0.0.1:$port")
+done
+
+log "running client-stubs/test/run.sh"
+set +e
+MCL_SIDECAR_ADDR="${addrs[0]}" MCL_SIDECAR_ADDR_2="${addrs[1]}" MCL_NAMESPACE="$NAMESPACE" \
+  "$here/run.sh" "$@"
+rc=$?
+set -e
+exit "$rc"
