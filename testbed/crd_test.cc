@@ -97,7 +97,7 @@ INSTANTIATE_TEST_SUITE_P(
                     "spec.leaseDurationSeconds: Invalid value: -5"},
         InvalidCase{"zero leaseDurationSeconds",
                     "  holderIdentity: a\n  leaseDurationSeconds: 0\n",
-                    "should be greater than or equal to 1"},
+                    "should be greater than or equal to 2"},
         InvalidCase{"absurd leaseDurationSeconds",
                     "  holderIdentity: a\n  leaseDurationSeconds: 100000\n",
                     "should be less than or equal to 3600"},

@@ -458,7 +458,7 @@ p="$(pod_json inject injected '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-durat
   '{"initContainers": [{"name": "migrate", "image": "example.invalid/migrate:1"}],
     "volumes": [{"name": "data", "emptyDir": {}}],
     "containers": [{"name": "app", "image": "example.invalid/app:1", "env": [{"name": "FOO", "value": "bar"}]},
-                   {"name": "tool", "image": "example.invalid/tool:1", "env": [{"name": "MCL_SIDECAR_ADDRESS", "value": "[::1]:9000"}]}]}' |
+                   {"name": "tool", "image": "example.invalid/tool:1", "env": [{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}]}]}' |
   kubectl create -o json -f - 2>&1 || echo '{}')"
 check_jq "labelled Pod: sidecar is the first initContainer, a native sidecar (restartPolicy Always)" "$p" \
   '[.spec.initContainers[].name] == ["mcl-sidecar", "migrate"] and .spec.initContainers[0].restartPolicy == "Always"'
@@ -476,9 +476,9 @@ check_jq "labelled Pod: sidecar resource limits and restricted security context"
 check_jq "labelled Pod: sidecar gets its own projected service-account token" "$p" \
   '(.spec.volumes | any(.name == "mcl-sidecar-kube-api-access" and (.projected.sources | any(.serviceAccountToken.path == "token"))))
    and (.spec.initContainers[0].volumeMounts == [{"name": "mcl-sidecar-kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}])'
-check_jq "labelled Pod: app containers get MCL_SIDECAR_ADDRESS=127.0.0.1:7400 unless they set it" "$p" \
-  '[.spec.containers[] | {(.name): .env}] == [{"app": [{"name": "FOO", "value": "bar"}, {"name": "MCL_SIDECAR_ADDRESS", "value": "127.0.0.1:7400"}]},
-    {"tool": [{"name": "MCL_SIDECAR_ADDRESS", "value": "[::1]:9000"}]}]'
+check_jq "labelled Pod: app containers get MCL_SIDECAR_ADDR=127.0.0.1:7400 unless they set it" "$p" \
+  '[.spec.containers[] | {(.name): .env}] == [{"app": [{"name": "FOO", "value": "bar"}, {"name": "MCL_SIDECAR_ADDR", "value": "127.0.0.1:7400"}]},
+    {"tool": [{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}]}]'
 check_jq "labelled Pod: its own volumes are kept, the token volume is added after them" "$p" \
   '[.spec.volumes[].name] == ["data", "mcl-sidecar-kube-api-access"]'
 
@@ -523,7 +523,7 @@ check "helm upgrade --set sidecar.listen=127.0.0.1:7500 --set sidecar.leaseDurat
 upgraded() {
   pod_json inject probe '{"mcl.dev/inject":"true"}' '{}' | kubectl create --dry-run=server -o json -f - |
     jq -e '(.spec.initContainers[0].args | index("--listen=127.0.0.1:7500") != null and index("--lease-duration=20s") != null)
-      and .spec.containers[0].env == [{"name": "MCL_SIDECAR_ADDRESS", "value": "127.0.0.1:7500"}]'
+      and .spec.containers[0].env == [{"name": "MCL_SIDECAR_ADDR", "value": "127.0.0.1:7500"}]'
 }
 check "after the upgrade new Pods get the new listen address and default lease duration" poll 30 upgraded
 

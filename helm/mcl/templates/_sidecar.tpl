@@ -98,7 +98,7 @@ and stops after them). Argument: a config dict (see above), e.g.
 
 {{/* The sidecar's environment for app containers: where to reach it. */}}
 {{- define "mcl.sidecarAddressEnv" -}}
-- name: MCL_SIDECAR_ADDRESS
+- name: MCL_SIDECAR_ADDR
   value: {{ (default "127.0.0.1:7400" .listen) | quote }}
 {{- end -}}
 
