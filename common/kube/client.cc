@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <system_error>
 
@@ -164,6 +165,11 @@ absl::Status FromException(std::exception_ptr e, const std::string& what,
           config.ca_pem.empty() ? "a system-trusted CA"
                                 : "the CA given in the config",
           " and issued for the server's host name/IP? (", config.source, ")"));
+    }
+    if (ex.error_code().value() == ENOENT) {
+      // boost reports end-of-stream as ENOENT ("No such file or directory").
+      return absl::UnavailableError(
+          absl::StrCat(what, ": ", msg, " (connection closed by the server)"));
     }
     if (absl::StrContains(msg, "Failed to connect")) {
       // cpprestsdk reports a refused connection as "host unreachable".

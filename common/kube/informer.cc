@@ -127,6 +127,7 @@ void Informer::RecordError(const absl::Status& s) {
     if (stopping_) return;
     last_error_ = s;
     ++stats_.errors;
+    ++progress_;  // wakes WaitUntil() callers waiting on an error
   }
   if (options_.on_error) options_.on_error(s);
 }

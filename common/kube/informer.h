@@ -113,9 +113,9 @@ class Informer {
   // ParseResourceVersion); false on timeout.
   bool WaitForResourceVersion(const std::string& rv,
                               absl::Duration timeout) const;
-  // Waits until `condition` holds, re-checking after every change or bookmark;
-  // false on timeout. `condition` runs on the calling thread and may use the
-  // read methods.
+  // Waits until `condition` holds, re-checking after every change, bookmark
+  // or error; false on timeout. `condition` runs on the calling thread and may
+  // use the read methods.
   bool WaitUntil(const std::function<bool()>& condition,
                  absl::Duration timeout) const;
 
