@@ -133,9 +133,11 @@ Controller::Controller(ControllerOptions options) : options_(std::move(options))
     election_duration_ =
         std::clamp(options_.session_ttl * 3, absl::Seconds(3), absl::Seconds(15));
   }
-  if (options_.shutdown_timeout <= absl::ZeroDuration()) {
-    options_.shutdown_timeout = options_.session_ttl * (1 + kRho) + kMargin + absl::Seconds(2);
-  }
+  // On SIGTERM heartbeats stop at once, so after TTL·(1+rho)+m no local candidate can still count
+  // itself leader (design.md §Confirmation) and revoking the session is safe for every lock, acked
+  // or not. A shorter bound would not be.
+  const absl::Duration lapse = options_.session_ttl * (1 + kRho) + kMargin;
+  if (options_.shutdown_timeout < lapse) options_.shutdown_timeout = lapse;
   heartbeat_name_ = absl::StrCat("mcl-heartbeat-", options_.cluster);
   election_name_ = absl::StrCat("mcl-controller-", options_.cluster);
   metrics_.locks_held = [this] { return LocksHeld(); };
@@ -146,6 +148,10 @@ Controller::Controller(ControllerOptions options) : options_(std::move(options))
     return tracker_.View(clock_->Monotonic()).reachable;
   };
   metrics_.active = [this] { return active_.load(); };
+  metrics_.events_pending = [this] {
+    absl::MutexLock l(&events_mu_);
+    return static_cast<int64_t>(events_.size());
+  };
 }
 
 Controller::~Controller() {
@@ -681,7 +687,7 @@ void Controller::WorkerLoop() {
 void Controller::ReconcileLock(const std::string& key) {
   std::vector<std::string> ns_name = absl::StrSplit(key, absl::MaxSplits('/', 1));
   if (ns_name.size() != 2) return;
-  for (int iteration = 0; iteration < 8; ++iteration) {
+  for (int iteration = 0; iteration < 8 && !stopping_.load(); ++iteration) {
     kube::ObjectPtr obj = informer_->GetByKey(key);
     Json cur;
     bool have = false;
@@ -776,7 +782,7 @@ void Controller::ReconcileLock(const std::string& key) {
       last_why_.erase(key);
     }
   }
-  queue_.Add(key);  // still busy after 8 steps: continue later, let other locks run
+  if (!stopping_.load()) queue_.Add(key);  // still busy after 8 steps: let other locks run
 }
 
 bool Controller::Execute(const std::string& key, const Json& cur, const CrView* view,
@@ -904,10 +910,12 @@ void Controller::EventLoop() {
         return !events_.empty() || stopping_.load();
       };
       events_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100));
-      if (events_.empty()) {
-        if (stopping_.load()) return;
-        continue;
+      if (stopping_.load()) {
+        metrics_.events_dropped += static_cast<int64_t>(events_.size());
+        events_.clear();
+        return;
       }
+      if (events_.empty()) continue;
       ev = std::move(events_.front());
       events_.pop_front();
     }

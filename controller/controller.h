@@ -53,8 +53,8 @@ struct ControllerOptions {
   std::string metrics_address = "127.0.0.1:0";
   absl::Duration election_lease_duration = absl::ZeroDuration();  // 0: clamp(3·TTL, 3 s, 15 s)
   absl::Duration default_lease_duration = absl::Seconds(15);
-  absl::Duration shutdown_timeout = absl::ZeroDuration();  // 0: TTL·(1+rho) + m + 2 s
-  int workers = 4;
+  absl::Duration shutdown_timeout = absl::ZeroDuration();  // at least TTL·(1+rho) + m
+  int workers = 8;
 };
 
 class Controller {

@@ -56,9 +56,11 @@ std::vector<Flag> Flags() {
       {"election-lease-duration", "Duration of the replica-election Lease; a standby takes over "
                                   "within it. 0: 3 x session TTL, clamped to [3s, 15s].", "0s"},
       {"default-lease-duration", "Candidate staleness when spec.leaseDurationSeconds is absent.", "15s"},
-      {"shutdown-timeout", "Bound on waiting for acks when releasing locks on SIGTERM. 0: "
-                           "TTL*(1+1%) + 150ms + 2s.", "0s"},
-      {"workers", "Locks reconciled in parallel.", "4"},
+      {"shutdown-timeout", "On SIGTERM, how long to wait for candidates' acks before revoking the "
+                           "session (which releases the rest). At least TTL*(1+1%) + 150ms, the "
+                           "time after which no local candidate can still count itself leader "
+                           "(heartbeats stop at SIGTERM).", "0s"},
+      {"workers", "Locks reconciled in parallel.", "8"},
   };
 }
 

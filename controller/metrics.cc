@@ -55,6 +55,8 @@ std::string Metrics::Render() const {
         locks_known ? locks_known() : 0);
   gauge("mcl_controller_queue_depth", "Locks waiting to be reconciled.",
         queue_depth ? queue_depth() : 0);
+  gauge("mcl_controller_events_pending", "Events queued for the apiserver.",
+        events_pending ? events_pending() : 0);
   gauge("mcl_controller_backend_reachable", "1 when etcd answers.",
         backend_reachable && backend_reachable() ? 1 : 0);
   gauge("mcl_controller_active", "1 on the active replica.", active && active() ? 1 : 0);

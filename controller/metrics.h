@@ -48,6 +48,7 @@ struct Metrics {
   std::function<int64_t()> locks_held;  // gauge, computed on scrape
   std::function<int64_t()> locks_known;
   std::function<int64_t()> queue_depth;
+  std::function<int64_t()> events_pending;
   std::function<bool()> backend_reachable;
   std::function<bool()> active;
 

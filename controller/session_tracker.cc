@@ -90,7 +90,9 @@ SessionView SessionTracker::View(absl::Duration now) const {
 }
 
 std::optional<Heartbeat> SessionTracker::TakeHeartbeat(absl::Duration now) {
-  if (id_ == 0 || Lost(now)) return std::nullopt;
+  // Shutting down: confirm nothing new, so every local leader lapses within TTL·(1−rho)−m of the
+  // shutdown and the session can then be revoked whatever the state of each lock.
+  if (id_ == 0 || Lost(now) || shutting_down_) return std::nullopt;
   // A new session is published at once, before it confirms anything (c = 0 covers no write): a
   // standby learns which session to adopt from it.
   const int64_t rv = has_confirmation_ ? confirmed_rv_ : 0;

@@ -68,6 +68,7 @@ class SessionTracker {
   // Result of an etcd KV call (Txn, Range, Watch): a failure makes the backend unreachable until
   // the next success or answered keepalive.
   void OnCallResult(bool ok, absl::Duration now);
+  // From now on no heartbeat is published (TakeHeartbeat returns nothing).
   void SetShuttingDown() { shutting_down_ = true; }
 
   SessionView View(absl::Duration now) const;

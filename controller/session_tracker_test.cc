@@ -95,6 +95,17 @@ TEST(SessionTrackerTest, HeartbeatRepublishesAfterAFailedWrite) {
   EXPECT_TRUE(t.TakeHeartbeat(T0 + Ms(3)).has_value());
 }
 
+TEST(SessionTrackerTest, ShutdownStopsConfirmations) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  t.RecordProcessed(5, T0);
+  ASSERT_TRUE(t.TakeHeartbeat(T0).has_value());
+  t.SetShuttingDown();
+  t.OnRenewed(1, 2, T0 + Ms(1), T0 + Ms(2));
+  EXPECT_FALSE(t.TakeHeartbeat(T0 + Ms(3)).has_value());
+  EXPECT_TRUE(t.View(T0 + Ms(3)).shutting_down);
+}
+
 TEST(SessionTrackerTest, SessionHexIsLowercaseWithoutPrefix) {
   EXPECT_EQ(SessionHex(0x694d8c4a1b2c3d4e), "694d8c4a1b2c3d4e");
 }
