@@ -343,11 +343,11 @@ std::string FormatMicroTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
 }
 
-std::string FormatTime(absl::Time t) {
+std::string FormatKubeTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
-absl::StatusOr<absl::Time> ParseTime(absl::string_view s) {
+absl::StatusOr<absl::Time> ParseKubeTime(absl::string_view s) {
   absl::Time t;
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err)) {

@@ -164,8 +164,8 @@ absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv);
 // ("2026-01-02T03:04:05.123456Z").
 std::string FormatMicroTime(absl::Time t);
 // RFC 3339 with seconds in UTC, metav1.Time.
-std::string FormatTime(absl::Time t);
-absl::StatusOr<absl::Time> ParseTime(absl::string_view s);
+std::string FormatKubeTime(absl::Time t);
+absl::StatusOr<absl::Time> ParseKubeTime(absl::string_view s);
 
 }  // namespace mcl::kube
 

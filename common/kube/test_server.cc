@@ -288,8 +288,8 @@ class ConnectionImpl : public Connection {
 
 absl::StatusOr<std::unique_ptr<LoopbackServer>> LoopbackServer::Start(
     Handler handler, std::optional<TlsIdentity> tls) {
-  // OpenSSL writes to the socket with write(2): a peer that hung up (e.g. after rejecting our
-  // certificate) must not kill the test with SIGPIPE.
+  // OpenSSL writes to the socket with write(2): a peer that hung up (e.g. after
+  // rejecting our certificate) must not kill the test with SIGPIPE.
   signal(SIGPIPE, SIG_IGN);
   std::unique_ptr<LoopbackServer> s(new LoopbackServer());
   s->handler_ = std::move(handler);
