@@ -1,5 +1,6 @@
 #include "controller/controller.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -555,6 +556,7 @@ void Controller::SessionLoop() {
   SessionView last;
   bool first_view = true;
   std::string last_hb_error;
+  absl::Duration next_trim = clock_->Monotonic() + absl::Seconds(30);
   while (!stopping_.load()) {
     const absl::Duration now = clock_->Monotonic();
     int64_t lost_id = 0;
@@ -624,6 +626,11 @@ void Controller::SessionLoop() {
       } else {
         last_hb_error.clear();
       }
+    }
+    if (clock_->Monotonic() >= next_trim) {
+      // Return freed pages after bursts (initial list, mass grants) instead of keeping the peak.
+      malloc_trim(0);
+      next_trim = clock_->Monotonic() + absl::Seconds(30);
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -736,6 +743,8 @@ void Controller::ReconcileLock(const std::string& key) {
       absl::MutexLock l(&mu_);
       memory_.erase(key);
       written_.erase(key);
+      auto k = keys_.find(key);
+      if (k != keys_.end() && !k->second.present) keys_.erase(k);  // drop the tombstone too
       failures_.erase(key);
       last_why_.erase(key);
       return;

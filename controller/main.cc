@@ -1,4 +1,5 @@
 // mcl-controller: the election controller of one cluster (docs/design.md). Flags below; --help.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -91,6 +92,10 @@ std::vector<std::string> SplitList(const std::string& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc gives each busy thread its own malloc arena; with the HTTP client's thread pool that
+  // fragments the informer's many small JSON nodes across arenas. Two arenas keep RSS close to the
+  // live heap (docs/benchmarks.md, "Controller").
+  mallopt(M_ARENA_MAX, 2);
   std::vector<Flag> flags = Flags();
   std::map<std::string, Flag*> by_name;
   for (auto& f : flags) by_name[f.name] = &f;
