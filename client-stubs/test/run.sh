@@ -4,7 +4,9 @@
 #
 #   MCL_SIDECAR_ADDR=127.0.0.1:P [MCL_SIDECAR_ADDR_2=127.0.0.1:Q] client-stubs/test/run.sh [LANG...]
 #
-# LANG is any of go python node java cpp resourcelock (default: all). MCL_SIDECAR_ADDR_2, a second
+# LANG is any of go python node java cpp resourcelock manager (default: all). "manager" (seed 000:
+# a controller-runtime manager electing through the sidecar) needs MCL_KUBECONFIG, a kubeconfig
+# of the sidecar's cluster for the manager's own API access. MCL_SIDECAR_ADDR_2, a second
 # sidecar in the same cluster and namespace (another "pod"), hosts the second candidate of each
 # check; without it both candidates use MCL_SIDECAR_ADDR. MCL_NAMESPACE is passed through.
 # MCL_GRANT_TIMEOUT (default 30 s) bounds every wait for an event.
@@ -28,14 +30,14 @@ ADDR_A="$MCL_SIDECAR_ADDR"
 ADDR_B="${MCL_SIDECAR_ADDR_2:-$MCL_SIDECAR_ADDR}"
 TIMEOUT="${MCL_GRANT_TIMEOUT:-30}"
 langs=("$@")
-((${#langs[@]})) || langs=(go python node java cpp resourcelock)
+((${#langs[@]})) || langs=(go python node java cpp resourcelock manager)
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/mcl-client-stubs.XXXXXX")"
 pids=()
 cleanup() {
   local p
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-  rm -rf "$work"
+  if ((failed == 0)); then rm -rf "$work"; else echo "# outputs and logs kept in $work"; fi
 }
 trap cleanup EXIT
 
@@ -58,6 +60,12 @@ prepare() {
   log "building the Go example"
   (cd "$stubs/go" && timeout 600 go build -o "$work/go-example" ./example) >"$work/build-go.log" 2>&1 \
     || build_failed+=(go)
+  log "building the controller-runtime manager example"
+  (cd "$stubs/go/examples/manager" && timeout 600 go vet ./... && timeout 600 go build -o "$work/manager-example" .) \
+    >"$work/build-manager.log" 2>&1 || build_failed+=(manager)
+  log "Go: vet and unit tests (resourcelock against an in-process fake, client-go's elector)"
+  if (cd "$stubs/go" && timeout 300 go vet ./... && timeout 300 go test -race -count=1 ./...) >"$work/go-unit.log" 2>&1
+  then ok "go vet and unit tests"; else not_ok "go vet and unit tests" "$(grep -E '_test\.go:[0-9]+|^(---|ok|FAIL)|vet:' "$work/go-unit.log" | head -12 | tr '\n' '|')"; fi
   log "building the Java example"
   (cd "$stubs/java" && timeout 600 mvn -q -B -Dmaven.repo.local="$CACHE/m2" package \
      dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >"$work/build-java.log" 2>&1 \
@@ -66,7 +74,7 @@ prepare() {
   (cd "$repo" && timeout 900 bazel build //client-stubs/cpp:election_example) >"$work/build-cpp.log" 2>&1 \
     || build_failed+=(cpp)
   local l
-  for l in go java cpp; do
+  for l in go manager java cpp; do
     if [[ " ${build_failed[*]} " == *" $l "* ]]; then not_ok "$l example builds" "$(tail -5 "$work/build-$l.log")"
     else ok "$l example builds"; fi
   done
@@ -80,6 +88,7 @@ example_cmd() {
     node) echo "node $stubs/node/example.js" ;;
     java) echo "java -cp $stubs/java/target/classes:$(cat "$stubs/java/target/classpath.txt") dev.mcl.example.ElectionExample" ;;
     cpp) echo "$repo/bazel-bin/client-stubs/cpp/election_example" ;;
+    manager) echo "env KUBECONFIG=${MCL_KUBECONFIG:-} $work/manager-example" ;;
   esac
 }
 
@@ -105,9 +114,9 @@ wait_line() {
   return 1
 }
 
-# stop_clean NAME LANG: SIGTERM, then it must exit cleanly within 15 s and say goodbye
+# stop_clean NAME LANG [GOODBYE]: SIGTERM, then it must exit cleanly within 15 s and say goodbye
 stop_clean() {
-  local name="$1" lang="$2" pid rc=0 want=0
+  local name="$1" lang="$2" bye="${3:-resigned, bye}" pid rc=0 want=0
   pid="$(eval echo "\$pid_$name")"
   kill -TERM "$pid" 2>/dev/null
   local deadline=$((SECONDS + 15))
@@ -116,7 +125,7 @@ stop_clean() {
   wait "$pid"; rc=$?
   [[ "$lang" == java ]] && want=143
   ((rc == want)) || { why="exit status $rc, want $want; stderr: $(tail -c 400 "$work/$name.err" | tr '\n' '|')"; return 1; }
-  [[ "$(tail -n1 "$work/$name.out")" == "resigned, bye" ]] || { why="last line is not 'resigned, bye': $(tail -n2 "$work/$name.out" | tr '\n' '|')"; return 1; }
+  [[ "$(tail -n1 "$work/$name.out")" == "$bye" ]] || { why="last line is not '$bye': $(tail -n2 "$work/$name.out" | tr '\n' '|')"; return 1; }
 }
 
 token_of() { sed -n 's/.*token=\([0-9-]*\).*/\1/p' <<<"$1"; }
@@ -179,8 +188,24 @@ run_resourcelock() {
     passed=$((passed + $(grep -cE '^\s*--- PASS' "$work/resourcelock.log")))
   else
     grep -E '^\s*--- (PASS|FAIL)' "$work/resourcelock.log" | sed 's/^ *//' >&2
-    not_ok "resourcelock: integration tests" "$(grep -E 'FAIL|Error|error' "$work/resourcelock.log" | head -8 | tr '\n' '|')"
+    not_ok "resourcelock: integration tests" "$(grep -E '_test\.go:[0-9]+|^(---|ok|FAIL)' "$work/resourcelock.log" | head -12 | tr '\n' '|')"
   fi
+}
+
+run_manager() {
+  local lock="cs-manager-$RANDOM$RANDOM" a="manager-a" b="manager-b"
+  if [[ -z "${MCL_KUBECONFIG:-}" ]]; then not_ok "manager: runs" "set MCL_KUBECONFIG (see the header)"; return; fi
+  if [[ " ${build_failed[*]} " == *" manager "* ]]; then not_ok "manager: runs" "it did not build"; return; fi
+  log "manager: lock $lock"
+  start manager_a manager "$ADDR_A" "$lock" "$a"
+  check "manager: the first replica's manager leads" wait_line manager_a "^leading as $a$"
+  start manager_b manager "$ADDR_B" "$lock" "$b"
+  sleep 3
+  if grep -q '^leading' "$work/manager_b.out"; then not_ok "manager: the second replica waits while the first leads" "$(cat "$work/manager_b.out")"
+  else ok "manager: the second replica waits while the first leads"; fi
+  check "manager: SIGTERM stops the leader's manager cleanly (releases)" stop_clean manager_a manager "stopped, bye"
+  check "manager: the second replica's manager leads after the handoff" wait_line manager_b "^leading as $b$"
+  check "manager: the second replica stops cleanly on SIGTERM" stop_clean manager_b manager "stopped, bye"
 }
 
 prepare
@@ -188,6 +213,7 @@ for lang in "${langs[@]}"; do
   case "$lang" in
     go|python|node|java|cpp) run_lang "$lang" ;;
     resourcelock) run_resourcelock ;;
+    manager) run_manager ;;
     *) not_ok "unknown language '$lang'" ;;
   esac
 done

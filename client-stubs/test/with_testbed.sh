@@ -8,6 +8,7 @@
 #   client-stubs/test/with_testbed.sh [LANG...]     LANG as for run.sh (default: all)
 #
 # MCL_SKIP_BAZEL_BUILD=1 uses the binaries already in bazel-bin without building them.
+# MCL_WITH_TESTBED_CMD="CMD" runs CMD instead of run.sh, with the same environment (debugging).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,8 +31,11 @@ stop_all() {
     MCL_TESTBED_QUIET=1 "$repo/testbed/testbed.sh" down --dir "$dir" >/dev/null 2>&1 || true
   fi
   if ((rc != 0)); then
+    # Keep the controller's and sidecars' logs of a failed run for a look afterwards.
+    keep="${TMPDIR:-/tmp}/mcl-client-stubs-failed-$(date +%s)"
+    mkdir -p "$keep" && cp "$dir"/*.log "$keep"/ 2>/dev/null
     for f in "$dir"/controller.log "$dir"/sidecar-*.log; do
-      [[ -f "$f" ]] && { echo "# --- last lines of $f"; tail -n 15 "$f" | sed 's/^/#   /'; }
+      [[ -f "$f" ]] && { echo "# --- last lines of $f (all of it in $keep)"; tail -n 8 "$f" | sed 's/^/#   /'; }
     done
   fi
   rm -rf "$dir"
@@ -85,10 +89,12 @@ for s in a b; do
   addrs+=("127.0.0.1:$port")
 done
 
-log "running client-stubs/test/run.sh"
+# MCL_WITH_TESTBED_CMD, if set, runs instead of run.sh (for debugging: e.g. a shell).
+log "running ${MCL_WITH_TESTBED_CMD:-client-stubs/test/run.sh}"
 set +e
 MCL_SIDECAR_ADDR="${addrs[0]}" MCL_SIDECAR_ADDR_2="${addrs[1]}" MCL_NAMESPACE="$NAMESPACE" \
-  "$here/run.sh" "$@"
+  MCL_KUBECONFIG="$MCL_CLUSTER_0_KUBECONFIG_ADMIN" MCL_TESTBED_LOGS="$dir" \
+  ${MCL_WITH_TESTBED_CMD:-"$here/run.sh"} "$@"
 rc=$?
 set -e
 exit "$rc"

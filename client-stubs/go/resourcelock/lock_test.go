@@ -403,10 +403,11 @@ func TestClientGoElector(t *testing.T) {
 	select {
 	case <-stopped:
 		// client-go gives up after RenewDeadline of failed renewals.
-		if d := time.Since(lostAt); d > 2*time.Second+time.Second {
-			t.Errorf("stopped leading %v after LOST, want within RenewDeadline (2s) + 1s", d)
+		// (+3 s of slack for a loaded machine).
+		if d := time.Since(lostAt); d > 2*time.Second+3*time.Second {
+			t.Errorf("stopped leading %v after LOST, want within RenewDeadline (2s) + 3s", d)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("elector still leads 5 s after LOST")
+	case <-time.After(8 * time.Second):
+		t.Fatal("elector still leads 8 s after LOST")
 	}
 }
