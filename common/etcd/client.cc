@@ -1,5 +1,7 @@
 #include "common/etcd/client.h"
 
+#include <arpa/inet.h>
+
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -33,6 +35,20 @@ constexpr absl::Duration kMaxReconnectBackoff = absl::Seconds(1);
 
 std::chrono::system_clock::time_point ToChrono(absl::Time t) {
   return absl::ToChronoTime(t);
+}
+
+// The gRPC target for "host:port": IP literals need no resolver (and so no
+// re-resolution churn while reconnecting); names go through DNS.
+std::string Target(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  std::string host = address.substr(0, colon);
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(AF_INET, host.c_str(), buf) == 1) return "ipv4:" + address;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+      inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buf) == 1) {
+    return "ipv6:" + address;
+  }
+  return "dns:///" + address;
 }
 
 const char* StateName(grpc_connectivity_state s) {
@@ -143,7 +159,7 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
     auto c = std::make_unique<Connection>();
     c->index = i;
     c->address = addresses[i];
-    c->channel = grpc::CreateCustomChannel("ipv4:" + addresses[i], creds, args);
+    c->channel = grpc::CreateCustomChannel(Target(addresses[i]), creds, args);
     c->kv = etcdserverpb::KV::NewStub(c->channel);
     c->lease = etcdserverpb::Lease::NewStub(c->channel);
     c->watch = etcdserverpb::Watch::NewStub(c->channel);
@@ -251,7 +267,7 @@ absl::Status Client::CallImpl(absl::string_view method, CallKind kind,
         WaitConnected(c, std::min(deadline, now + config_.dial_timeout));
     if (!connected.ok()) {
       failures.push_back(absl::StrCat(c.address, ": ", connected.message()));
-      MarkFailed(c.index);
+      if (absl::IsUnavailable(connected)) MarkFailed(c.index);
       ++i;
       continue;
     }
@@ -355,10 +371,12 @@ absl::StatusOr<Client::Stream> Client::ConnectStream(absl::string_view method,
         WaitConnected(c, std::min(deadline, now + config_.dial_timeout));
     if (!connected.ok()) {
       failures.push_back(absl::StrCat(c.address, ": ", connected.message()));
-      MarkFailed(c.index);
+      if (absl::IsUnavailable(connected)) MarkFailed(c.index);
       continue;
     }
-    auto token = Token(deadline);
+    // The connection is up, so a token fetch is one quick round trip; give it a
+    // usable deadline even when the caller's connect deadline was short.
+    auto token = Token(std::max(deadline, absl::Now() + config_.dial_timeout));
     if (!token.ok()) return token.status();
     current_.store(c.index);
     return Stream{&c, *token};

@@ -132,6 +132,16 @@ TEST_F(PlainTest, ConfigErrorsAreClear) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST_F(PlainTest, HostNameEndpointIsResolved) {
+  ClientConfig config;
+  config.endpoints = {absl::StrCat("localhost:", etcd_->address().substr(10))};
+  auto client = MustCreate(config);
+  ASSERT_NE(client, nullptr);
+  KV kv(client.get());
+  auto put = kv.Put("/hostname/k", "v");
+  EXPECT_TRUE(put.ok()) << put.status();
+}
+
 TEST_F(PlainTest, FailsOverFromADeadEndpoint) {
   const std::string dead = DeadEndpoint();
   ClientConfig config;

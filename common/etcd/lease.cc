@@ -251,8 +251,19 @@ void Lease::Run() {
       mu_.Await(absl::Condition(&has_work));
       if (stopping_) return;
     }
-    auto stream = client_->ConnectStream(
-        "Lease.LeaseKeepAlive", absl::Now() + client_->config().dial_timeout);
+    // Connecting must not delay a loss report: wait no longer than the first
+    // lease's expiry.
+    absl::Duration connect_for = client_->config().dial_timeout;
+    {
+      absl::MutexLock l(&mu_);
+      const absl::Duration now = clock_->Monotonic();
+      for (const auto& [id, k] : kept_) {
+        connect_for = std::min(connect_for, k.alive_until - now);
+      }
+    }
+    connect_for = std::max(connect_for, absl::Milliseconds(1));
+    auto stream = client_->ConnectStream("Lease.LeaseKeepAlive",
+                                         absl::Now() + connect_for);
     if (!stream.ok()) {
       WaitOffline(backoff.Next());
       continue;

@@ -48,11 +48,16 @@ void Session::OnRenewed(const KeepAliveResponse& r) {
 void Session::OnLost(const absl::Status& why) {
   {
     absl::MutexLock l(&mu_);
-    if (done_) return;
+    if (done_) return;  // closed meanwhile
+  }
+  // The callback runs before Done() turns true, so whoever waits on Done()
+  // knows it has run.
+  if (options_.on_lost) options_.on_lost(why);
+  absl::MutexLock l(&mu_);
+  if (!done_) {
     done_ = true;
     status_ = why;
   }
-  if (options_.on_lost) options_.on_lost(why);
 }
 
 bool Session::Done() const {

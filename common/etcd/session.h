@@ -57,7 +57,7 @@ class Session {
   int64_t lease_id() const { return grant_.id; }
   int64_t ttl_seconds() const { return grant_.ttl_seconds; }
 
-  // Lost or closed.
+  // Lost or closed. When lost, on_lost has already returned.
   bool Done() const;
   // OK while alive; why it ended otherwise (NOT_FOUND / DEADLINE_EXCEEDED when
   // lost, CANCELLED when closed).
