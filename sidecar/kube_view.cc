@@ -27,7 +27,7 @@ absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
   v.grant.cluster = obj.status.leader_cluster;
   v.grant.token = obj.status.fencing_token;
   if (!obj.status.acquire_time.empty()) {
-    auto t = kube::ParseTime(obj.status.acquire_time);
+    auto t = kube::ParseKubeTime(obj.status.acquire_time);
     if (t.ok()) v.grant.acquire_time = *t;
   }
   v.session = obj.status.session;

@@ -4,6 +4,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <malloc.h>
+#include <pplx/threadpool.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -77,6 +79,10 @@ int Run(int argc, char** argv) {
     std::cout << Usage();
     return 0;
   }
+  // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and glibc one malloc
+  // arena per busy thread; a sidecar needs neither. Both must be set before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
+  crossplat::threadpool::initialize_with_threads(2);
   // SIGTERM/SIGINT are handled by one thread (sigwait); block them before any thread starts.
   sigset_t sigs;
   sigemptyset(&sigs);
