@@ -14,6 +14,12 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 NAMESPACE=default
+# The controller's etcd session TTL, and the sidecars' default Campaign lease duration. The sidecar
+# renews every lease/4 and counts a confirmation valid for about one session TTL from the renewal
+# it covers, so lease/4 must stay well below the TTL: with a 2 s TTL, a 15 s (or 6 s) lease makes
+# LEADER and LOST alternate after every renewal (seen with the sidecar of 2026-11-23).
+SESSION_TTL=2s
+LEASE=4s
 
 log() { echo "# with_testbed: $*"; }
 die() { echo "# with_testbed: $*" >&2; exit 1; }
@@ -59,8 +65,11 @@ if [[ -z "${MCL_SKIP_BAZEL_BUILD:-}" ]]; then
   (cd "$repo" && timeout 1800 bazel build //sidecar:mcl-sidecar //controller:mcl-controller) >"$dir/build.log" 2>&1 \
     || { tail -n 20 "$dir/build.log"; die "bazel build failed"; }
 fi
-SIDECAR="$repo/bazel-bin/sidecar/mcl-sidecar"
-CONTROLLER="$repo/bazel-bin/controller/mcl-controller"
+# The default configuration's output folder: the bazel-bin link follows whatever configuration the
+# workspace's last bazel command used (e.g. -c opt), which may not be ours.
+bin="$repo/bazel-out/k8-fastbuild/bin"
+SIDECAR="$bin/sidecar/mcl-sidecar"
+CONTROLLER="$bin/controller/mcl-controller"
 [[ -x "$SIDECAR" && -x "$CONTROLLER" ]] || die "missing $SIDECAR or $CONTROLLER (bazel build them)"
 
 log "starting a 1-cluster test bed in $dir"
@@ -72,7 +81,7 @@ etcd_endpoint="${MCL_GLOBAL_ETCD#http://}"
 
 log "starting mcl-controller for cluster-0"
 "$CONTROLLER" --kubeconfig="$MCL_CLUSTER_0_KUBECONFIG_CONTROLLER" --cluster-name="$MCL_CLUSTER_0_NAME" \
-  --etcd-endpoints="$etcd_endpoint" --session-ttl=2s --namespace="$NAMESPACE" \
+  --etcd-endpoints="$etcd_endpoint" --session-ttl="$SESSION_TTL" --namespace="$NAMESPACE" \
   --watch-namespaces="$NAMESPACE" --metrics-address=127.0.0.1:0 >"$dir/controller.log" 2>&1 &
 pids+=($!)
 wait_for 30 "mcl-controller" grep -q "informer synced" "$dir/controller.log"
@@ -83,6 +92,7 @@ for s in a b; do
   log "starting mcl-sidecar $s on 127.0.0.1:$port"
   "$SIDECAR" --kubeconfig="$MCL_CLUSTER_0_KUBECONFIG_SIDECAR" --listen="127.0.0.1:$port" \
     --namespace="$NAMESPACE" --cluster-name="$MCL_CLUSTER_0_NAME" --identity="client-stubs-$s" \
+    --lease-duration="$LEASE" \
     >"$dir/sidecar-$s.log" 2>&1 &
   pids+=($!)
   wait_for 30 "mcl-sidecar $s" port_open "$port"

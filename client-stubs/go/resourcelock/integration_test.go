@@ -76,13 +76,13 @@ func runCandidate(t *testing.T, g *guard, addr, name, id string) *candidate {
 	t.Helper()
 	c := &candidate{id: id, started: make(chan struct{}), stopped: make(chan struct{}), done: make(chan struct{})}
 	lock, err := New(Config{Addr: addr, Namespace: os.Getenv("MCL_NAMESPACE"), Name: name, Identity: id,
-		LeaseDuration: 6 * time.Second, OnLost: func() { c.lost.Add(1) }, Logf: t.Logf})
+		LeaseDuration: 4 * time.Second, OnLost: func() { c.lost.Add(1) }, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.lock = lock
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: lock, LeaseDuration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: 250 * time.Millisecond,
+		Lock: lock, LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
 		ReleaseOnCancel: true, Name: name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(context.Context) { g.set(id, true); c.leading.Store(true); close(c.started) },

@@ -32,8 +32,10 @@ func main() {
 	if lockName == "" {
 		lockName = "my-global-leader-lock"
 	}
-	// client-go's timings; the lock reports the same lease duration to the sidecar.
-	lease, renew, retry := 6*time.Second, 4*time.Second, time.Second
+	// client-go's timings; the lock reports the same lease duration to the sidecar. Short, for the
+	// tests' 2 s controller session TTL (the sidecar renews every lease/4, which must stay well
+	// below the controller's session TTL).
+	lease, renew, retry := 4*time.Second, 3*time.Second, time.Second
 
 	// 1. The multi-cluster lock: the sidecar (MCL_SIDECAR_ADDR) decides who leads.
 	lock, err := resourcelock.New(resourcelock.Config{
