@@ -11,6 +11,7 @@
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
+#include "common/kube/events.h"
 #include "common/kube/objects.h"
 #include "common/kube/typed_client.h"
 #include "gmock/gmock.h"
@@ -380,6 +381,47 @@ TEST_F(ClientTest, NotFoundAndUnknownResourceAreClear) {
   Resource bogus{"mcl.dev", "v1alpha1", "nosuchthings", "NoSuchThing", true};
   auto unknown = admin_->Get(bogus, "default", "x");
   EXPECT_TRUE(absl::IsNotFound(unknown.status())) << unknown.status();
+}
+
+TEST_F(ClientTest, EventsAreRecordedAndAggregatedOnTheRealApiserver) {
+  MultiClusterLeaseClient leases(sidecar_.get());
+  std::string name = UniqueName("events");
+  auto lease = leases.Create(NewLease(name, "pod-a"));
+  ASSERT_TRUE(lease.ok()) << lease.status();
+  EventRecorderOptions o;
+  o.component = "mcl-sidecar";
+  o.instance = "pod-a";
+  {
+    EventRecorder events(sidecar_.get(), o);
+    ASSERT_TRUE(events.Record(RefTo(*lease), EventType::kNormal, "Campaigning",
+                              "pod-a campaigns"));
+    ASSERT_TRUE(events.Record(RefTo(*lease), EventType::kNormal, "Campaigning",
+                              "pod-a campaigns"));
+    ASSERT_TRUE(events.Record(RefTo(*lease), EventType::kWarning, "Lost",
+                              "confirmation lapsed"));
+    ASSERT_TRUE(events.Flush(absl::Seconds(30)));
+    EXPECT_TRUE(events.LastError().ok()) << events.LastError();
+    EXPECT_EQ(events.stats().created, 2);
+    EXPECT_EQ(events.stats().aggregated, 1);
+  }
+  ListOptions lo;
+  lo.field_selector = "involvedObject.name=" + name;
+  auto list = admin_->ListAll(EventResource(), "default", lo);
+  ASSERT_TRUE(list.ok()) << list.status();
+  std::map<std::string, int64_t> counts;
+  for (const Json& e : list->items) {
+    EXPECT_EQ(e.at("involvedObject").at("uid").as_string(),
+              lease->metadata.uid);
+    EXPECT_EQ(e.at("source").at("component").as_string(), "mcl-sidecar");
+    counts[e.at("type").as_string() + "/" + e.at("reason").as_string()] =
+        e.at("count").as_number().to_int64();
+  }
+  EXPECT_EQ(counts, (std::map<std::string, int64_t>{{"Normal/Campaigning", 2},
+                                                    {"Warning/Lost", 1}}));
+  auto described = tb_.Kubectl(0, {"describe", "mcl", name});
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_THAT(*described, AllOf(HasSubstr("Campaigning"),
+                                HasSubstr("confirmation lapsed")));
 }
 
 }  // namespace

@@ -1,0 +1,201 @@
+#include "common/kube/events.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/kube/errors.h"
+
+namespace mcl::kube {
+namespace {
+
+std::string ObjectId(const ObjectReference& o) {
+  return absl::StrCat(o.kind, "/", o.namespace_, "/", o.name, "/", o.uid);
+}
+
+const char* TypeName(EventType t) {
+  return t == EventType::kWarning ? "Warning" : "Normal";
+}
+
+}  // namespace
+
+EventRecorder::EventRecorder(KubeClient* client, EventRecorderOptions options)
+    : client_(client), options_(std::move(options)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+EventRecorder::~EventRecorder() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+bool EventRecorder::Record(const ObjectReference& object, EventType type,
+                           const std::string& reason,
+                           const std::string& message) {
+  absl::Duration now = options_.clock->Monotonic();
+  absl::MutexLock l(&mu_);
+  if (stopping_ || queue_.size() >= options_.queue_limit) {
+    ++stats_.dropped;
+    return false;
+  }
+  if (buckets_.size() > 4096) {  // forget buckets that have refilled completely
+    for (auto it = buckets_.begin(); it != buckets_.end();) {
+      bool full =
+          options_.refill > absl::ZeroDuration() &&
+          it->second.tokens + (now - it->second.updated) / options_.refill >=
+              options_.burst;
+      it = full ? buckets_.erase(it) : ++it;
+    }
+  }
+  // Token bucket per object and reason.
+  std::string key = absl::StrCat(ObjectId(object), "/", reason);
+  auto [it, inserted] = buckets_.try_emplace(
+      key, Bucket{static_cast<double>(options_.burst), now});
+  Bucket& b = it->second;
+  if (!inserted && options_.refill > absl::ZeroDuration()) {
+    b.tokens = std::min<double>(options_.burst,
+                                b.tokens + (now - b.updated) / options_.refill);
+  }
+  b.updated = now;
+  if (b.tokens < 1.0) {
+    ++stats_.rate_limited;
+    return false;
+  }
+  b.tokens -= 1.0;
+  queue_.push_back(
+      Pending{object, type, reason, message, options_.clock->WallNow()});
+  return true;
+}
+
+bool EventRecorder::Flush(absl::Duration timeout) {
+  absl::MutexLock l(&mu_);
+  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return queue_.empty() && !busy_;
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+}
+
+EventRecorder::Stats EventRecorder::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
+absl::Status EventRecorder::LastError() const {
+  absl::MutexLock l(&mu_);
+  return last_error_;
+}
+
+void EventRecorder::Run() {
+  while (true) {
+    Pending p;
+    {
+      absl::MutexLock l(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || stopping_;
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // stopping, and everything written
+      p = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    Write(p);
+    absl::MutexLock l(&mu_);
+    busy_ = false;
+  }
+}
+
+void EventRecorder::Write(const Pending& p) {
+  const Resource& events = EventResource();
+  std::string ns =
+      p.object.namespace_.empty() ? "default" : p.object.namespace_;
+  std::string ts = FormatKubeTime(p.at);
+  std::string agg_key = absl::StrCat(ObjectId(p.object), "/", TypeName(p.type),
+                                     "/", p.reason, "/", p.message);
+  absl::Duration now = options_.clock->Monotonic();
+  Written prior;
+  bool repeat = false;
+  uint64_t seq;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = written_.find(agg_key);
+    if (it != written_.end() &&
+        now - it->second.last < options_.aggregate_window) {
+      prior = it->second;
+      repeat = true;
+    }
+    seq = ++sequence_;
+  }
+  absl::Status status;
+  if (repeat) {
+    Json patch = Json::object();
+    patch["count"] = Json::number(prior.count + 1);
+    patch["lastTimestamp"] = Json::string(ts);
+    auto r = client_->MergePatch(events, prior.namespace_, prior.name, patch);
+    if (r.ok()) {
+      absl::MutexLock l(&mu_);
+      Written& w = written_[agg_key];
+      w.count = prior.count + 1;
+      w.last = now;
+      ++stats_.aggregated;
+      return;
+    }
+    if (!absl::IsNotFound(r.status())) status = r.status();
+    // The Event expired (the apiserver keeps them about an hour): create a
+    // fresh one.
+  }
+  if (status.ok()) {
+    Json ev = Json::object();
+    ev["apiVersion"] = Json::string("v1");
+    ev["kind"] = Json::string("Event");
+    std::string name =
+        absl::StrCat(p.object.name.empty() ? "object" : p.object.name, ".",
+                     absl::Hex(absl::ToUnixNanos(p.at)), absl::Hex(seq));
+    // (References into a cpprestsdk JSON object die when the object grows: set,
+    // then move on.)
+    Json& md = ChildObject(ev, "metadata");
+    md["name"] = Json::string(name);
+    md["namespace"] = Json::string(ns);
+    Json& io = ChildObject(ev, "involvedObject");
+    SetOrEraseNonEmpty(io, "apiVersion", p.object.api_version);
+    SetOrEraseNonEmpty(io, "kind", p.object.kind);
+    SetOrEraseNonEmpty(io, "namespace", p.object.namespace_);
+    SetOrEraseNonEmpty(io, "name", p.object.name);
+    SetOrEraseNonEmpty(io, "uid", p.object.uid);
+    SetOrEraseNonEmpty(io, "resourceVersion", p.object.resource_version);
+    ev["type"] = Json::string(TypeName(p.type));
+    ev["reason"] = Json::string(p.reason);
+    ev["message"] = Json::string(p.message);
+    Json& src = ChildObject(ev, "source");
+    src["component"] = Json::string(options_.component);
+    SetOrEraseNonEmpty(src, "host", options_.instance);
+    ev["reportingComponent"] = Json::string(options_.component);
+    ev["reportingInstance"] = Json::string(
+        options_.instance.empty() ? options_.component : options_.instance);
+    ev["firstTimestamp"] = Json::string(ts);
+    ev["lastTimestamp"] = Json::string(ts);
+    ev["count"] = Json::number(1);
+    auto r = client_->Create(events, ns, ev);
+    if (r.ok()) {
+      absl::MutexLock l(&mu_);
+      written_[agg_key] = Written{ns, name, 1, ts, now};
+      ++stats_.created;
+      // Forget aggregation state that can no longer match, so the map stays
+      // bounded.
+      for (auto it = written_.begin(); it != written_.end();) {
+        it = now - it->second.last >= options_.aggregate_window
+                 ? written_.erase(it)
+                 : ++it;
+      }
+      return;
+    }
+    status = r.status();
+  }
+  absl::MutexLock l(&mu_);
+  ++stats_.failed;
+  last_error_ = status;
+}
+
+}  // namespace mcl::kube

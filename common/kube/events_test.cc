@@ -1,0 +1,183 @@
+// EventRecorder against a loopback server that plays the events API: creation,
+// aggregation of repeats into a count, the per-object token bucket (on a fake
+// clock), and failures counted.
+#include "common/kube/events.h"
+
+#include "absl/strings/match.h"
+#include "common/kube/errors.h"
+#include "common/kube/test_server.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace mcl::kube {
+namespace {
+
+using testing::Connection;
+using ::testing::HasSubstr;
+using testing::HttpRequest;
+using testing::LoopbackServer;
+
+class EventsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = LoopbackServer::Start([this](const HttpRequest& r, Connection& c) {
+      if (absl::StrContains(r.path, "forbidden")) {
+        c.Respond(
+            403, "application/json",
+            R"({"kind":"Status","reason":"Forbidden","message":"no","code":403})");
+      } else if (r.method == "PATCH" && absl::StrContains(r.path, "expired")) {
+        c.Respond(
+            404, "application/json",
+            R"({"kind":"Status","reason":"NotFound","message":"gone","code":404})");
+      } else {
+        c.Respond(r.method == "POST" ? 201 : 200, "application/json",
+                  r.body.empty() ? "{}" : r.body);
+      }
+    });
+    ASSERT_TRUE(s.ok());
+    server_ = std::move(*s);
+    Config cfg;
+    cfg.server = server_->url();
+    auto c = KubeClient::Create(cfg);
+    ASSERT_TRUE(c.ok());
+    client_ = std::move(*c);
+  }
+  std::vector<HttpRequest> Writes() { return server_->requests(); }
+
+  ObjectReference Ref(const std::string& name) {
+    return {"mcl.dev/v1alpha1",
+            "MultiClusterLease",
+            "team",
+            name,
+            "uid-" + name,
+            "7"};
+  }
+
+  FakeClock clock_;
+  std::unique_ptr<LoopbackServer> server_;
+  std::unique_ptr<KubeClient> client_;
+};
+
+TEST_F(EventsTest, CreatesThenAggregatesRepeats) {
+  EventRecorderOptions o;
+  o.component = "mcl-controller";
+  o.instance = "pod-x";
+  o.clock = &clock_;
+  EventRecorder rec(client_.get(), o);
+  ASSERT_TRUE(
+      rec.Record(Ref("lock"), EventType::kNormal, "Granted", "token 5"));
+  ASSERT_TRUE(
+      rec.Record(Ref("lock"), EventType::kNormal, "Granted", "token 5"));
+  ASSERT_TRUE(
+      rec.Record(Ref("lock"), EventType::kWarning, "Lost", "etcd unreachable"));
+  ASSERT_TRUE(rec.Flush(absl::Seconds(10)));
+  auto w = Writes();
+  ASSERT_EQ(w.size(), 3u);
+  EXPECT_EQ(w[0].method, "POST");
+  EXPECT_EQ(w[0].path, "/api/v1/namespaces/team/events");
+  Json ev = Json::parse(w[0].body);
+  EXPECT_EQ(ev.at("involvedObject").at("kind").as_string(),
+            "MultiClusterLease");
+  EXPECT_EQ(ev.at("involvedObject").at("uid").as_string(), "uid-lock");
+  EXPECT_EQ(ev.at("reason").as_string(), "Granted");
+  EXPECT_EQ(ev.at("type").as_string(), "Normal");
+  EXPECT_EQ(ev.at("source").at("component").as_string(), "mcl-controller");
+  EXPECT_EQ(ev.at("reportingInstance").as_string(), "pod-x");
+  EXPECT_EQ(ev.at("count").as_integer(), 1);
+  std::string name = ev.at("metadata").at("name").as_string();
+  EXPECT_THAT(name, HasSubstr("lock."));
+  EXPECT_EQ(w[1].method, "PATCH");
+  EXPECT_EQ(w[1].path, "/api/v1/namespaces/team/events/" + name);
+  EXPECT_EQ(w[1].headers.at("content-type"), "application/merge-patch+json");
+  EXPECT_EQ(Json::parse(w[1].body).at("count").as_integer(), 2);
+  EXPECT_EQ(w[2].method, "POST");
+  EXPECT_EQ(Json::parse(w[2].body).at("type").as_string(), "Warning");
+  auto st = rec.stats();
+  EXPECT_EQ(st.created, 2);
+  EXPECT_EQ(st.aggregated, 1);
+  // After the aggregation window, the same message is a new Event.
+  clock_.Advance(absl::Minutes(11));
+  ASSERT_TRUE(
+      rec.Record(Ref("lock"), EventType::kNormal, "Granted", "token 5"));
+  ASSERT_TRUE(rec.Flush(absl::Seconds(10)));
+  EXPECT_EQ(Writes().back().method, "POST");
+}
+
+TEST_F(EventsTest, TokenBucketPerObjectAndReason) {
+  EventRecorderOptions o;
+  o.burst = 2;
+  o.refill = absl::Seconds(10);
+  o.clock = &clock_;
+  EventRecorder rec(client_.get(), o);
+  EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "1"));
+  EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "2"));
+  EXPECT_FALSE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "3"));
+  EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Other", "x"))
+      << "another reason";
+  EXPECT_TRUE(rec.Record(Ref("b"), EventType::kNormal, "Renewed", "1"))
+      << "another object";
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "4"))
+      << "refilled one";
+  EXPECT_FALSE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "5"));
+  ASSERT_TRUE(rec.Flush(absl::Seconds(10)));
+  EXPECT_EQ(rec.stats().rate_limited, 2);
+  EXPECT_EQ(rec.stats().created, 5);
+  EXPECT_EQ(Writes().size(), 5u);
+}
+
+TEST_F(EventsTest, FailuresAreCountedAndExpiredEventsRecreated) {
+  EventRecorderOptions o;
+  o.clock = &clock_;
+  EventRecorder rec(client_.get(), o);
+  ObjectReference denied = Ref("x");
+  denied.namespace_ = "forbidden";
+  ASSERT_TRUE(rec.Record(denied, EventType::kNormal, "R", "m"));
+  ASSERT_TRUE(rec.Record(Ref("expired"), EventType::kNormal, "R", "m"));
+  ASSERT_TRUE(rec.Record(Ref("expired"), EventType::kNormal, "R",
+                         "m"));  // PATCH → 404 → POST
+  ASSERT_TRUE(rec.Flush(absl::Seconds(10)));
+  auto st = rec.stats();
+  EXPECT_EQ(st.failed, 1);
+  EXPECT_EQ(st.created, 2);
+  EXPECT_TRUE(IsForbidden(rec.LastError())) << rec.LastError();
+  auto w = Writes();
+  ASSERT_EQ(w.size(), 4u);
+  EXPECT_EQ(w[2].method, "PATCH");
+  EXPECT_EQ(w[3].method, "POST");
+}
+
+TEST_F(EventsTest, BoundedQueue) {
+  // A server that never answers: the queue fills and further events are
+  // dropped, not blocked on.
+  auto hang = LoopbackServer::Start(
+      [](const HttpRequest&, Connection& c) { c.Hang(absl::Seconds(30)); });
+  ASSERT_TRUE(hang.ok());
+  Config cfg;
+  cfg.server = (*hang)->url();
+  ClientOptions co;
+  co.request_timeout = absl::Seconds(1);
+  auto client = KubeClient::Create(cfg, co);
+  ASSERT_TRUE(client.ok());
+  EventRecorderOptions o;
+  o.queue_limit = 3;
+  o.burst = 100;
+  o.clock = &clock_;
+  auto rec = std::make_unique<EventRecorder>(client->get(), o);
+  absl::Time t0 = absl::Now();
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) {
+    accepted +=
+        rec->Record(Ref("q"), EventType::kNormal, "R", std::to_string(i)) ? 1
+                                                                          : 0;
+  }
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(500))
+      << "Record() must not block";
+  EXPECT_LE(accepted, 4);  // the queue, plus one the writer may have taken
+  EXPECT_GE(rec->stats().dropped, 6);
+  rec.reset();  // bounded: each queued write times out after 1 s
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+}
+
+}  // namespace
+}  // namespace mcl::kube
