@@ -237,6 +237,8 @@ int Main(const Args& args) {
          rate("mcl_controller_status_writes_total"), rate("mcl_controller_reconciles_total"),
          absl::FormatDuration(absl::Trunc(release, absl::Milliseconds(100))).c_str(),
          code.ok() ? *code : -1, held);
+  fprintf(stderr, "heap in use at the end of the window: %.0f MiB\n",
+          m1["mcl_controller_heap_inuse_bytes"] / (1 << 20));
   fprintf(stderr, "renew errors: %lld; controller log: %s\n",
           static_cast<long long>(renew_errors.load()), log.c_str());
   return 0;
