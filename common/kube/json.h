@@ -79,6 +79,9 @@ void SetOrEraseNonEmpty(Json& obj, absl::string_view key, const std::string& v);
 void SetOrEraseNonZero(Json& obj, absl::string_view key, int64_t v);
 void Erase(Json& obj, absl::string_view key);
 // obj[key] as an object (created if absent or not an object).
+// Careful: the reference dies as soon as `obj` gains another field (cpprestsdk
+// keeps an object's fields in a vector), so finish with it before adding the
+// next field to `obj`.
 Json& ChildObject(Json& obj, absl::string_view key);
 
 }  // namespace mcl::kube
