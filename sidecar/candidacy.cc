@@ -4,18 +4,23 @@
 
 namespace mcl::sidecar {
 
-Candidacy::Candidacy(std::string identity, absl::Duration lease_duration, Clock* clock)
-    : identity_(std::move(identity)), lease_duration_(lease_duration), clock_(clock) {}
+Candidacy::Candidacy(std::string identity, absl::Duration lease_duration,
+                     Clock* clock)
+    : identity_(std::move(identity)),
+      lease_duration_(lease_duration),
+      clock_(clock) {}
 
 void Candidacy::Observe(const LeaseView& v) {
-  if (latest_ && latest_->exists && v.exists && v.resource_version <= latest_->resource_version) {
+  if (latest_ && latest_->exists && v.exists &&
+      v.resource_version <= latest_->resource_version) {
     return;
   }
   if (latest_ && v.resource_version < latest_->resource_version) return;
   latest_ = v;
   if (v.exists && v.holder && *v.holder != identity_) {
     if (*v.holder != seen_holder_ || v.renew_time != seen_renew_) {
-      // A renewal (or a new holder): its staleness is counted afresh from now, on my clock.
+      // A renewal (or a new holder): its staleness is counted afresh from now,
+      // on my clock.
       seen_holder_ = *v.holder;
       seen_renew_ = v.renew_time;
       seen_since_ = clock_->Monotonic();
@@ -27,7 +32,8 @@ void Candidacy::Observe(const LeaseView& v) {
 }
 
 bool Candidacy::holding() const {
-  return latest_ && latest_->exists && latest_->holder && *latest_->holder == identity_;
+  return latest_ && latest_->exists && latest_->holder &&
+         *latest_->holder == identity_;
 }
 
 Candidacy::Decision Candidacy::Next() const {

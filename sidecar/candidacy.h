@@ -1,18 +1,23 @@
-// Candidacy: the local half of a campaign — which spec write (if any) this candidate's sidecar makes
-// next on the MultiClusterLease of its own cluster. Pure: no I/O, time from an injected Clock.
+// Candidacy: the local half of a campaign — which spec write (if any) this
+// candidate's sidecar makes next on the MultiClusterLease of its own cluster.
+// Pure: no I/O, time from an injected Clock.
 //
-// Local replicas of one lock contend on the spec with optimistic concurrency (every write is
-// preconditioned on the resourceVersion it was computed from, so exactly one of two racing writers
-// wins and the other gets 409). A candidate takes the spec over only when
+// Local replicas of one lock contend on the spec with optimistic concurrency
+// (every write is preconditioned on the resourceVersion it was computed from,
+// so exactly one of two racing writers wins and the other gets 409). A
+// candidate takes the spec over only when
 //   * the object does not exist (create), or
 //   * spec.holderIdentity is absent (the holder resigned), or
-//   * the holder's (holderIdentity, renewTime) pair has not changed for the holder's
-//     leaseDurationSeconds, measured on this sidecar's monotonic clock from when it first observed
-//     that pair. renewTime is compared only for change, never with a local clock (S3); a sidecar that
-//     just started counts from its start, which can only delay a take-over, never hasten it.
-// The holder renews spec.renewTime every leaseDuration/4 (design.md §Confirmation, Timing).
-// Taking over never grants leadership by itself: the controller grants the new holder only after
-// the old grantee acked or timed out (design.md §Ack).
+//   * the holder's (holderIdentity, renewTime) pair has not changed for the
+//   holder's
+//     leaseDurationSeconds, measured on this sidecar's monotonic clock from
+//     when it first observed that pair. renewTime is compared only for change,
+//     never with a local clock (S3); a sidecar that just started counts from
+//     its start, which can only delay a take-over, never hasten it.
+// The holder renews spec.renewTime every leaseDuration/4 (design.md
+// §Confirmation, Timing). Taking over never grants leadership by itself: the
+// controller grants the new holder only after the old grantee acked or timed
+// out (design.md §Ack).
 #ifndef MCL_SIDECAR_CANDIDACY_H_
 #define MCL_SIDECAR_CANDIDACY_H_
 
@@ -29,9 +34,10 @@ namespace mcl::sidecar {
 class Candidacy {
  public:
   enum class Action {
-    kNone,      // nothing to write now; wake up at `wake_at` (if set) and ask again
+    kNone,  // nothing to write now; wake up at `wake_at` (if set) and ask again
     kCreate,    // create the object with holder = me
-    kTakeOver,  // update spec.holderIdentity = me, preconditioned on `precondition_rv`
+    kTakeOver,  // update spec.holderIdentity = me, preconditioned on
+                // `precondition_rv`
     kRenew,     // update spec.renewTime, preconditioned on `precondition_rv`
   };
   struct Decision {
@@ -43,12 +49,14 @@ class Candidacy {
 
   Candidacy(std::string identity, absl::Duration lease_duration, Clock* clock);
 
-  // The latest object version (or a deletion / "does not exist" with exists=false). Older versions
-  // are ignored.
+  // The latest object version (or a deletion / "does not exist" with
+  // exists=false). Older versions are ignored.
   void Observe(const LeaseView& v);
-  // My spec write was accepted; `sent_at` is when it was sent (the renewal period restarts there).
+  // My spec write was accepted; `sent_at` is when it was sent (the renewal
+  // period restarts there).
   void WriteSucceeded(absl::Duration sent_at) { last_write_ = sent_at; }
-  // A write failed: forget the renewal time so the next decision renews at once (after backoff).
+  // A write failed: forget the renewal time so the next decision renews at once
+  // (after backoff).
   void WriteFailed() { last_write_.reset(); }
 
   Decision Next() const;
@@ -66,7 +74,8 @@ class Candidacy {
   Clock* clock_;
   std::optional<LeaseView> latest_;
   std::optional<absl::Duration> last_write_;
-  // The other holder's (identity, renewTime) as last seen, and when it was first seen.
+  // The other holder's (identity, renewTime) as last seen, and when it was
+  // first seen.
   std::string seen_holder_, seen_renew_;
   absl::Duration seen_since_;
 };

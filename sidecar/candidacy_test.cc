@@ -7,7 +7,8 @@ namespace {
 
 using Action = Candidacy::Action;
 
-LeaseView Spec(int64_t rv, const std::string& holder, const std::string& renew, int32_t ld = 4) {
+LeaseView Spec(int64_t rv, const std::string& holder, const std::string& renew,
+               int32_t ld = 4) {
   LeaseView v;
   v.resource_version = rv;
   if (!holder.empty()) v.holder = holder;
@@ -43,7 +44,8 @@ TEST_F(CandidacyTest, TakesOverWhenNoLocalHolder) {
 
 TEST_F(CandidacyTest, HolderRenewsEveryQuarterOfTheLeaseDuration) {
   c_.Observe(Spec(7, "me", "r1"));
-  EXPECT_EQ(c_.Next().action, Action::kRenew);  // no write of mine known yet: renew at once
+  EXPECT_EQ(c_.Next().action,
+            Action::kRenew);  // no write of mine known yet: renew at once
   absl::Duration sent = clock_.Monotonic();
   c_.WriteSucceeded(sent);
   c_.Observe(Spec(8, "me", "r2"));
@@ -61,18 +63,22 @@ TEST_F(CandidacyTest, HolderRenewsEveryQuarterOfTheLeaseDuration) {
   EXPECT_EQ(c_.Next().action, Action::kRenew);
 }
 
-TEST_F(CandidacyTest, WaitsForALiveHolderAndTakesOverWhenItsRenewTimeStaysUnchanged) {
+TEST_F(CandidacyTest,
+       WaitsForALiveHolderAndTakesOverWhenItsRenewTimeStaysUnchanged) {
   c_.Observe(Spec(7, "other", "r1", /*ld=*/4));
   absl::Duration first_seen = clock_.Monotonic();
   auto d = c_.Next();
   EXPECT_EQ(d.action, Action::kNone);
-  EXPECT_EQ(*d.wake_at, first_seen + absl::Seconds(4));  // the holder's lease duration, not mine
+  EXPECT_EQ(
+      *d.wake_at,
+      first_seen + absl::Seconds(4));  // the holder's lease duration, not mine
   clock_.Advance(absl::Seconds(3));
   // The holder renews: staleness counts afresh from this observation.
   c_.Observe(Spec(8, "other", "r2", 4));
   clock_.Advance(absl::Seconds(3));
   EXPECT_EQ(c_.Next().action, Action::kNone);
-  // A version that changes something else (status) but not renewTime does not reset the count.
+  // A version that changes something else (status) but not renewTime does not
+  // reset the count.
   c_.Observe(Spec(9, "other", "r2", 4));
   clock_.Advance(absl::Seconds(1));
   d = c_.Next();
@@ -81,7 +87,8 @@ TEST_F(CandidacyTest, WaitsForALiveHolderAndTakesOverWhenItsRenewTimeStaysUnchan
 }
 
 TEST_F(CandidacyTest, RenewTimeValuesAreNeverComparedWithTheLocalClock) {
-  // A renewTime far in the past (a skewed node) is still live while it keeps changing.
+  // A renewTime far in the past (a skewed node) is still live while it keeps
+  // changing.
   c_.Observe(Spec(7, "other", "1999-01-01T00:00:00.000000Z", 4));
   clock_.Advance(absl::Seconds(3));
   c_.Observe(Spec(8, "other", "1999-01-01T00:00:01.000000Z", 4));

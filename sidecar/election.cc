@@ -12,14 +12,18 @@
 namespace mcl::sidecar {
 namespace {
 
-// Waits longer than this are cut so that a wrong deadline can never park the worker for good.
+// Waits longer than this are cut so that a wrong deadline can never park the
+// worker for good.
 constexpr absl::Duration kMaxIdle = absl::Minutes(1);
 
 }  // namespace
 
-Election::Election(ElectionOptions options, kube::MultiClusterLeaseClient client,
+Election::Election(ElectionOptions options,
+                   kube::MultiClusterLeaseClient client,
                    std::unique_ptr<WatchFactory> watches)
-    : options_(std::move(options)), client_(client), watches_(std::move(watches)) {
+    : options_(std::move(options)),
+      client_(client),
+      watches_(std::move(watches)) {
   worker_ = std::thread([this] { WorkerLoop(); });
 }
 
@@ -30,7 +34,8 @@ Election::~Election() {
   }
   Kick();
   worker_.join();
-  // Watches are stopped outside mu_: stopping joins the informer thread, whose callbacks take mu_.
+  // Watches are stopped outside mu_: stopping joins the informer thread, whose
+  // callbacks take mu_.
   std::map<std::string, Namespace> namespaces;
   std::map<std::string, Heartbeat> heartbeats;
   {
@@ -55,17 +60,23 @@ std::string Election::Identity(const std::string& requested) const {
 }
 
 absl::StatusOr<LeaseWatch*> Election::SyncedWatch(
-    const LockKey& key, std::optional<std::optional<kube::MultiClusterLease>>* probe) {
+    const LockKey& key,
+    std::optional<std::optional<kube::MultiClusterLease>>* probe) {
   const std::string& ns = key.ns;
   LeaseWatch* w = nullptr;
   {
     absl::MutexLock l(&mu_);
-    if (shut_down_) return absl::UnavailableError("the sidecar is shutting down");
+    if (shut_down_)
+      return absl::UnavailableError("the sidecar is shutting down");
     Namespace& n = namespaces_[ns];
     if (!n.watch) {
       LeaseWatchCallbacks cb;
-      cb.on_upsert = [this, ns](const kube::MultiClusterLease& o) { OnLeaseUpsert(ns, o); };
-      cb.on_delete = [this, ns](const kube::MultiClusterLease& o) { OnLeaseDelete(ns, o); };
+      cb.on_upsert = [this, ns](const kube::MultiClusterLease& o) {
+        OnLeaseUpsert(ns, o);
+      };
+      cb.on_delete = [this, ns](const kube::MultiClusterLease& o) {
+        OnLeaseDelete(ns, o);
+      };
       cb.on_error = [this, ns](const absl::Status& s) { OnLeaseError(ns, s); };
       n.watch = watches_->WatchLeases(ns, std::move(cb));
       LogInfo("watching MultiClusterLeases", {{"namespace", ns}});
@@ -75,9 +86,9 @@ absl::StatusOr<LeaseWatch*> Election::SyncedWatch(
   if (!w->WaitForSync(options_.sync_timeout)) {
     absl::Status e = w->LastError();
     return absl::UnavailableError(absl::StrCat(
-        "the sidecar has not synced with its kube-apiserver (namespace ", ns, ") within ",
-        absl::FormatDuration(options_.sync_timeout), e.ok() ? "" : ": ", e.message(),
-        "; retry with backoff"));
+        "the sidecar has not synced with its kube-apiserver (namespace ", ns,
+        ") within ", absl::FormatDuration(options_.sync_timeout),
+        e.ok() ? "" : ": ", e.message(), "; retry with backoff"));
   }
   bool failing;
   {
@@ -85,11 +96,13 @@ absl::StatusOr<LeaseWatch*> Election::SyncedWatch(
     failing = namespaces_[ns].failing;
   }
   if (!failing) return w;
-  // The watch failed lately: ask the apiserver directly whether it is reachable.
+  // The watch failed lately: ask the apiserver directly whether it is
+  // reachable.
   auto r = client_.Get(ns, key.name);
   if (!r.ok() && !absl::IsNotFound(r.status())) {
-    return absl::UnavailableError(absl::StrCat("the kube-apiserver is unreachable: ",
-                                               r.status().message(), "; retry with backoff"));
+    return absl::UnavailableError(absl::StrCat(
+        "the kube-apiserver is unreachable: ", r.status().message(),
+        "; retry with backoff"));
   }
   if (probe != nullptr) {
     if (r.ok()) {
@@ -111,8 +124,9 @@ Election::Lock& Election::EnsureLock(const LockKey& key, LeaseWatch* watch) {
     lock.metrics = r->second;
     retired_metrics_.erase(r);
   }
-  // The informer's cache is updated before its handler runs, so whatever version Get returns, any
-  // newer one reaches OnLeaseUpsert after this (and older ones are ignored by Apply).
+  // The informer's cache is updated before its handler runs, so whatever
+  // version Get returns, any newer one reaches OnLeaseUpsert after this (and
+  // older ones are ignored by Apply).
   std::optional<kube::MultiClusterLease> obj = watch->Get(key.name);
   std::optional<LeaseView> view;
   if (obj) {
@@ -138,11 +152,13 @@ void Election::MaybeDropLock(const LockKey& key) {
   locks_.erase(it);
 }
 
-void Election::Apply(Lock& lock, const LeaseView& view, const kube::MultiClusterLease* obj) {
+void Election::Apply(Lock& lock, const LeaseView& view,
+                     const kube::MultiClusterLease* obj) {
   if (lock.view) {
     const LeaseView& have = *lock.view;
     bool newer = view.exists ? view.resource_version > have.resource_version
-                             : have.exists && view.resource_version >= have.resource_version;
+                             : have.exists && view.resource_version >=
+                                                  have.resource_version;
     if (!newer) return;
   }
   lock.view = view;
@@ -151,8 +167,9 @@ void Election::Apply(Lock& lock, const LeaseView& view, const kube::MultiCluster
   } else {
     lock.obj.reset();
   }
-  // The write invariant: every campaign applies this version (and its events go out) before the
-  // worker can base a write on it — both happen under mu_, and the worker writes only from lock.obj.
+  // The write invariant: every campaign applies this version (and its events go
+  // out) before the worker can base a write on it — both happen under mu_, and
+  // the worker writes only from lock.obj.
   for (auto& [id, c] : lock.campaigns) {
     if (c->ended) continue;
     c->leadership->ObserveObject(view);
@@ -160,7 +177,8 @@ void Election::Apply(Lock& lock, const LeaseView& view, const kube::MultiCluster
     Flush(lock, *c);
   }
   NotifyObservers(lock);
-  if (view.exists && !view.heartbeat.empty()) SetHeartbeat(lock, view.heartbeat);
+  if (view.exists && !view.heartbeat.empty())
+    SetHeartbeat(lock, view.heartbeat);
   Kick();
 }
 
@@ -170,8 +188,9 @@ void Election::ApplyObject(const kube::MultiClusterLease& obj) {
   if (it == locks_.end()) return;  // nobody here uses this lock
   auto v = ToLeaseView(obj);
   if (!v.ok()) {
-    LogWarn("ignoring a MultiClusterLease version", {{"lock", key.str()},
-                                                      {"error", std::string(v.status().message())}});
+    LogWarn(
+        "ignoring a MultiClusterLease version",
+        {{"lock", key.str()}, {"error", std::string(v.status().message())}});
     return;
   }
   Apply(it->second, *v, &obj);
@@ -182,13 +201,15 @@ void Election::SetHeartbeat(Lock& lock, const std::string& hb) {
   lock.heartbeat = hb;
   auto it = heartbeats_.find(hb);
   if (it == heartbeats_.end()) {
-    std::vector<std::string> parts = absl::StrSplit(hb, absl::MaxSplits('/', 1));
+    std::vector<std::string> parts =
+        absl::StrSplit(hb, absl::MaxSplits('/', 1));
     std::string ns = parts.size() == 2 ? parts[0] : lock.key.ns;
     std::string name = parts.size() == 2 ? parts[1] : parts[0];
     HeartbeatCallbacks cb;
     cb.on_upsert = [this, hb](const kube::Lease& l) { OnHeartbeat(hb, l); };
     Heartbeat& h = heartbeats_[hb];
-    // Heartbeat watches are few (one per controller in the cluster) and kept until exit.
+    // Heartbeat watches are few (one per controller in the cluster) and kept
+    // until exit.
     h.watch = watches_->WatchHeartbeat(ns, name, std::move(cb));
     LogInfo("watching heartbeat Lease", {{"lease", hb}});
     return;
@@ -216,7 +237,8 @@ void Election::Flush(Lock& lock, Campaign& c) {
     c.sink->Send(StreamEvent{lock.key, e, now});
   }
   bool leading = false;
-  for (auto& [id, other] : lock.campaigns) leading = leading || other->leadership->leading();
+  for (auto& [id, other] : lock.campaigns)
+    leading = leading || other->leadership->leading();
   lock.metrics.is_leader = leading;
   Kick();  // the deadline may have moved
 }
@@ -233,13 +255,15 @@ void Election::NotifyObservers(Lock& lock) {
   for (auto& [id, sink] : lock.observers) sink->Send(se);
 }
 
-void Election::OnLeaseUpsert(const std::string& ns, const kube::MultiClusterLease& obj) {
+void Election::OnLeaseUpsert(const std::string& ns,
+                             const kube::MultiClusterLease& obj) {
   absl::MutexLock l(&mu_);
   namespaces_[ns].failing = false;
   ApplyObject(obj);
 }
 
-void Election::OnLeaseDelete(const std::string& ns, const kube::MultiClusterLease& obj) {
+void Election::OnLeaseDelete(const std::string& ns,
+                             const kube::MultiClusterLease& obj) {
   absl::MutexLock l(&mu_);
   namespaces_[ns].failing = false;
   auto it = locks_.find(LockKey{ns, obj.metadata.name});
@@ -247,7 +271,8 @@ void Election::OnLeaseDelete(const std::string& ns, const kube::MultiClusterLeas
   LeaseView gone;
   gone.exists = false;
   auto rv = ParseResourceVersion(obj.metadata.resource_version);
-  gone.resource_version = rv.ok() ? *rv : (it->second.view ? it->second.view->resource_version : 0);
+  gone.resource_version =
+      rv.ok() ? *rv : (it->second.view ? it->second.view->resource_version : 0);
   Apply(it->second, gone, nullptr);
 }
 
@@ -276,9 +301,9 @@ void Election::OnHeartbeat(const std::string& key, const kube::Lease& lease) {
   }
 }
 
-absl::StatusOr<uint64_t> Election::StartCampaign(const LockKey& key, const std::string& identity,
-                                                 absl::Duration lease_duration,
-                                                 std::shared_ptr<EventSink> sink) {
+absl::StatusOr<uint64_t> Election::StartCampaign(
+    const LockKey& key, const std::string& identity,
+    absl::Duration lease_duration, std::shared_ptr<EventSink> sink) {
   auto w = SyncedWatch(key);
   if (!w.ok()) return w.status();
   absl::MutexLock l(&mu_);
@@ -289,21 +314,23 @@ absl::StatusOr<uint64_t> Election::StartCampaign(const LockKey& key, const std::
     if (!c->ended) {
       return absl::AlreadyExistsError(absl::StrCat(
           "identity \"", identity, "\" already campaigns for lock ", key.str(),
-          " on this sidecar; cancel that Campaign stream (or call Resign) before starting another, "
+          " on this sidecar; cancel that Campaign stream (or call Resign) "
+          "before starting another, "
           "or campaign with a different identity"));
     }
-    return absl::UnavailableError(absl::StrCat("the previous campaign of \"", identity,
-                                               "\" for lock ", key.str(),
-                                               " is still resigning; retry in a moment"));
+    return absl::UnavailableError(
+        absl::StrCat("the previous campaign of \"", identity, "\" for lock ",
+                     key.str(), " is still resigning; retry in a moment"));
   }
   auto c = std::make_unique<Campaign>();
   c->id = next_id_++;
   c->key = key;
   c->identity = identity;
   c->lease_duration = lease_duration;
-  c->leadership = std::make_unique<Leadership>(Leadership::Options{identity, options_.cluster},
-                                               options_.clock);
-  c->candidacy = std::make_unique<Candidacy>(identity, lease_duration, options_.clock);
+  c->leadership = std::make_unique<Leadership>(
+      Leadership::Options{identity, options_.cluster}, options_.clock);
+  c->candidacy =
+      std::make_unique<Candidacy>(identity, lease_duration, options_.clock);
   c->sink = std::move(sink);
   if (lock.view) {
     c->leadership->ObserveObject(*lock.view);
@@ -313,12 +340,15 @@ absl::StatusOr<uint64_t> Election::StartCampaign(const LockKey& key, const std::
   if (h != heartbeats_.end() && h->second.latest) {
     c->leadership->ObserveConfirmation(*h->second.latest);
   }
-  c->leadership->TakeEvents();  // the first event states the current view instead
-  c->sink->Send(StreamEvent{key, c->leadership->Current(), options_.clock->WallNow()});
+  c->leadership
+      ->TakeEvents();  // the first event states the current view instead
+  c->sink->Send(
+      StreamEvent{key, c->leadership->Current(), options_.clock->WallNow()});
   uint64_t id = c->id;
-  LogInfo("campaign started", {{"lock", key.str()},
-                               {"identity", identity},
-                               {"lease_duration", absl::FormatDuration(lease_duration)}});
+  LogInfo("campaign started",
+          {{"lock", key.str()},
+           {"identity", identity},
+           {"lease_duration", absl::FormatDuration(lease_duration)}});
   campaign_locks_[id] = key;
   lock.campaigns[id] = std::move(c);
   Kick();
@@ -348,7 +378,8 @@ Election::Campaign* Election::FindCampaign(uint64_t id) {
   return c == l->second.campaigns.end() ? nullptr : c->second.get();
 }
 
-void Election::EndCampaignLocked(Campaign& c, const std::string& reason, bool finish_stream) {
+void Election::EndCampaignLocked(Campaign& c, const std::string& reason,
+                                 bool finish_stream) {
   if (c.ended) {
     c.finish_stream = c.finish_stream || finish_stream;
     return;
@@ -362,10 +393,12 @@ void Election::EndCampaignLocked(Campaign& c, const std::string& reason, bool fi
   c.finish_stream = finish_stream;
   c.retry_at = -absl::InfiniteDuration();
   c.backoff.Reset();
-  // Releasing is worth retrying only while the spec could still make the controller wait for us.
+  // Releasing is worth retrying only while the spec could still make the
+  // controller wait for us.
   c.release_until = options_.clock->Monotonic() + c.lease_duration;
-  LogInfo("campaign ending",
-          {{"lock", c.key.str()}, {"identity", c.identity}, {"reason", reason}});
+  LogInfo(
+      "campaign ending",
+      {{"lock", c.key.str()}, {"identity", c.identity}, {"reason", reason}});
   Kick();
 }
 
@@ -385,7 +418,8 @@ void Election::Resign(const LockKey& key, const std::string& identity,
     std::vector<Campaign*> matching;
     if (it != locks_.end()) {
       for (auto& [id, c] : it->second.campaigns) {
-        if (identity.empty() || c->identity == identity) matching.push_back(c.get());
+        if (identity.empty() || c->identity == identity)
+          matching.push_back(c.get());
       }
     }
     if (!matching.empty()) {
@@ -413,37 +447,44 @@ void Election::Resign(const LockKey& key, const std::string& identity,
   agg->done(absl::FailedPreconditionError(absl::StrCat(
       "no Campaign for lock ", key.str(),
       identity.empty() ? "" : absl::StrCat(" with identity \"", identity, "\""),
-      " is active on this sidecar; Resign applies only to a lock this sidecar campaigns for")));
+      " is active on this sidecar; Resign applies only to a lock this sidecar "
+      "campaigns for")));
 }
 
-void Election::CompleteRelease(Lock& lock, Campaign& c, absl::StatusOr<bool> result) {
+void Election::CompleteRelease(Lock& lock, Campaign& c,
+                               absl::StatusOr<bool> result) {
   for (auto& w : c.waiters) deferred_.push_back([w, result] { w(result); });
   c.waiters.clear();
   if (!result.ok() && options_.clock->Monotonic() < c.release_until) {
-    return;  // the waiters have their answer; keep trying to release in the background
+    return;  // the waiters have their answer; keep trying to release in the
+             // background
   }
   if (c.finish_stream) c.sink->Finish(absl::OkStatus());
-  LogInfo("campaign ended", {{"lock", lock.key.str()}, {"identity", c.identity}});
+  LogInfo("campaign ended",
+          {{"lock", lock.key.str()}, {"identity", c.identity}});
   uint64_t id = c.id;
   LockKey key = lock.key;
   campaign_locks_.erase(id);
   lock.campaigns.erase(id);  // destroys c
   bool leading = false;
-  for (auto& [i, other] : lock.campaigns) leading = leading || other->leadership->leading();
+  for (auto& [i, other] : lock.campaigns)
+    leading = leading || other->leadership->leading();
   lock.metrics.is_leader = leading;
   MaybeDropLock(key);
   changed_.SignalAll();
 }
 
-absl::StatusOr<uint64_t> Election::StartObserve(const LockKey& key,
-                                                std::shared_ptr<EventSink> sink) {
+absl::StatusOr<uint64_t> Election::StartObserve(
+    const LockKey& key, std::shared_ptr<EventSink> sink) {
   auto w = SyncedWatch(key);
   if (!w.ok() && !absl::IsUnavailable(w.status())) return w.status();
   if (!w.ok()) {
-    // Observe stays usable while the apiserver is unreachable, as long as the cache was filled once.
+    // Observe stays usable while the apiserver is unreachable, as long as the
+    // cache was filled once.
     absl::MutexLock l(&mu_);
     auto n = namespaces_.find(key.ns);
-    if (shut_down_ || n == namespaces_.end() || !n->second.watch->HasSynced()) return w.status();
+    if (shut_down_ || n == namespaces_.end() || !n->second.watch->HasSynced())
+      return w.status();
     w = n->second.watch.get();
   }
   absl::MutexLock l(&mu_);
@@ -451,7 +492,8 @@ absl::StatusOr<uint64_t> Election::StartObserve(const LockKey& key,
   Lock& lock = EnsureLock(key, *w);
   uint64_t id = next_id_++;
   LeadershipEvent e;
-  e.state = lock.observed.empty() ? LeaderState::kNoLeader : LeaderState::kFollower;
+  e.state =
+      lock.observed.empty() ? LeaderState::kNoLeader : LeaderState::kFollower;
   e.grant = lock.observed;
   sink->Send(StreamEvent{key, e, options_.clock->WallNow()});
   lock.observers[id] = std::move(sink);
@@ -474,14 +516,16 @@ absl::StatusOr<Grant> Election::Leader(const LockKey& key) {
     absl::MutexLock l(&mu_);
     auto it = locks_.find(key);
     if (it != locks_.end()) {
-      if (it->second.view && it->second.view->exists) g = it->second.view->grant;
+      if (it->second.view && it->second.view->exists)
+        g = it->second.view->grant;
     } else if (auto obj = (*w)->Get(key.name)) {
       auto v = ToLeaseView(*obj);
       if (v.ok()) g = v->grant;
     }
   }
   if (g.empty()) {
-    return absl::NotFoundError(absl::StrCat("no candidate currently leads lock ", key.str()));
+    return absl::NotFoundError(
+        absl::StrCat("no candidate currently leads lock ", key.str()));
   }
   return g;
 }
@@ -492,11 +536,14 @@ void Election::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   for (auto& [k, lock] : locks_) {
     for (auto& [id, c] : lock.campaigns) {
-      EndCampaignLocked(*c, "the sidecar is shutting down", /*finish_stream=*/true);
+      EndCampaignLocked(*c, "the sidecar is shutting down",
+                        /*finish_stream=*/true);
       c->release_until = std::min(c->release_until, until);
     }
   }
-  auto none_left = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return campaign_locks_.empty(); };
+  auto none_left = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return campaign_locks_.empty();
+  };
   while (!none_left()) {
     absl::Duration left = until - options_.clock->Monotonic();
     if (left <= absl::ZeroDuration()) break;
@@ -508,7 +555,8 @@ void Election::Shutdown(absl::Duration grace) {
       sink->Finish(absl::UnavailableError("the sidecar is shutting down"));
     }
   }
-  LogInfo("shut down", {{"unreleased_campaigns", absl::StrCat(campaign_locks_.size())}});
+  LogInfo("shut down",
+          {{"unreleased_campaigns", absl::StrCat(campaign_locks_.size())}});
 }
 
 std::map<std::string, LockMetrics> Election::Metrics() {
@@ -565,7 +613,8 @@ bool Election::NextWrite(Write* w, absl::Duration* wake) {
         w->release = true;
         w->obj = *lock.obj;
         w->obj.spec.holder_identity.reset();
-        w->obj.spec.renew_time = kube::FormatMicroTime(options_.clock->WallNow());
+        w->obj.spec.renew_time =
+            kube::FormatMicroTime(options_.clock->WallNow());
         found = true;
         continue;
       }
@@ -574,7 +623,8 @@ bool Election::NextWrite(Write* w, absl::Duration* wake) {
         if (d.wake_at) *wake = std::min(*wake, *d.wake_at);
         continue;
       }
-      if (!c.leadership->CheckWritePrecondition(d.precondition_rv).ok()) continue;
+      if (!c.leadership->CheckWritePrecondition(d.precondition_rv).ok())
+        continue;
       w->campaign = c.id;
       w->release = false;
       if (d.action == Candidacy::Action::kCreate) {
@@ -609,21 +659,25 @@ absl::Status Election::Refetch(const LockKey& key) {
   } else if (absl::IsNotFound(r.status())) {
     LeaseView gone;
     gone.exists = false;
-    gone.resource_version = it->second.view ? it->second.view->resource_version : 0;
+    gone.resource_version =
+        it->second.view ? it->second.view->resource_version : 0;
     Apply(it->second, gone, nullptr);
   }
   return absl::OkStatus();
 }
 
 void Election::Execute(Write& w) {
-  w.sent_at = options_.clock->Monotonic();  // T_w: taken before the request is sent
+  w.sent_at =
+      options_.clock->Monotonic();  // T_w: taken before the request is sent
   absl::StatusOr<kube::MultiClusterLease> r =
       w.kind == Write::kCreate ? client_.Create(w.obj) : client_.Update(w.obj);
   LockKey key{w.obj.metadata.namespace_, w.obj.metadata.name};
-  if (!r.ok() && (kube::IsConflict(r.status()) || absl::IsAlreadyExists(r.status()) ||
-                  absl::IsNotFound(r.status()))) {
-    // Someone else wrote first (or the object appeared / vanished): learn the new version and
-    // decide again. The watch would bring it too; a read is faster.
+  if (!r.ok() &&
+      (kube::IsConflict(r.status()) || absl::IsAlreadyExists(r.status()) ||
+       absl::IsNotFound(r.status()))) {
+    // Someone else wrote first (or the object appeared / vanished): learn the
+    // new version and decide again. The watch would bring it too; a read is
+    // faster.
     absl::Status s = Refetch(key);
     if (s.ok()) return;
     r = s;
@@ -654,8 +708,10 @@ void Election::Execute(Write& w) {
   if (w.release && it != locks_.end()) {
     CompleteRelease(it->second, *c,
                     absl::UnavailableError(absl::StrCat(
-                        "the kube-apiserver did not accept the resignation: ", r.status().message(),
-                        "; the campaign is cancelled here and the controller releases the lock "
+                        "the kube-apiserver did not accept the resignation: ",
+                        r.status().message(),
+                        "; the campaign is cancelled here and the controller "
+                        "releases the lock "
                         "when its renewals go stale")));
   }
 }
@@ -678,7 +734,8 @@ void Election::WorkerLoop() {
       absl::MutexLock l(&mu_);
       if (stopping_) return;
       for (auto& [id, reason] : ends) {
-        if (Campaign* c = FindCampaign(id)) EndCampaignLocked(*c, reason, /*finish_stream=*/false);
+        if (Campaign* c = FindCampaign(id))
+          EndCampaignLocked(*c, reason, /*finish_stream=*/false);
       }
       for (uint64_t id : observer_ends) {
         auto k = observer_locks_.find(id);
@@ -701,7 +758,8 @@ void Election::WorkerLoop() {
     } else {
       absl::MutexLock l(&kick_mu_);
       absl::Duration left = wake - options_.clock->Monotonic();
-      if (!kicked_ && left > absl::ZeroDuration()) kick_cv_.WaitWithTimeout(&kick_mu_, left);
+      if (!kicked_ && left > absl::ZeroDuration())
+        kick_cv_.WaitWithTimeout(&kick_mu_, left);
       continue;
     }
     for (auto& f : deferred) f();

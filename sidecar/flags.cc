@@ -10,20 +10,23 @@
 namespace mcl::sidecar {
 namespace {
 
-absl::StatusOr<absl::Duration> ParseSeconds(const std::string& flag, const std::string& v,
-                                            absl::Duration min, absl::Duration max) {
+absl::StatusOr<absl::Duration> ParseSeconds(const std::string& flag,
+                                            const std::string& v,
+                                            absl::Duration min,
+                                            absl::Duration max) {
   absl::Duration d;
   int64_t secs = 0;
   if (absl::SimpleAtoi(v, &secs)) {
     d = absl::Seconds(secs);
   } else if (!absl::ParseDuration(v, &d)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--", flag, "=", v, " is not a duration; give seconds (15) or a unit (15s, 1m)"));
+        "--", flag, "=", v,
+        " is not a duration; give seconds (15) or a unit (15s, 1m)"));
   }
   if (d < min || d > max) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, "=", v, " is outside [",
-                                                   absl::FormatDuration(min), ", ",
-                                                   absl::FormatDuration(max), "]"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", v, " is outside [", absl::FormatDuration(min), ", ",
+        absl::FormatDuration(max), "]"));
   }
   return d;
 }
@@ -70,7 +73,8 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
     }
     if (!absl::StartsWith(a, "--")) {
       return absl::InvalidArgumentError(
-          absl::StrCat("unexpected argument \"", a, "\"; flags look like --name=value (see --help)"));
+          absl::StrCat("unexpected argument \"", a,
+                       "\"; flags look like --name=value (see --help)"));
     }
     std::string name = a.substr(2), value;
     size_t eq = name.find('=');
@@ -79,7 +83,8 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
       name = name.substr(0, eq);
     } else {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", name, " needs a value"));
       }
       value = args[++i];
     }
@@ -100,15 +105,18 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
       if (!d.ok()) return d.status();
       f.lease_duration = *d;
     } else if (name == "shutdown-grace") {
-      auto d = ParseSeconds(name, value, absl::ZeroDuration(), absl::Minutes(10));
+      auto d =
+          ParseSeconds(name, value, absl::ZeroDuration(), absl::Minutes(10));
       if (!d.ok()) return d.status();
       f.shutdown_grace = *d;
     } else if (name == "request-timeout") {
-      auto d = ParseSeconds(name, value, absl::Milliseconds(100), absl::Minutes(5));
+      auto d =
+          ParseSeconds(name, value, absl::Milliseconds(100), absl::Minutes(5));
       if (!d.ok()) return d.status();
       f.request_timeout = *d;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name, " (see --help)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown flag --", name, " (see --help)"));
     }
   }
   if (!f.help) {
@@ -123,15 +131,17 @@ absl::Status ValidateListenAddress(const std::string& address) {
   if (absl::ConsumePrefix(&a, "unix:")) {
     absl::ConsumePrefix(&a, "//");
     if (a.empty()) {
-      return absl::InvalidArgumentError("--listen=" + address + " names no socket path");
+      return absl::InvalidArgumentError("--listen=" + address +
+                                        " names no socket path");
     }
     return absl::OkStatus();
   }
   auto refuse = [&address](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refusing to serve on --listen=", address, ": ", why,
-        ". The sidecar's API is unauthenticated and serves only its own pod: use 127.0.0.1:PORT, "
-        "[::1]:PORT, localhost:PORT or unix:///path"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("refusing to serve on --listen=", address, ": ", why,
+                     ". The sidecar's API is unauthenticated and serves only "
+                     "its own pod: use 127.0.0.1:PORT, "
+                     "[::1]:PORT, localhost:PORT or unix:///path"));
   };
   size_t colon = a.rfind(':');
   if (colon == absl::string_view::npos) return refuse("no port");
@@ -141,14 +151,17 @@ absl::Status ValidateListenAddress(const std::string& address) {
   if (absl::ConsumePrefix(&host, "[")) {
     if (!absl::ConsumeSuffix(&host, "]")) return refuse("unbalanced brackets");
     in6_addr a6;
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return refuse("not an address");
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1)
+      return refuse("not an address");
     if (IN6_IS_ADDR_LOOPBACK(&a6)) return absl::OkStatus();
     return refuse("not a loopback address");
   }
   if (host.empty()) return refuse("an empty host means every interface");
   in_addr a4;
   if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1) {
-    return refuse("not a loopback IP address (host names other than localhost are not accepted)");
+    return refuse(
+        "not a loopback IP address (host names other than localhost are not "
+        "accepted)");
   }
   if ((ntohl(a4.s_addr) >> 24) == 127) return absl::OkStatus();
   return refuse("not a loopback address");

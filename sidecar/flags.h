@@ -1,4 +1,5 @@
-// Command-line flags of mcl-sidecar, parsed without global state so they are unit-tested. Accepts
+// Command-line flags of mcl-sidecar, parsed without global state so they are
+// unit-tested. Accepts
 // --name=value and --name value; --help prints Usage().
 #ifndef MCL_SIDECAR_FLAGS_H_
 #define MCL_SIDECAR_FLAGS_H_
@@ -14,9 +15,11 @@ namespace mcl::sidecar {
 struct SidecarFlags {
   std::string kubeconfig;  // "": $KUBECONFIG, else in-cluster
   std::string listen = "127.0.0.1:7400";
-  std::string namespace_;  // "": $POD_NAMESPACE, else the kubeconfig's / pod's namespace
+  std::string namespace_;  // "": $POD_NAMESPACE, else the kubeconfig's / pod's
+                           // namespace
   std::string identity;    // "": "$POD_NAME_$POD_UID"
-  std::string cluster_name;  // "": learned from the local controller's heartbeat name
+  std::string
+      cluster_name;  // "": learned from the local controller's heartbeat name
   absl::Duration lease_duration = absl::Seconds(15);
   std::string metrics_address;  // "": no metrics/health HTTP endpoint
   absl::Duration shutdown_grace = absl::Seconds(10);
@@ -28,8 +31,9 @@ std::string Usage();
 // InvalidArgument naming the flag and what is wrong with it.
 absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args);
 
-// The gRPC API listens on loopback only: 127.0.0.0/8, [::1], localhost (with a port) or a unix
-// socket ("unix:///path", "unix:path"). Anything else is refused with a message saying why.
+// The gRPC API listens on loopback only: 127.0.0.0/8, [::1], localhost (with a
+// port) or a unix socket ("unix:///path", "unix:path"). Anything else is
+// refused with a message saying why.
 absl::Status ValidateListenAddress(const std::string& address);
 
 }  // namespace mcl::sidecar

@@ -15,12 +15,13 @@
 
 namespace mcl::sidecar {
 
-absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& address,
-                                                              Handler handler) {
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& address, Handler handler) {
   size_t colon = address.rfind(':');
   int port = 0;
-  if (colon == std::string::npos || !absl::SimpleAtoi(address.substr(colon + 1), &port) ||
-      port < 0 || port > 65535) {
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("--metrics-address=", address, " is not HOST:PORT"));
   }
@@ -32,7 +33,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
   if (host == "localhost") host = "127.0.0.1";
   if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--metrics-address=", address, ": \"", host, "\" is not an IPv4 address"));
+        absl::StrCat("--metrics-address=", address, ": \"", host,
+                     "\" is not an IPv4 address"));
   }
   std::unique_ptr<HttpServer> s(new HttpServer());
   s->handler_ = std::move(handler);
@@ -44,13 +46,14 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string&
     int e = errno;
     close(s->listen_fd_);
     s->listen_fd_ = -1;
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on --metrics-address=", address, ": ", strerror(e)));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on --metrics-address=", address, ": ", strerror(e)));
   }
   socklen_t len = sizeof(sa);
   getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
   s->port_ = ntohs(sa.sin_port);
-  if (pipe2(s->stop_pipe_, O_CLOEXEC) != 0) return absl::InternalError("pipe2 failed");
+  if (pipe2(s->stop_pipe_, O_CLOEXEC) != 0)
+    return absl::InternalError("pipe2 failed");
   s->thread_ = std::thread([p = s.get()] { p->Loop(); });
   return s;
 }
@@ -86,7 +89,8 @@ void HttpServer::Loop() {
 }
 
 void HttpServer::Serve(int fd) {
-  // A scrape's request fits in one small read; bound the wait so a silent client cannot stall us.
+  // A scrape's request fits in one small read; bound the wait so a silent
+  // client cannot stall us.
   timeval tv{2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -97,7 +101,8 @@ void HttpServer::Serve(int fd) {
     if (n <= 0) break;
     req.append(buf, static_cast<size_t>(n));
   }
-  std::vector<std::string> first = absl::StrSplit(req.substr(0, req.find("\r\n")), ' ');
+  std::vector<std::string> first =
+      absl::StrSplit(req.substr(0, req.find("\r\n")), ' ');
   HttpReply reply;
   if (first.size() < 2 || first[0] != "GET") {
     reply = {405, "text/plain", "only GET is served\n"};
@@ -105,7 +110,9 @@ void HttpServer::Serve(int fd) {
     std::string path = first[1].substr(0, first[1].find('?'));
     reply = handler_(path);
   }
-  const char* reason = reply.code == 200 ? "OK" : reply.code == 404 ? "Not Found" : "Error";
+  const char* reason = reply.code == 200   ? "OK"
+                       : reply.code == 404 ? "Not Found"
+                                           : "Error";
   std::string out = absl::StrCat("HTTP/1.0 ", reply.code, " ", reason,
                                  "\r\nContent-Type: ", reply.content_type,
                                  "\r\nContent-Length: ", reply.body.size(),

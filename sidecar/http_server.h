@@ -1,5 +1,6 @@
-// A minimal HTTP/1.0 server for /metrics and /healthz: one thread, one request per connection, GET
-// only. Small on purpose (the sidecar's memory budget is 15 MiB); not for general use.
+// A minimal HTTP/1.0 server for /metrics and /healthz: one thread, one request
+// per connection, GET only. Small on purpose (the sidecar's memory budget is 15
+// MiB); not for general use.
 #ifndef MCL_SIDECAR_HTTP_SERVER_H_
 #define MCL_SIDECAR_HTTP_SERVER_H_
 
@@ -20,9 +21,10 @@ struct HttpReply {
 class HttpServer {
  public:
   using Handler = std::function<HttpReply(const std::string& path)>;
-  // Listens on "HOST:PORT" (IPv4; HOST may be empty or 0.0.0.0 for all interfaces). Port 0 picks one.
-  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const std::string& address,
-                                                           Handler handler);
+  // Listens on "HOST:PORT" (IPv4; HOST may be empty or 0.0.0.0 for all
+  // interfaces). Port 0 picks one.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
+      const std::string& address, Handler handler);
   ~HttpServer();
   int port() const { return port_; }
 

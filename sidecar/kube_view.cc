@@ -9,7 +9,8 @@ absl::StatusOr<int64_t> ParseResourceVersion(const std::string& rv) {
   int64_t v = 0;
   if (!absl::SimpleAtoi(rv, &v) || v < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "resourceVersion \"", rv, "\" is not an integer; mcl needs an etcd3-backed apiserver"));
+        "resourceVersion \"", rv,
+        "\" is not an integer; mcl needs an etcd3-backed apiserver"));
   }
   return v;
 }
@@ -45,10 +46,11 @@ std::optional<Confirmation> ToConfirmation(const kube::Lease& lease) {
   auto s = a.find(kSessionAnnotation);
   auto c = a.find(kConfirmedRvAnnotation);
   auto t = a.find(kSessionTtlAnnotation);
-  if (s == a.end() || c == a.end() || t == a.end() || s->second.empty()) return std::nullopt;
+  if (s == a.end() || c == a.end() || t == a.end() || s->second.empty())
+    return std::nullopt;
   int64_t rv = 0, ttl = 0;
-  if (!absl::SimpleAtoi(c->second, &rv) || !absl::SimpleAtoi(t->second, &ttl) || rv <= 0 ||
-      ttl <= 0) {
+  if (!absl::SimpleAtoi(c->second, &rv) || !absl::SimpleAtoi(t->second, &ttl) ||
+      rv <= 0 || ttl <= 0) {
     return std::nullopt;
   }
   return Confirmation{s->second, rv, absl::Milliseconds(ttl)};

@@ -1,7 +1,8 @@
-// Conversions from the API objects (common/kube) to the plain values the sidecar's state machines
-// read: a MultiClusterLease version to a LeaseView, a heartbeat Lease to a Confirmation. The
-// resourceVersions are parsed as integers (design.md §Confirmation 5); an object whose
-// resourceVersion is not an integer is rejected rather than mis-ordered.
+// Conversions from the API objects (common/kube) to the plain values the
+// sidecar's state machines read: a MultiClusterLease version to a LeaseView, a
+// heartbeat Lease to a Confirmation. The resourceVersions are parsed as
+// integers (design.md §Confirmation 5); an object whose resourceVersion is not
+// an integer is rejected rather than mis-ordered.
 #ifndef MCL_SIDECAR_KUBE_VIEW_H_
 #define MCL_SIDECAR_KUBE_VIEW_H_
 
@@ -15,7 +16,8 @@ namespace mcl::sidecar {
 
 // Heartbeat Lease annotations (design.md §Objects).
 inline constexpr char kSessionAnnotation[] = "mcl.dev/session";
-inline constexpr char kConfirmedRvAnnotation[] = "mcl.dev/confirmed-resource-version";
+inline constexpr char kConfirmedRvAnnotation[] =
+    "mcl.dev/confirmed-resource-version";
 inline constexpr char kSessionTtlAnnotation[] = "mcl.dev/session-ttl-ms";
 
 absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj);

@@ -26,7 +26,8 @@ std::string ClusterFromHeartbeat(const std::string& heartbeat) {
   absl::string_view name = heartbeat;
   size_t slash = name.rfind('/');
   if (slash != absl::string_view::npos) name.remove_prefix(slash + 1);
-  if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size()) return "";
+  if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size())
+    return "";
   return std::string(name.substr(kPrefix.size()));
 }
 
@@ -41,10 +42,11 @@ std::string Leadership::MyCluster() const {
 
 void Leadership::ObserveObject(const LeaseView& view) {
   if (closed_) return;
-  // Out-of-order or repeated versions (a watch replay, a write response older than a watch event)
-  // would make the rule judge a status that has already been replaced.
-  // A deletion may carry the resourceVersion of the last state (the informer reports the last known
-  // object when it finds it gone on a relist): it still replaces that state.
+  // Out-of-order or repeated versions (a watch replay, a write response older
+  // than a watch event) would make the rule judge a status that has already
+  // been replaced. A deletion may carry the resourceVersion of the last state
+  // (the informer reports the last known object when it finds it gone on a
+  // relist): it still replaces that state.
   if (latest_) {
     const int64_t have = latest_->resource_version;
     bool newer = view.exists ? view.resource_version > have
@@ -52,11 +54,13 @@ void Leadership::ObserveObject(const LeaseView& view) {
     if (!newer) return;
   }
   latest_ = view;
-  if (view.exists && !view.session.empty() && view.confirmed_rv > 0 && view.session_ttl_ms > 0) {
-    // The status written with a grant carries the confirmation of the keepalive before it
-    // (design.md §Reconcile 3), so a fresh grant is confirmed without waiting for a heartbeat.
-    ApplyConfirmation(
-        {view.session, view.confirmed_rv, absl::Milliseconds(view.session_ttl_ms)});
+  if (view.exists && !view.session.empty() && view.confirmed_rv > 0 &&
+      view.session_ttl_ms > 0) {
+    // The status written with a grant carries the confirmation of the keepalive
+    // before it (design.md §Reconcile 3), so a fresh grant is confirmed without
+    // waiting for a heartbeat.
+    ApplyConfirmation({view.session, view.confirmed_rv,
+                       absl::Milliseconds(view.session_ttl_ms)});
   }
   Evaluate();
 }
@@ -68,11 +72,12 @@ void Leadership::ObserveConfirmation(const Confirmation& c) {
 }
 
 void Leadership::ApplyConfirmation(const Confirmation& c) {
-  if (c.session.empty() || c.confirmed_rv <= 0 || c.ttl <= absl::ZeroDuration()) return;
+  if (c.session.empty() || c.confirmed_rv <= 0 || c.ttl <= absl::ZeroDuration())
+    return;
   auto it = confirmations_.find(c.session);
   if (it == confirmations_.end()) {
-    // Sessions change only when a controller restarts; keep a few, dropping ones the current
-    // status does not name.
+    // Sessions change only when a controller restarts; keep a few, dropping
+    // ones the current status does not name.
     if (confirmations_.size() >= 8) {
       for (auto e = confirmations_.begin(); e != confirmations_.end(); ++e) {
         if (!latest_ || e->first != latest_->session) {
@@ -84,23 +89,28 @@ void Leadership::ApplyConfirmation(const Confirmation& c) {
     confirmations_[c.session] = {c.confirmed_rv, c.ttl};
     return;
   }
-  // A confirmation with a smaller c (delivered out of order) names only older writes: keep the max.
-  if (c.confirmed_rv > it->second.confirmed_rv) it->second.confirmed_rv = c.confirmed_rv;
+  // A confirmation with a smaller c (delivered out of order) names only older
+  // writes: keep the max.
+  if (c.confirmed_rv > it->second.confirmed_rv)
+    it->second.confirmed_rv = c.confirmed_rv;
   it->second.ttl = c.ttl;
 }
 
 void Leadership::RecordWrite(int64_t rv, absl::Duration sent_at) {
   if (closed_ || rv <= 0) return;
   Write w{rv, sent_at};
-  auto pos = std::upper_bound(writes_.begin(), writes_.end(), rv,
-                              [](int64_t r, const Write& x) { return r < x.rv; });
+  auto pos =
+      std::upper_bound(writes_.begin(), writes_.end(), rv,
+                       [](int64_t r, const Write& x) { return r < x.rv; });
   writes_.insert(pos, w);
   while (writes_.size() > options_.max_writes) writes_.pop_front();
-  // A confirmation may have arrived before the write's response did; it counts now.
+  // A confirmation may have arrived before the write's response did; it counts
+  // now.
   Evaluate();
 }
 
-std::optional<absl::Duration> Leadership::ValidUntil(const std::string& session) const {
+std::optional<absl::Duration> Leadership::ValidUntil(
+    const std::string& session) const {
   auto it = confirmations_.find(session);
   if (session.empty() || it == confirmations_.end()) return std::nullopt;
   const Write* best = nullptr;
@@ -125,17 +135,20 @@ std::string Leadership::RuleFailure() const {
   const LeaseView& v = *latest_;
   if (v.grant.empty()) return "the controller revoked the grant";
   if (v.grant.leader != options_.identity) {
-    return absl::StrCat("another candidate was granted (", v.grant.leader, " in cluster ",
-                        v.grant.cluster, ")");
+    return absl::StrCat("another candidate was granted (", v.grant.leader,
+                        " in cluster ", v.grant.cluster, ")");
   }
   std::string mine = MyCluster();
-  if (mine.empty()) return "this sidecar's cluster is unknown (no heartbeat named in status)";
+  if (mine.empty())
+    return "this sidecar's cluster is unknown (no heartbeat named in status)";
   if (v.grant.cluster != mine) {
-    return absl::StrCat("the grant names cluster ", v.grant.cluster, ", not ", mine);
+    return absl::StrCat("the grant names cluster ", v.grant.cluster, ", not ",
+                        mine);
   }
   if (!v.holder || *v.holder != options_.identity) {
-    return absl::StrCat("no longer the local candidate (spec.holderIdentity is ",
-                        v.holder ? *v.holder : "<none>", ")");
+    return absl::StrCat(
+        "no longer the local candidate (spec.holderIdentity is ",
+        v.holder ? *v.holder : "<none>", ")");
   }
   if (v.grant.token <= 0) return "the grant carries no fencing token";
   if (v.session.empty()) return "the grant names no session";
@@ -147,7 +160,8 @@ void Leadership::Tick() {
   Evaluate();
 }
 
-void Leadership::Emit(LeaderState s, const Grant& g, const std::string& reason) {
+void Leadership::Emit(LeaderState s, const Grant& g,
+                      const std::string& reason) {
   current_ = LeadershipEvent{s, g, reason};
   events_.push_back(current_);
 }
@@ -168,7 +182,8 @@ void Leadership::Evaluate() {
       if (until && now < *until) {
         leads = true;
       } else {
-        failure = until ? "confirmation lapsed" : "the grant is not confirmed yet";
+        failure =
+            until ? "confirmation lapsed" : "the grant is not confirmed yet";
       }
     }
   }
@@ -184,13 +199,15 @@ void Leadership::Evaluate() {
   }
   if (prev.state == LeaderState::kLeader) {
     if (mine && !grant.SameAs(prev.grant)) {
-      failure = absl::StrCat("superseded by a new grant (token ", grant.token, ")");
+      failure =
+          absl::StrCat("superseded by a new grant (token ", grant.token, ")");
     }
     Emit(LeaderState::kLost, prev.grant, failure);
   }
   if (mine) {
-    // Granted to me but not (yet, or no longer) confirmed: nobody may act as leader. A stream that
-    // just lost stays in LOST; one that never led sees NO_LEADER.
+    // Granted to me but not (yet, or no longer) confirmed: nobody may act as
+    // leader. A stream that just lost stays in LOST; one that never led sees
+    // NO_LEADER.
     if (current_.state == LeaderState::kLost) return;
     if (current_.state != LeaderState::kNoLeader || !current_.grant.empty()) {
       Emit(LeaderState::kNoLeader, Grant{}, "");
@@ -198,27 +215,33 @@ void Leadership::Evaluate() {
     return;
   }
   if (!grant.empty()) {
-    if (current_.state != LeaderState::kFollower || !current_.grant.SameAs(grant)) {
+    if (current_.state != LeaderState::kFollower ||
+        !current_.grant.SameAs(grant)) {
       Emit(LeaderState::kFollower, grant, "");
     }
     return;
   }
-  if (current_.state != LeaderState::kNoLeader) Emit(LeaderState::kNoLeader, Grant{}, "");
+  if (current_.state != LeaderState::kNoLeader)
+    Emit(LeaderState::kNoLeader, Grant{}, "");
 }
 
 void Leadership::Close(const std::string& reason) {
   if (closed_) return;
-  // Re-evaluate first so that a lapse that already happened is reported as what it was.
+  // Re-evaluate first so that a lapse that already happened is reported as what
+  // it was.
   Evaluate();
-  if (current_.state == LeaderState::kLeader) Emit(LeaderState::kLost, current_.grant, reason);
+  if (current_.state == LeaderState::kLeader)
+    Emit(LeaderState::kLost, current_.grant, reason);
   closed_ = true;
 }
 
 absl::Status Leadership::CheckWritePrecondition(int64_t rv) const {
   if (rv > latest_rv()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "write invariant: resourceVersion ", rv, " has not been applied to the leadership state "
-        "(latest applied ", latest_rv(), ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("write invariant: resourceVersion ", rv,
+                     " has not been applied to the leadership state "
+                     "(latest applied ",
+                     latest_rv(), ")"));
   }
   return absl::OkStatus();
 }

@@ -1,47 +1,60 @@
-// Leadership: the sidecar's rule for telling one Campaign "you lead" (docs/design.md §The sidecar's
-// rule, §Confirmation). A pure state machine: no I/O, time from an injected Clock, one instance per
-// Campaign stream. The adapter feeds it every object version it learns (watch events and its own
-// write responses), its own writes (resourceVersion + monotonic send time), confirmations (from the
-// heartbeat Lease and from status), and calls Tick() at deadline(); it forwards TakeEvents() to the
-// stream.
+// Leadership: the sidecar's rule for telling one Campaign "you lead"
+// (docs/design.md §The sidecar's rule, §Confirmation). A pure state machine: no
+// I/O, time from an injected Clock, one instance per Campaign stream. The
+// adapter feeds it every object version it learns (watch events and its own
+// write responses), its own writes (resourceVersion + monotonic send time),
+// confirmations (from the heartbeat Lease and from status), and calls Tick() at
+// deadline(); it forwards TakeEvents() to the stream.
 //
 // THE RULE. LEADER for token t iff all hold:
 //   * the candidacy is open (stream alive, not resigned);
-//   * the latest object version known (highest resourceVersion) has spec.holderIdentity == me,
-//     status.leader == me, status.leaderCluster == my cluster, status.fencingToken == t,
-//     status.session == s;
-//   * now_mono < T_w* + V, where w* is my latest write with w* <= c for a confirmation (s, c, TTL),
-//     T_w* is the monotonic time taken *before* that write was sent, V = TTL·(1 − ρ) − m.
+//   * the latest object version known (highest resourceVersion) has
+//   spec.holderIdentity == me,
+//     status.leader == me, status.leaderCluster == my cluster,
+//     status.fencingToken == t, status.session == s;
+//   * now_mono < T_w* + V, where w* is my latest write with w* <= c for a
+//   confirmation (s, c, TTL),
+//     T_w* is the monotonic time taken *before* that write was sent, V = TTL·(1
+//     − ρ) − m.
 //
-// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd answered a keepalive of
-// session s that the controller sent after its informer had processed resourceVersion c. If my write
-// w <= c then the controller saw w before sending that keepalive, and I sent w before it was applied:
-//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)   (one causal chain; no clocks compared)
-// etcd keeps lease s (and the key of the grant, attached to it) until at least t_refresh + TTL on
-// etcd's clock. Measured on my monotonic clock, whose rate differs from etcd's by at most ρ, that
-// interval is at least TTL·(1 − ρ) long, so I say LEADER only until T_w* + TTL·(1 − ρ) − m; the
-// margin m (150 ms) absorbs the lateness of my own timer and the time the app needs to act on LOST.
-// A confirmation that arrives late (a slow watch) cannot extend anything: validity is counted from
-// T_w*, a moment before the keepalive, never from the arrival. Out-of-order confirmations only ever
-// name older writes, so keeping the maximum c per session is sound. Confirmations of another session
-// than status.session are kept (a new session may be named by the next status) but never used for
-// the current one. Writes whose resourceVersion is unknown (timeouts, conflicts) are never used.
+// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd answered
+// a keepalive of session s that the controller sent after its informer had
+// processed resourceVersion c. If my write w <= c then the controller saw w
+// before sending that keepalive, and I sent w before it was applied:
+//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)   (one causal chain; no
+//     clocks compared)
+// etcd keeps lease s (and the key of the grant, attached to it) until at least
+// t_refresh + TTL on etcd's clock. Measured on my monotonic clock, whose rate
+// differs from etcd's by at most ρ, that interval is at least TTL·(1 − ρ) long,
+// so I say LEADER only until T_w* + TTL·(1 − ρ) − m; the margin m (150 ms)
+// absorbs the lateness of my own timer and the time the app needs to act on
+// LOST. A confirmation that arrives late (a slow watch) cannot extend anything:
+// validity is counted from T_w*, a moment before the keepalive, never from the
+// arrival. Out-of-order confirmations only ever name older writes, so keeping
+// the maximum c per session is sound. Confirmations of another session than
+// status.session are kept (a new session may be named by the next status) but
+// never used for the current one. Writes whose resourceVersion is unknown
+// (timeouts, conflicts) are never used.
 //
-// Revocation: the controller revokes a grant by clearing status.leader; the adapter keeps the write
-// invariant (design.md §The sidecar's rule): every object version is applied here before any spec
-// write based on it is sent (CheckWritePrecondition), so LOST is emitted before the write that acks
-// the revocation, and the controller releases the key only after that ack or after a timeout that
-// outlasts every validity this class can compute.
+// Revocation: the controller revokes a grant by clearing status.leader; the
+// adapter keeps the write invariant (design.md §The sidecar's rule): every
+// object version is applied here before any spec write based on it is sent
+// (CheckWritePrecondition), so LOST is emitted before the write that acks the
+// revocation, and the controller releases the key only after that ack or after
+// a timeout that outlasts every validity this class can compute.
 //
-// Clock skew tolerated: none needed between wall clocks (they are never compared, S3); monotonic
-// clock *rates* of sidecar, controller and etcd leader may differ by up to ρ = 1 %.
+// Clock skew tolerated: none needed between wall clocks (they are never
+// compared, S3); monotonic clock *rates* of sidecar, controller and etcd leader
+// may differ by up to ρ = 1 %.
 //
-// Events (what the stream sees): the first event is Current(); then one event per change of
-// (state, grant). Losing leadership always emits LOST (with the lost grant and a reason) before
-// anything else, then the new view (FOLLOWER / NO_LEADER) unless the grant still names me but is not
-// confirmed, in which case the stream stays in LOST and later says LEADER again (same or new token)
-// once a fresh confirmation arrives. A grant that names me but is not (yet) confirmed is reported as
-// NO_LEADER to a candidate that was not leading: nobody may act as leader yet.
+// Events (what the stream sees): the first event is Current(); then one event
+// per change of (state, grant). Losing leadership always emits LOST (with the
+// lost grant and a reason) before anything else, then the new view (FOLLOWER /
+// NO_LEADER) unless the grant still names me but is not confirmed, in which
+// case the stream stays in LOST and later says LEADER again (same or new token)
+// once a fresh confirmation arrives. A grant that names me but is not (yet)
+// confirmed is reported as NO_LEADER to a candidate that was not leading:
+// nobody may act as leader yet.
 #ifndef MCL_SIDECAR_LEADERSHIP_H_
 #define MCL_SIDECAR_LEADERSHIP_H_
 
@@ -64,7 +77,8 @@ const char* LeaderStateName(LeaderState s);
 
 struct LeadershipEvent {
   LeaderState state = LeaderState::kNoLeader;
-  Grant grant;         // FOLLOWER/LEADER: the current grant; LOST: the grant that was lost
+  Grant grant;  // FOLLOWER/LEADER: the current grant; LOST: the grant that was
+                // lost
   std::string reason;  // LOST: why
 };
 
@@ -72,34 +86,39 @@ class Leadership {
  public:
   struct Options {
     std::string identity;
-    // This sidecar's cluster. Empty: the cluster named by the local controller's heartbeat Lease
-    // (status.heartbeat = "ns/mcl-heartbeat-<cluster>"); the status is written only by the local
+    // This sidecar's cluster. Empty: the cluster named by the local
+    // controller's heartbeat Lease (status.heartbeat =
+    // "ns/mcl-heartbeat-<cluster>"); the status is written only by the local
     // controller, so that name is authoritative.
     std::string cluster;
-    double rho = 0.01;                            // clock-rate drift allowance (design.md)
-    absl::Duration margin = absl::Milliseconds(150);  // timer lateness + reaction time
-    size_t max_writes = 64;                       // own writes remembered for confirmation
+    double rho = 0.01;  // clock-rate drift allowance (design.md)
+    absl::Duration margin =
+        absl::Milliseconds(150);  // timer lateness + reaction time
+    size_t max_writes = 64;       // own writes remembered for confirmation
   };
 
   Leadership(Options options, Clock* clock);
 
-  // An object version (watch event, list, or own write response). Versions at or below the latest
-  // known resourceVersion are ignored (out of order); a deletion (exists = false) replaces an existing
-  // version of the same or a lower resourceVersion. A status that carries a confirmation (session,
+  // An object version (watch event, list, or own write response). Versions at
+  // or below the latest known resourceVersion are ignored (out of order); a
+  // deletion (exists = false) replaces an existing version of the same or a
+  // lower resourceVersion. A status that carries a confirmation (session,
   // confirmedResourceVersion, sessionTTLMilliseconds) is applied as one.
   void ObserveObject(const LeaseView& view);
   // A confirmation from the heartbeat Lease named in status.heartbeat.
   void ObserveConfirmation(const Confirmation& c);
-  // The apiserver accepted my spec write and assigned `rv`; `sent_at` is the monotonic time taken
-  // before the request was sent. Call it with the response's object too (ObserveObject).
+  // The apiserver accepted my spec write and assigned `rv`; `sent_at` is the
+  // monotonic time taken before the request was sent. Call it with the
+  // response's object too (ObserveObject).
   void RecordWrite(int64_t rv, absl::Duration sent_at);
   // Resign / stream end: LOST (if leading) with `reason`; no events after this.
   void Close(const std::string& reason);
   // Re-evaluates the rule at the clock's now (call at deadline()).
   void Tick();
 
-  // The write invariant: a spec write preconditioned on `rv` may be sent only if that version (and so
-  // its status) has already been applied here. FailedPrecondition otherwise.
+  // The write invariant: a spec write preconditioned on `rv` may be sent only
+  // if that version (and so its status) has already been applied here.
+  // FailedPrecondition otherwise.
   absl::Status CheckWritePrecondition(int64_t rv) const;
 
   // The current view, for the stream's first event (LOST is reported as such).
@@ -107,7 +126,8 @@ class Leadership {
   LeaderState state() const { return current_.state; }
   bool leading() const { return current_.state == LeaderState::kLeader; }
   bool closed() const { return closed_; }
-  // When the LEADER state lapses unless a new confirmation arrives (only while leading).
+  // When the LEADER state lapses unless a new confirmation arrives (only while
+  // leading).
   std::optional<absl::Duration> deadline() const;
   // The validity end the rule computes now for `session` (tests and metrics).
   std::optional<absl::Duration> ValidUntil(const std::string& session) const;
@@ -130,7 +150,8 @@ class Leadership {
   void Evaluate();
   void Emit(LeaderState s, const Grant& g, const std::string& reason);
   std::string MyCluster() const;
-  // Why the rule fails for the latest object ("" when it holds apart from confirmation).
+  // Why the rule fails for the latest object ("" when it holds apart from
+  // confirmation).
   std::string RuleFailure() const;
 
   Options options_;

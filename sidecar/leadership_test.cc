@@ -24,9 +24,12 @@ class LeadershipTest : public ::testing::Test {
  protected:
   LeadershipTest() : l_(Leadership::Options{kMe, ""}, &clock_) {}
 
-  // An object version whose status grants `leader` (token `token`) in cluster-0, spec holder `holder`.
-  LeaseView View(int64_t rv, const std::string& holder, const std::string& leader, int64_t token,
-                 int64_t confirmed_rv = 0, const std::string& session = kSession) {
+  // An object version whose status grants `leader` (token `token`) in
+  // cluster-0, spec holder `holder`.
+  LeaseView View(int64_t rv, const std::string& holder,
+                 const std::string& leader, int64_t token,
+                 int64_t confirmed_rv = 0,
+                 const std::string& session = kSession) {
     LeaseView v;
     v.resource_version = rv;
     if (!holder.empty()) v.holder = holder;
@@ -46,7 +49,8 @@ class LeadershipTest : public ::testing::Test {
   Confirmation Confirm(int64_t c, const std::string& session = kSession) {
     return Confirmation{session, c, kTtl};
   }
-  // My write at rv, sent now; the response object carries the same status as before.
+  // My write at rv, sent now; the response object carries the same status as
+  // before.
   void Write(int64_t rv, const LeaseView& response) {
     l_.RecordWrite(rv, clock_.Monotonic());
     l_.ObserveObject(response);
@@ -108,7 +112,8 @@ TEST_F(LeadershipTest, AnotherLeaderMakesAFollower) {
 TEST_F(LeadershipTest, GrantWithoutConfirmationIsNotLeadership) {
   l_.ObserveObject(View(5, "", "", 0));
   Write(10, View(10, kMe, "", 0));
-  l_.ObserveObject(View(11, kMe, kMe, 42));  // no confirmedResourceVersion in status
+  l_.ObserveObject(
+      View(11, kMe, kMe, 42));  // no confirmedResourceVersion in status
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
@@ -125,15 +130,18 @@ TEST_F(LeadershipTest, ConfirmationInTheGrantingStatusLeadsAtOnce) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].grant.cluster, "cluster-0");
   ASSERT_TRUE(l_.deadline().has_value());
-  EXPECT_EQ(*l_.deadline(), sent + kV);  // counted from the send time, not the arrival
+  EXPECT_EQ(*l_.deadline(),
+            sent + kV);  // counted from the send time, not the arrival
 }
 
-TEST_F(LeadershipTest, ConfirmationLapsesToLostStrictlyBeforeTheLeaseCanExpire) {
+TEST_F(LeadershipTest,
+       ConfirmationLapsesToLostStrictlyBeforeTheLeaseCanExpire) {
   BecomeLeader();
   ASSERT_TRUE(l_.deadline().has_value());
   const absl::Duration deadline = *l_.deadline();
   EXPECT_EQ(deadline, t0_ + kV);
-  // etcd keeps the lease until at least t_refresh + TTL > T_w + TTL (its clock): LOST comes first.
+  // etcd keeps the lease until at least t_refresh + TTL > T_w + TTL (its
+  // clock): LOST comes first.
   EXPECT_LT(deadline, t0_ + kTtl * (1 - 0.01));
   clock_.Advance(deadline - clock_.Monotonic() - absl::Nanoseconds(1));
   l_.Tick();
@@ -148,7 +156,8 @@ TEST_F(LeadershipTest, ConfirmationLapsesToLostStrictlyBeforeTheLeaseCanExpire) 
   EXPECT_FALSE(l_.deadline().has_value());
 }
 
-TEST_F(LeadershipTest, RenewalsConfirmedByHeartbeatsKeepLeadershipContinuously) {
+TEST_F(LeadershipTest,
+       RenewalsConfirmedByHeartbeatsKeepLeadershipContinuously) {
   BecomeLeader();
   int64_t rv = 11;
   for (int i = 0; i < 20; ++i) {
@@ -156,7 +165,8 @@ TEST_F(LeadershipTest, RenewalsConfirmedByHeartbeatsKeepLeadershipContinuously) 
     absl::Duration sent = clock_.Monotonic();
     ++rv;
     Write(rv, View(rv, kMe, kMe, 42));
-    clock_.Advance(absl::Milliseconds(200));  // propagation to the controller and back
+    clock_.Advance(
+        absl::Milliseconds(200));  // propagation to the controller and back
     l_.ObserveConfirmation(Confirm(rv));
     EXPECT_EQ(*l_.deadline(), sent + kV);
     l_.Tick();
@@ -165,7 +175,8 @@ TEST_F(LeadershipTest, RenewalsConfirmedByHeartbeatsKeepLeadershipContinuously) 
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
 
-TEST_F(LeadershipTest, LateConfirmationDoesNotExtendValidityBeyondSendTimePlusV) {
+TEST_F(LeadershipTest,
+       LateConfirmationDoesNotExtendValidityBeyondSendTimePlusV) {
   l_.ObserveObject(View(5, "", "", 0));
   absl::Duration sent = clock_.Monotonic();
   Write(10, View(10, kMe, "", 0));
@@ -190,22 +201,26 @@ TEST_F(LeadershipTest, ConfirmationArrivingAfterValidityEndedNeverSaysLeader) {
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
 
-TEST_F(LeadershipTest, ConfirmationCoveringOnlyAnOlderWriteCountsFromThatWrite) {
+TEST_F(LeadershipTest,
+       ConfirmationCoveringOnlyAnOlderWriteCountsFromThatWrite) {
   l_.ObserveObject(View(5, "", "", 0));
   absl::Duration first = clock_.Monotonic();
   Write(10, View(10, kMe, "", 0));
   l_.ObserveObject(View(11, kMe, kMe, 42));
   clock_.Advance(absl::Milliseconds(500));
   Write(12, View(12, kMe, kMe, 42));
-  // The controller had processed up to 11 only: write 12 is not covered, write 10 is.
+  // The controller had processed up to 11 only: write 12 is not covered, write
+  // 10 is.
   l_.ObserveConfirmation(Confirm(11));
   EXPECT_EQ(*l_.deadline(), first + kV);
 }
 
-TEST_F(LeadershipTest, ConfirmationBeforeTheWriteResponseCountsOnceTheWriteIsRecorded) {
+TEST_F(LeadershipTest,
+       ConfirmationBeforeTheWriteResponseCountsOnceTheWriteIsRecorded) {
   l_.ObserveObject(View(5, "", "", 0));
   absl::Duration sent = clock_.Monotonic();
-  // The watch brings the grant and the heartbeat before my write's response is processed.
+  // The watch brings the grant and the heartbeat before my write's response is
+  // processed.
   l_.ObserveObject(View(11, kMe, kMe, 42));
   l_.ObserveConfirmation(Confirm(11));
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
@@ -231,7 +246,8 @@ TEST_F(LeadershipTest, ConfirmationsOfAnotherSessionAreIgnored) {
   l_.ObserveConfirmation(Confirm(11, "other-session"));
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
   EXPECT_FALSE(l_.ValidUntil(kSession).has_value());
-  // And once leading, a newer confirmation of another session does not extend validity.
+  // And once leading, a newer confirmation of another session does not extend
+  // validity.
   l_.ObserveConfirmation(Confirm(11));
   ASSERT_EQ(l_.state(), LeaderState::kLeader);
   absl::Duration d = *l_.deadline();
@@ -243,8 +259,9 @@ TEST_F(LeadershipTest, ConfirmationsOfAnotherSessionAreIgnored) {
 
 TEST_F(LeadershipTest, StatusNamingANewSessionNeedsThatSessionsConfirmation) {
   BecomeLeader();
-  // The controller restarted: same token cannot survive a new session, but even if the status only
-  // changed its session, the old session's confirmations no longer count.
+  // The controller restarted: same token cannot survive a new session, but even
+  // if the status only changed its session, the old session's confirmations no
+  // longer count.
   l_.ObserveObject(View(12, kMe, kMe, 42, 0, "new-session"));
   auto ev = l_.TakeEvents();
   ASSERT_THAT(ev, SizeIs(1));
@@ -265,7 +282,8 @@ TEST_F(LeadershipTest, OutOfOrderObjectVersionsAreIgnored) {
 
 TEST_F(LeadershipTest, RevokedStatusIsLostBeforeTheNextWriteMayBeSent) {
   BecomeLeader();
-  // The write invariant: a write based on rv 13 may not be sent before rv 13 was applied.
+  // The write invariant: a write based on rv 13 may not be sent before rv 13
+  // was applied.
   EXPECT_TRUE(l_.CheckWritePrecondition(11).ok());
   absl::Status s = l_.CheckWritePrecondition(13);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
@@ -277,7 +295,8 @@ TEST_F(LeadershipTest, RevokedStatusIsLostBeforeTheNextWriteMayBeSent) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].reason, "the controller revoked the grant");
   EXPECT_EQ(ev[1].state, LeaderState::kNoLeader);
-  EXPECT_TRUE(l_.CheckWritePrecondition(13).ok());  // now the ack may be written
+  EXPECT_TRUE(
+      l_.CheckWritePrecondition(13).ok());  // now the ack may be written
 }
 
 TEST_F(LeadershipTest, AnotherCandidateGrantedIsLostThenFollower) {
@@ -294,7 +313,8 @@ TEST_F(LeadershipTest, AnotherCandidateGrantedIsLostThenFollower) {
 
 TEST_F(LeadershipTest, LosingTheLocalSpecHolderIsLost) {
   BecomeLeader();
-  // Another local replica took the spec over (status still names me until the controller acts).
+  // Another local replica took the spec over (status still names me until the
+  // controller acts).
   l_.ObserveObject(View(12, kOther, kMe, 42));
   auto ev = l_.TakeEvents();
   ASSERT_THAT(ev, SizeIs(1));
@@ -322,7 +342,8 @@ TEST_F(LeadershipTest, FreshConfirmationAfterALapseLeadsAgain) {
   l_.TakeEvents();
   absl::Duration sent = clock_.Monotonic();
   Write(12, View(12, kMe, kMe, 42));
-  EXPECT_EQ(l_.state(), LeaderState::kLost);  // unconfirmed: stays LOST, no NO_LEADER noise
+  EXPECT_EQ(l_.state(),
+            LeaderState::kLost);  // unconfirmed: stays LOST, no NO_LEADER noise
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
   l_.ObserveConfirmation(Confirm(12));
   auto ev = l_.TakeEvents();
@@ -347,11 +368,13 @@ TEST_F(LeadershipTest, DeletedLockIsLostThenNoLeader) {
 TEST_F(LeadershipTest, DeletionCarryingTheLastStatesVersionStillApplies) {
   BecomeLeader();
   LeaseView gone;
-  gone.resource_version = 11;  // the informer found it gone on a relist: last known state's rv
+  gone.resource_version =
+      11;  // the informer found it gone on a relist: last known state's rv
   gone.exists = false;
   l_.ObserveObject(gone);
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
-  // A re-created object has a larger version and applies; an older deletion does not.
+  // A re-created object has a larger version and applies; an older deletion
+  // does not.
   l_.ObserveObject(View(15, kOther, kOther, 70));
   EXPECT_EQ(l_.state(), LeaderState::kFollower);
   gone.resource_version = 14;
@@ -404,7 +427,8 @@ TEST_F(LeadershipTest, ExplicitClusterMatchingTheGrantLeads) {
   EXPECT_EQ(l.state(), LeaderState::kLeader);
 }
 
-TEST_F(LeadershipTest, GrantWithoutAHeartbeatNameCannotBeAttributedToMyCluster) {
+TEST_F(LeadershipTest,
+       GrantWithoutAHeartbeatNameCannotBeAttributedToMyCluster) {
   l_.RecordWrite(10, clock_.Monotonic());
   LeaseView v = View(11, kMe, kMe, 42, 10);
   v.heartbeat = "";
@@ -413,7 +437,8 @@ TEST_F(LeadershipTest, GrantWithoutAHeartbeatNameCannotBeAttributedToMyCluster) 
 }
 
 TEST_F(LeadershipTest, RememberedWritesAreBounded) {
-  Leadership l(Leadership::Options{kMe, "", 0.01, absl::Milliseconds(150), 4}, &clock_);
+  Leadership l(Leadership::Options{kMe, "", 0.01, absl::Milliseconds(150), 4},
+               &clock_);
   for (int64_t rv = 1; rv <= 10; ++rv) {
     l.RecordWrite(rv, clock_.Monotonic());
     clock_.Advance(absl::Milliseconds(10));

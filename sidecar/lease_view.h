@@ -1,6 +1,7 @@
-// LeaseView: the parts of one version of a MultiClusterLease that the sidecar's rules read, as plain
-// values (resourceVersions already parsed to integers, design.md §Confirmation 5). Built from the
-// API object by the adapter (sidecar/kube_view.h); the pure state machines never see JSON.
+// LeaseView: the parts of one version of a MultiClusterLease that the sidecar's
+// rules read, as plain values (resourceVersions already parsed to integers,
+// design.md §Confirmation 5). Built from the API object by the adapter
+// (sidecar/kube_view.h); the pure state machines never see JSON.
 #ifndef MCL_SIDECAR_LEASE_VIEW_H_
 #define MCL_SIDECAR_LEASE_VIEW_H_
 
@@ -14,10 +15,12 @@ namespace mcl::sidecar {
 
 // The global holder of a lock, as the local controller's status reports it.
 struct Grant {
-  std::string leader;   // status.leader (holderIdentity of the leading candidate)
+  std::string
+      leader;  // status.leader (holderIdentity of the leading candidate)
   std::string cluster;  // status.leaderCluster
   int64_t token = 0;    // status.fencingToken
-  absl::Time acquire_time = absl::InfinitePast();  // status.acquireTime (display only)
+  absl::Time acquire_time =
+      absl::InfinitePast();  // status.acquireTime (display only)
 
   bool empty() const { return leader.empty(); }
   // Same grant: same holder, cluster and token (acquire time is informational).
@@ -32,27 +35,32 @@ struct LeaseView {
   bool exists = true;
 
   // spec (written by candidates' sidecars)
-  std::optional<std::string> holder;  // spec.holderIdentity; absent = no local candidate
+  std::optional<std::string>
+      holder;  // spec.holderIdentity; absent = no local candidate
   int32_t lease_duration_seconds = 0;
   std::string renew_time;  // spec.renewTime, compared only for change (S3)
 
   // status (written by the local controller only)
   Grant grant;
-  std::string session;    // status.session: the etcd session backing a local grant
-  std::string heartbeat;  // status.heartbeat: "namespace/name" of the controller's heartbeat Lease
+  std::string
+      session;  // status.session: the etcd session backing a local grant
+  std::string heartbeat;  // status.heartbeat: "namespace/name" of the
+                          // controller's heartbeat Lease
   int64_t session_ttl_ms = 0;
   int64_t confirmed_rv = 0;  // status.confirmedResourceVersion; 0 when absent
 };
 
-// One confirmation (design.md §Confirmation 2): the controller with etcd session `session` had
-// observed every write at or below `confirmed_rv` before it sent a keepalive that etcd answered.
+// One confirmation (design.md §Confirmation 2): the controller with etcd
+// session `session` had observed every write at or below `confirmed_rv` before
+// it sent a keepalive that etcd answered.
 struct Confirmation {
   std::string session;
   int64_t confirmed_rv = 0;
   absl::Duration ttl = absl::ZeroDuration();
 };
 
-// The cluster name the local controller publishes through its heartbeat Lease name
+// The cluster name the local controller publishes through its heartbeat Lease
+// name
 // ("ns/mcl-heartbeat-<cluster>"); "" when `heartbeat` does not have that form.
 std::string ClusterFromHeartbeat(const std::string& heartbeat);
 

@@ -38,7 +38,8 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-void Write(std::string_view level, std::string_view msg, const LogFields& fields) {
+void Write(std::string_view level, std::string_view msg,
+           const LogFields& fields) {
   std::string line = FormatLogLine(level, msg, fields);
   line.push_back('\n');
   ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
@@ -47,9 +48,11 @@ void Write(std::string_view level, std::string_view msg, const LogFields& fields
 
 }  // namespace
 
-std::string FormatLogLine(std::string_view level, std::string_view msg, const LogFields& fields) {
+std::string FormatLogLine(std::string_view level, std::string_view msg,
+                          const LogFields& fields) {
   std::string out = "{\"ts\":";
-  AppendJsonString(&out, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()));
+  AppendJsonString(&out, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(),
+                                          absl::UTCTimeZone()));
   out.append(",\"level\":");
   AppendJsonString(&out, level);
   out.append(",\"msg\":");
@@ -64,8 +67,14 @@ std::string FormatLogLine(std::string_view level, std::string_view msg, const Lo
   return out;
 }
 
-void LogInfo(std::string_view msg, const LogFields& fields) { Write("info", msg, fields); }
-void LogWarn(std::string_view msg, const LogFields& fields) { Write("warn", msg, fields); }
-void LogError(std::string_view msg, const LogFields& fields) { Write("error", msg, fields); }
+void LogInfo(std::string_view msg, const LogFields& fields) {
+  Write("info", msg, fields);
+}
+void LogWarn(std::string_view msg, const LogFields& fields) {
+  Write("warn", msg, fields);
+}
+void LogError(std::string_view msg, const LogFields& fields) {
+  Write("error", msg, fields);
+}
 
 }  // namespace mcl::sidecar

@@ -1,5 +1,6 @@
-// Structured logs: one JSON object per line on stderr ({"ts","level","msg", fields...}), so a log
-// pipeline can index them. Thread-safe (one write(2) per line).
+// Structured logs: one JSON object per line on stderr ({"ts","level","msg",
+// fields...}), so a log pipeline can index them. Thread-safe (one write(2) per
+// line).
 #ifndef MCL_SIDECAR_LOG_H_
 #define MCL_SIDECAR_LOG_H_
 
@@ -16,7 +17,8 @@ void LogInfo(std::string_view msg, const LogFields& fields = {});
 void LogWarn(std::string_view msg, const LogFields& fields = {});
 void LogError(std::string_view msg, const LogFields& fields = {});
 // The line LogInfo would write (for tests).
-std::string FormatLogLine(std::string_view level, std::string_view msg, const LogFields& fields);
+std::string FormatLogLine(std::string_view level, std::string_view msg,
+                          const LogFields& fields);
 
 }  // namespace mcl::sidecar
 

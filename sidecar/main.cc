@@ -1,6 +1,7 @@
-// mcl-sidecar: serves mcl.v1.Election on loopback and keeps this pod's candidacies in the local
-// MultiClusterLease objects. See sidecar/election.h for the structure and sidecar/leadership.h for
-// the safety argument (docs/design.md).
+// mcl-sidecar: serves mcl.v1.Election on loopback and keeps this pod's
+// candidacies in the local MultiClusterLease objects. See sidecar/election.h
+// for the structure and sidecar/leadership.h for the safety argument
+// (docs/design.md).
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -45,25 +46,29 @@ std::string MetricsText(Election& e) {
   auto m = e.Metrics();
   std::string out;
   absl::StrAppend(&out,
-                  "# HELP mcl_sidecar_is_leader 1 while a campaign on this sidecar is told LEADER "
+                  "# HELP mcl_sidecar_is_leader 1 while a campaign on this "
+                  "sidecar is told LEADER "
                   "for the lock.\n# TYPE mcl_sidecar_is_leader gauge\n");
   for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_is_leader{lock=\"", EscapeLabel(lock), "\"} ",
-                    v.is_leader ? 1 : 0, "\n");
+    absl::StrAppend(&out, "mcl_sidecar_is_leader{lock=\"", EscapeLabel(lock),
+                    "\"} ", v.is_leader ? 1 : 0, "\n");
   }
   absl::StrAppend(&out,
-                  "# HELP mcl_sidecar_leader_transitions_total LEADER events sent to campaigns.\n"
+                  "# HELP mcl_sidecar_leader_transitions_total LEADER events "
+                  "sent to campaigns.\n"
                   "# TYPE mcl_sidecar_leader_transitions_total counter\n");
   for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_leader_transitions_total{lock=\"", EscapeLabel(lock),
-                    "\"} ", v.transitions, "\n");
+    absl::StrAppend(&out, "mcl_sidecar_leader_transitions_total{lock=\"",
+                    EscapeLabel(lock), "\"} ", v.transitions, "\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP mcl_sidecar_renew_errors_total Spec writes the apiserver did not accept "
-                  "(conflicts excluded).\n# TYPE mcl_sidecar_renew_errors_total counter\n");
+  absl::StrAppend(
+      &out,
+      "# HELP mcl_sidecar_renew_errors_total Spec writes the apiserver did not "
+      "accept "
+      "(conflicts excluded).\n# TYPE mcl_sidecar_renew_errors_total counter\n");
   for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_renew_errors_total{lock=\"", EscapeLabel(lock), "\"} ",
-                    v.renew_errors, "\n");
+    absl::StrAppend(&out, "mcl_sidecar_renew_errors_total{lock=\"",
+                    EscapeLabel(lock), "\"} ", v.renew_errors, "\n");
   }
   return out;
 }
@@ -72,18 +77,21 @@ int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto flags = ParseFlags(args);
   if (!flags.ok()) {
-    std::fprintf(stderr, "mcl-sidecar: %s\n", std::string(flags.status().message()).c_str());
+    std::fprintf(stderr, "mcl-sidecar: %s\n",
+                 std::string(flags.status().message()).c_str());
     return 2;
   }
   if (flags->help) {
     std::cout << Usage();
     return 0;
   }
-  // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and glibc one malloc
-  // arena per busy thread; a sidecar needs neither. Both must be set before any thread starts.
+  // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and
+  // glibc one malloc arena per busy thread; a sidecar needs neither. Both must
+  // be set before any thread starts.
   mallopt(M_ARENA_MAX, 2);
   crossplat::threadpool::initialize_with_threads(2);
-  // SIGTERM/SIGINT are handled by one thread (sigwait); block them before any thread starts.
+  // SIGTERM/SIGINT are handled by one thread (sigwait); block them before any
+  // thread starts.
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGTERM);
@@ -111,10 +119,12 @@ int Run(int argc, char** argv) {
   eopts.default_namespace = flags->namespace_;
   if (eopts.default_namespace.empty()) {
     const char* pod_ns = std::getenv("POD_NAMESPACE");
-    eopts.default_namespace = pod_ns != nullptr && *pod_ns != '\0' ? pod_ns : config->namespace_;
+    eopts.default_namespace =
+        pod_ns != nullptr && *pod_ns != '\0' ? pod_ns : config->namespace_;
   }
   if (eopts.default_namespace.empty()) eopts.default_namespace = "default";
-  eopts.default_identity = flags->identity.empty() ? IdentityFromEnv() : flags->identity;
+  eopts.default_identity =
+      flags->identity.empty() ? IdentityFromEnv() : flags->identity;
   eopts.cluster = flags->cluster_name;
   eopts.default_lease_duration = flags->lease_duration;
   Election election(eopts, kube::MultiClusterLeaseClient(client->get()),
@@ -125,10 +135,12 @@ int Run(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(flags->listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(flags->listen, grpc::InsecureServerCredentials(),
+                           &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || (port == 0 && flags->listen.rfind("unix:", 0) != 0)) {
+  if (server == nullptr ||
+      (port == 0 && flags->listen.rfind("unix:", 0) != 0)) {
     LogError("cannot serve gRPC", {{"listen", flags->listen}});
     return 1;
   }
@@ -136,38 +148,46 @@ int Run(int argc, char** argv) {
 
   std::unique_ptr<HttpServer> http;
   if (!flags->metrics_address.empty()) {
-    auto h = HttpServer::Start(flags->metrics_address, [&election](const std::string& path) {
-      if (path == "/metrics") {
-        return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", MetricsText(election)};
-      }
-      if (path == "/healthz") {
-        if (election.Healthy()) return HttpReply{200, "text/plain", "ok\n"};
-        return HttpReply{503, "text/plain", "the kube-apiserver watch is failing\n"};
-      }
-      return HttpReply{404, "text/plain", "not found; try /metrics or /healthz\n"};
-    });
+    auto h = HttpServer::Start(
+        flags->metrics_address, [&election](const std::string& path) {
+          if (path == "/metrics") {
+            return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8",
+                             MetricsText(election)};
+          }
+          if (path == "/healthz") {
+            if (election.Healthy()) return HttpReply{200, "text/plain", "ok\n"};
+            return HttpReply{503, "text/plain",
+                             "the kube-apiserver watch is failing\n"};
+          }
+          return HttpReply{404, "text/plain",
+                           "not found; try /metrics or /healthz\n"};
+        });
     if (!h.ok()) {
-      LogError("cannot serve metrics", {{"error", std::string(h.status().message())}});
+      LogError("cannot serve metrics",
+               {{"error", std::string(h.status().message())}});
       return 1;
     }
     http = std::move(*h);
   }
-  LogInfo("serving", {{"listen", flags->listen},
-                      {"port", absl::StrCat(port)},
-                      {"namespace", eopts.default_namespace},
-                      {"identity", eopts.default_identity},
-                      {"apiserver", config->server},
-                      {"metrics_port", http ? absl::StrCat(http->port()) : ""}});
+  LogInfo("serving",
+          {{"listen", flags->listen},
+           {"port", absl::StrCat(port)},
+           {"namespace", eopts.default_namespace},
+           {"identity", eopts.default_identity},
+           {"apiserver", config->server},
+           {"metrics_port", http ? absl::StrCat(http->port()) : ""}});
 
   int sig = 0;
   sigwait(&sigs, &sig);
-  LogInfo("signal received; resigning every campaign", {{"signal", absl::StrCat(sig)}});
+  LogInfo("signal received; resigning every campaign",
+          {{"signal", absl::StrCat(sig)}});
   server->GetHealthCheckService()->SetServingStatus(false);
   election.Shutdown(flags->shutdown_grace);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.reset();
   LogInfo("exiting");
-  // Skip destructors of the informers' and gRPC's threads: everything that matters is written.
+  // Skip destructors of the informers' and gRPC's threads: everything that
+  // matters is written.
   std::fflush(nullptr);
   std::_Exit(0);
 }

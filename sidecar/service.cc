@@ -13,7 +13,8 @@ namespace {
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
   int64_t secs = absl::ToUnixSeconds(t);
   ts->set_seconds(secs);
-  ts->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(secs)) / absl::Nanoseconds(1)));
+  ts->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(secs)) /
+                                     absl::Nanoseconds(1)));
 }
 
 mcl::v1::State ToProtoState(LeaderState s) {
@@ -34,19 +35,22 @@ void FillLeader(const Grant& g, mcl::v1::Leader* l) {
   l->set_identity(g.leader);
   l->set_cluster(g.cluster);
   l->set_fencing_token(g.token);
-  if (g.acquire_time != absl::InfinitePast()) SetTimestamp(g.acquire_time, l->mutable_acquire_time());
+  if (g.acquire_time != absl::InfinitePast())
+    SetTimestamp(g.acquire_time, l->mutable_acquire_time());
 }
 
 absl::Status ValidateLock(const mcl::v1::LockRef& lock) {
   absl::Status s = ValidateLockName(lock.name(), "lock.name");
   if (!s.ok()) return s;
-  if (!lock.namespace_().empty()) return ValidateNamespace(lock.namespace_(), "lock.namespace");
+  if (!lock.namespace_().empty())
+    return ValidateNamespace(lock.namespace_(), "lock.namespace");
   return absl::OkStatus();
 }
 
-// One server stream. Owned by a shared_ptr: the Election holds it as its EventSink and gRPC may
-// finish the call (OnDone) at any time, so the object outlives whichever lets go last. gRPC calls
-// (StartWrite, Finish) are never made with mu_ held: their reactions may run inline.
+// One server stream. Owned by a shared_ptr: the Election holds it as its
+// EventSink and gRPC may finish the call (OnDone) at any time, so the object
+// outlives whichever lets go last. gRPC calls (StartWrite, Finish) are never
+// made with mu_ held: their reactions may run inline.
 class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
                     public EventSink,
                     public std::enable_shared_from_this<EventStream> {
@@ -77,7 +81,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
       queue_.push_back(ToProto(e));
       if (writing_) return;
       writing_ = true;
-      msg = &queue_.front();  // stays valid until OnWriteDone pops it (deque references are stable)
+      msg = &queue_.front();  // stays valid until OnWriteDone pops it (deque
+                              // references are stable)
     }
     StartWrite(msg);
   }
@@ -105,7 +110,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
         queue_.clear();
         if (!finish_requested_) {
           finish_requested_ = true;
-          finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed");
+          finish_status_ =
+              grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed");
         }
       }
       if (!queue_.empty()) {
@@ -121,7 +127,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
     if (next != nullptr) {
       StartWrite(next);
     } else if (finish) {
-      grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>::Finish(finish_status_);
+      grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>::Finish(
+          finish_status_);
     }
   }
 
@@ -142,7 +149,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
   }
 
  private:
-  EventStream(Election* election, Kind kind) : election_(election), kind_(kind) {}
+  EventStream(Election* election, Kind kind)
+      : election_(election), kind_(kind) {}
 
   // Tells the Election once that this stream is over (a campaign resigns).
   void End(const std::string& reason) {
@@ -164,7 +172,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
   Kind kind_;
   std::shared_ptr<EventStream> self_;  // keeps the reactor alive until OnDone
   absl::Mutex mu_;
-  std::deque<mcl::v1::LeadershipEvent> queue_;  // front is being written while writing_
+  std::deque<mcl::v1::LeadershipEvent>
+      queue_;  // front is being written while writing_
   bool writing_ = false;
   bool finish_requested_ = false;
   bool finish_called_ = false;
@@ -178,7 +187,8 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
 
 grpc::Status ToGrpc(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()),
+                      std::string(s.message()));
 }
 
 mcl::v1::LeadershipEvent ToProto(const StreamEvent& e) {
@@ -198,16 +208,21 @@ grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Campaign(
   absl::Status s = ValidateLock(req->lock());
   std::string identity = election_->Identity(req->identity());
   if (s.ok()) {
-    s = ValidateIdentity(identity, req->identity().empty()
-                                       ? "the default identity ($POD_NAME_$POD_UID or --identity)"
-                                       : "identity");
+    s = ValidateIdentity(
+        identity,
+        req->identity().empty()
+            ? "the default identity ($POD_NAME_$POD_UID or --identity)"
+            : "identity");
   }
   if (s.ok() && identity.empty()) {
     s = absl::InvalidArgumentError(
-        "identity is empty and this sidecar has no default identity; pass identity, or run the "
+        "identity is empty and this sidecar has no default identity; pass "
+        "identity, or run the "
         "sidecar with POD_NAME and POD_UID set (downward API) or --identity");
   }
-  if (s.ok()) s = ValidateLeaseDuration(req->lease_duration_seconds(), "lease_duration_seconds");
+  if (s.ok())
+    s = ValidateLeaseDuration(req->lease_duration_seconds(),
+                              "lease_duration_seconds");
   if (!s.ok()) {
     stream->Finish(s);
     return stream.get();
@@ -215,8 +230,9 @@ grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Campaign(
   absl::Duration ld = req->lease_duration_seconds() == 0
                           ? election_->options().default_lease_duration
                           : absl::Seconds(req->lease_duration_seconds());
-  auto id = election_->StartCampaign(election_->Key(req->lock().namespace_(), req->lock().name()),
-                                     identity, ld, stream);
+  auto id = election_->StartCampaign(
+      election_->Key(req->lock().namespace_(), req->lock().name()), identity,
+      ld, stream);
   if (!id.ok()) {
     stream->Finish(id.status());
   } else {
@@ -225,9 +241,9 @@ grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Campaign(
   return stream.get();
 }
 
-grpc::ServerUnaryReactor* ElectionService::Resign(grpc::CallbackServerContext* ctx,
-                                                  const mcl::v1::ResignRequest* req,
-                                                  mcl::v1::ResignResponse* resp) {
+grpc::ServerUnaryReactor* ElectionService::Resign(
+    grpc::CallbackServerContext* ctx, const mcl::v1::ResignRequest* req,
+    mcl::v1::ResignResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Status s = ValidateLock(req->lock());
   if (s.ok()) s = ValidateIdentity(req->identity(), "identity");
@@ -235,11 +251,12 @@ grpc::ServerUnaryReactor* ElectionService::Resign(grpc::CallbackServerContext* c
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
-  election_->Resign(election_->Key(req->lock().namespace_(), req->lock().name()), req->identity(),
-                    [reactor, resp](absl::StatusOr<bool> r) {
-                      if (r.ok()) resp->set_was_leader(*r);
-                      reactor->Finish(ToGrpc(r.status()));
-                    });
+  election_->Resign(
+      election_->Key(req->lock().namespace_(), req->lock().name()),
+      req->identity(), [reactor, resp](absl::StatusOr<bool> r) {
+        if (r.ok()) resp->set_was_leader(*r);
+        reactor->Finish(ToGrpc(r.status()));
+      });
   return reactor;
 }
 
@@ -251,8 +268,8 @@ grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Observe(
     stream->Finish(s);
     return stream.get();
   }
-  auto id =
-      election_->StartObserve(election_->Key(req->lock().namespace_(), req->lock().name()), stream);
+  auto id = election_->StartObserve(
+      election_->Key(req->lock().namespace_(), req->lock().name()), stream);
   if (!id.ok()) {
     stream->Finish(id.status());
   } else {
@@ -261,16 +278,17 @@ grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Observe(
   return stream.get();
 }
 
-grpc::ServerUnaryReactor* ElectionService::Leader(grpc::CallbackServerContext* ctx,
-                                                  const mcl::v1::LeaderRequest* req,
-                                                  mcl::v1::LeaderResponse* resp) {
+grpc::ServerUnaryReactor* ElectionService::Leader(
+    grpc::CallbackServerContext* ctx, const mcl::v1::LeaderRequest* req,
+    mcl::v1::LeaderResponse* resp) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   absl::Status s = ValidateLock(req->lock());
   if (!s.ok()) {
     reactor->Finish(ToGrpc(s));
     return reactor;
   }
-  auto g = election_->Leader(election_->Key(req->lock().namespace_(), req->lock().name()));
+  auto g = election_->Leader(
+      election_->Key(req->lock().namespace_(), req->lock().name()));
   if (!g.ok()) {
     reactor->Finish(ToGrpc(g.status()));
     return reactor;

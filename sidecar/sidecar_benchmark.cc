@@ -1,13 +1,18 @@
-// Sidecar benchmark (a program, not a test): starts its own one-cluster test bed, the real
-// mcl-controller and one real mcl-sidecar, then measures
-//   1. idle cost: RSS and CPU time per second of the sidecar holding 1 lock (LEADER, default 15 s
-//      lease, real controller with a 10 s session) with 10 Observe streams open;
-//   2. Observe fan-out: 100 observers of one lock; the status is changed (a new fencing token,
-//      written with the controller identity) `--rounds` times; latency from just before the status
-//      write is sent to each observer receiving the event; p50/p99/max over all samples.
+// Sidecar benchmark (a program, not a test): starts its own one-cluster test
+// bed, the real mcl-controller and one real mcl-sidecar, then measures
+//   1. idle cost: RSS and CPU time per second of the sidecar holding 1 lock
+//   (LEADER, default 15 s
+//      lease, real controller with a 10 s session) with 10 Observe streams
+//      open;
+//   2. Observe fan-out: 100 observers of one lock; the status is changed (a new
+//   fencing token,
+//      written with the controller identity) `--rounds` times; latency from
+//      just before the status write is sent to each observer receiving the
+//      event; p50/p99/max over all samples.
 // Prints a Markdown table for docs/benchmarks.md.
 //
-//   bazel build //sidecar:sidecar_benchmark && bazel-bin/sidecar/sidecar_benchmark
+//   bazel build //sidecar:sidecar_benchmark &&
+//   bazel-bin/sidecar/sidecar_benchmark
 #include <dirent.h>
 #include <unistd.h>
 
@@ -48,7 +53,8 @@ int64_t RssKiB(pid_t pid) {
   return -1;
 }
 
-// CPU time of every thread of `pid` (schedstat: nanoseconds, unlike the 10 ms ticks of stat).
+// CPU time of every thread of `pid` (schedstat: nanoseconds, unlike the 10 ms
+// ticks of stat).
 absl::Duration CpuTime(pid_t pid) {
   absl::Duration total;
   std::string dir = absl::StrCat("/proc/", pid, "/task");
@@ -82,27 +88,32 @@ int Run(int rounds, absl::Duration idle_window) {
   testbed::Testbed& tb = **tbs;
   std::string dir = tb.dir();
   const std::string ns = "bench", fan_ns = "bench-fanout";
-  for (const std::string& n : {ns, fan_ns}) (void)tb.Kubectl(0, {"create", "namespace", n});
+  for (const std::string& n : {ns, fan_ns})
+    (void)tb.Kubectl(0, {"create", "namespace", n});
   auto ctl = Subprocess::Start(
       {testbed::Runfile("controller/mcl-controller"),
-       "--kubeconfig=" + tb.kubeconfig(0, Identity::kController), "--cluster-name=cluster-0",
-       "--etcd-endpoints=" + tb.global_etcd_address(), "--session-ttl=10s", "--namespace=" + ns,
-       "--watch-namespaces=" + ns, "--metrics-address=127.0.0.1:0"},
+       "--kubeconfig=" + tb.kubeconfig(0, Identity::kController),
+       "--cluster-name=cluster-0",
+       "--etcd-endpoints=" + tb.global_etcd_address(), "--session-ttl=10s",
+       "--namespace=" + ns, "--watch-namespaces=" + ns,
+       "--metrics-address=127.0.0.1:0"},
       dir + "/controller.log");
   if (!ctl.ok() || !ctl->WaitForLog("informer synced", absl::Seconds(30))) {
     std::fprintf(stderr, "controller did not start\n");
     return 1;
   }
-  auto sc = Sidecar::Start("bench", dir,
-                           {"--kubeconfig=" + tb.kubeconfig(0, Identity::kSidecar),
-                            "--namespace=" + ns, "--cluster-name=cluster-0", "--identity=bench"});
+  auto sc = Sidecar::Start(
+      "bench", dir,
+      {"--kubeconfig=" + tb.kubeconfig(0, Identity::kSidecar),
+       "--namespace=" + ns, "--cluster-name=cluster-0", "--identity=bench"});
   if (!sc.ok()) {
     std::fprintf(stderr, "sidecar: %s\n", sc.status().ToString().c_str());
     return 1;
   }
   pid_t pid = (*sc)->process().pid();
 
-  // 0. Baseline: no lock, no stream (the watch of the namespace is not even started yet).
+  // 0. Baseline: no lock, no stream (the watch of the namespace is not even
+  // started yet).
   absl::SleepFor(absl::Seconds(3));
   absl::Duration base0 = CpuTime(pid);
   absl::Time b0 = absl::Now();
@@ -115,14 +126,17 @@ int Run(int rounds, absl::Duration idle_window) {
   *creq.mutable_lock() = Lock("idle-lock");
   auto camp = StreamReader::Campaign((*sc)->stub(), creq);
   if (!camp->WaitFor(mcl::v1::LEADER, absl::Seconds(60))) {
-    std::fprintf(stderr, "never LEADER; controller log:\n%s\n", ctl->Log().c_str());
+    std::fprintf(stderr, "never LEADER; controller log:\n%s\n",
+                 ctl->Log().c_str());
     return 1;
   }
   std::vector<std::unique_ptr<StreamReader>> idle_obs;
   mcl::v1::ObserveRequest oreq;
   *oreq.mutable_lock() = Lock("idle-lock");
-  for (int i = 0; i < 10; ++i) idle_obs.push_back(StreamReader::Observe((*sc)->stub(), oreq));
-  absl::SleepFor(absl::Seconds(5));  // settle: the measurement is of a steady state
+  for (int i = 0; i < 10; ++i)
+    idle_obs.push_back(StreamReader::Observe((*sc)->stub(), oreq));
+  absl::SleepFor(
+      absl::Seconds(5));  // settle: the measurement is of a steady state
   absl::Duration cpu0 = CpuTime(pid);
   absl::Time t0 = absl::Now();
   int64_t rss_max = 0;
@@ -135,13 +149,15 @@ int Run(int rounds, absl::Duration idle_window) {
     std::ifstream st(absl::StrCat("/proc/", pid, "/status"));
     std::string line;
     while (std::getline(st, line)) {
-      if (line.rfind("Rss", 0) == 0 || line.rfind("Threads", 0) == 0 || line.rfind("VmRSS", 0) == 0) {
+      if (line.rfind("Rss", 0) == 0 || line.rfind("Threads", 0) == 0 ||
+          line.rfind("VmRSS", 0) == 0) {
         std::fprintf(stderr, "%s\n", line.c_str());
       }
     }
   }
   absl::Duration wall = absl::Now() - t0;
-  double cpu_ms_per_s = absl::ToDoubleMilliseconds(cpu) / absl::ToDoubleSeconds(wall);
+  double cpu_ms_per_s =
+      absl::ToDoubleMilliseconds(cpu) / absl::ToDoubleSeconds(wall);
   bool still_leader = camp->History().back().event.state() == mcl::v1::LEADER;
 
   // 2. Fan-out: 100 observers of a lock whose status the benchmark changes.
@@ -149,7 +165,8 @@ int Run(int rounds, absl::Duration idle_window) {
   auto admin_cfg = kube::LoadKubeconfigFile(tb.kubeconfig(0, Identity::kAdmin));
   auto writer = kube::KubeClient::Create(*cfg);
   auto admin = kube::KubeClient::Create(*admin_cfg);
-  kube::MultiClusterLeaseClient as_controller(writer->get()), as_admin(admin->get());
+  kube::MultiClusterLeaseClient as_controller(writer->get()),
+      as_admin(admin->get());
   kube::MultiClusterLease obj;
   obj.metadata.name = "fanout";
   obj.metadata.namespace_ = fan_ns;
@@ -168,11 +185,12 @@ int Run(int rounds, absl::Duration idle_window) {
   }
   std::vector<absl::Duration> samples, from_ack, writes;
   int64_t rss_fan = 0;
-  for (int r = 0; r <= rounds; ++r) {  // round 0 warms up the writer's connection
-    auto patch = kube::ParseJson(absl::StrCat(R"({"status":{"leader":"bench-leader",)",
-                                              R"("leaderCluster":"cluster-0","fencingToken":)",
-                                              r, "}}"),
-                                 "patch");
+  for (int r = 0; r <= rounds;
+       ++r) {  // round 0 warms up the writer's connection
+    auto patch = kube::ParseJson(
+        absl::StrCat(R"({"status":{"leader":"bench-leader",)",
+                     R"("leaderCluster":"cluster-0","fencingToken":)", r, "}}"),
+        "patch");
     absl::Time sent = absl::Now();
     auto w = as_controller.MergePatch(fan_ns, "fanout", *patch, "status");
     absl::Time write_done = absl::Now();
@@ -192,9 +210,10 @@ int Run(int rounds, absl::Duration idle_window) {
         if (e->event.leader().fencing_token() == r) {
           if (r == 0) break;
           samples.push_back(e->at - sent);
-          // The change is committed at latest when the write is acknowledged; an observer that
-          // hears of it even before that counts as 0.
-          from_ack.push_back(std::max(absl::ZeroDuration(), e->at - write_done));
+          // The change is committed at latest when the write is acknowledged;
+          // an observer that hears of it even before that counts as 0.
+          from_ack.push_back(
+              std::max(absl::ZeroDuration(), e->at - write_done));
           round_min = std::min(round_min, e->at - sent);
           round_max = std::max(round_max, e->at - sent);
           break;
@@ -206,34 +225,49 @@ int Run(int rounds, absl::Duration idle_window) {
       continue;
     }
     if (std::getenv("BENCH_VERBOSE") != nullptr) {
-      std::fprintf(stderr, "round %d: write %s, first observer %s, last %s\n", r,
-                   Ms(write_done - sent).c_str(), Ms(round_min).c_str(), Ms(round_max).c_str());
+      std::fprintf(stderr, "round %d: write %s, first observer %s, last %s\n",
+                   r, Ms(write_done - sent).c_str(), Ms(round_min).c_str(),
+                   Ms(round_max).c_str());
     }
     rss_fan = std::max(rss_fan, RssKiB(pid));
     absl::SleepFor(absl::Milliseconds(100));  // one change at a time
   }
 
   std::printf("\n| Measure | Goal | Result |\n|---|---|---|\n");
-  std::printf("| Idle RSS, 1 lock held + 10 observers (max over %s) | <= 15 MiB | %.1f MiB |\n",
-              absl::FormatDuration(idle_window).c_str(), static_cast<double>(rss_max) / 1024.0);
+  std::printf(
+      "| Idle RSS, 1 lock held + 10 observers (max over %s) | <= 15 MiB | %.1f "
+      "MiB |\n",
+      absl::FormatDuration(idle_window).c_str(),
+      static_cast<double>(rss_max) / 1024.0);
   std::printf("| Idle CPU, same (user+sys over %s) | <= 1 ms/s | %.3f ms/s |\n",
               absl::FormatDuration(wall).c_str(), cpu_ms_per_s);
-  std::printf("| CPU of a sidecar with no lock and no stream (baseline) | | %.3f ms/s |\n",
-              base_ms_per_s);
+  std::printf(
+      "| CPU of a sidecar with no lock and no stream (baseline) | | %.3f ms/s "
+      "|\n",
+      base_ms_per_s);
   std::printf("| Still LEADER at the end of the idle window | yes | %s |\n",
               still_leader ? "yes" : "no");
-  std::printf("| Status write by the controller identity (apiserver), p50 / p99 | | %s / %s |\n",
-              Ms(Percentile(writes, 0.5)).c_str(), Ms(Percentile(writes, 0.99)).c_str());
   std::printf(
-      "| Observe fan-out, status write acknowledged -> each of 100 observers, p50 (%zu samples) "
+      "| Status write by the controller identity (apiserver), p50 / p99 | | %s "
+      "/ %s |\n",
+      Ms(Percentile(writes, 0.5)).c_str(),
+      Ms(Percentile(writes, 0.99)).c_str());
+  std::printf(
+      "| Observe fan-out, status write acknowledged -> each of 100 observers, "
+      "p50 (%zu samples) "
       "| | %s |\n",
       from_ack.size(), Ms(Percentile(from_ack, 0.5)).c_str());
   std::printf("| Observe fan-out, same, p99 | <= 50 ms | %s |\n",
               Ms(Percentile(from_ack, 0.99)).c_str());
-  std::printf("| Observe fan-out, same, max | | %s |\n", Ms(Percentile(from_ack, 1.0)).c_str());
-  std::printf("| End to end, status write sent -> each observer, p50 / p99 | | %s / %s |\n",
-              Ms(Percentile(samples, 0.5)).c_str(), Ms(Percentile(samples, 0.99)).c_str());
-  std::printf("| RSS with 100 observers | | %.1f MiB |\n", static_cast<double>(rss_fan) / 1024.0);
+  std::printf("| Observe fan-out, same, max | | %s |\n",
+              Ms(Percentile(from_ack, 1.0)).c_str());
+  std::printf(
+      "| End to end, status write sent -> each observer, p50 / p99 | | %s / %s "
+      "|\n",
+      Ms(Percentile(samples, 0.5)).c_str(),
+      Ms(Percentile(samples, 0.99)).c_str());
+  std::printf("| RSS with 100 observers | | %.1f MiB |\n",
+              static_cast<double>(rss_fan) / 1024.0);
   (void)(*sc)->process().Stop(absl::Seconds(10));
   (void)ctl->Stop(absl::Seconds(10));
   return 0;

@@ -1,7 +1,8 @@
-// mcl-sidecar with the real mcl-controller in two clusters of the test bed (global etcd, two real
-// kube-apiservers): a candidate in cluster A campaigns and wins; when it resigns, cancels its stream
-// or its sidecar gets SIGTERM, the candidate in cluster B is told LEADER — after A was told LOST —
-// by watch, well before any lease could have expired.
+// mcl-sidecar with the real mcl-controller in two clusters of the test bed
+// (global etcd, two real kube-apiservers): a candidate in cluster A campaigns
+// and wins; when it resigns, cancels its stream or its sidecar gets SIGTERM,
+// the candidate in cluster B is told LEADER — after A was told LOST — by watch,
+// well before any lease could have expired.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -25,8 +26,8 @@ using ::mcl::testbed::Subprocess;
 using ::mcl::testbed::Testbed;
 using ::mcl::testbed::UniqueName;
 
-// Campaigns use a long lease so that only a graceful handoff can be this fast: the crash path would
-// need leaseDuration (10 s) of staleness first.
+// Campaigns use a long lease so that only a graceful handoff can be this fast:
+// the crash path would need leaseDuration (10 s) of staleness first.
 constexpr int kLeaseSeconds = 10;
 constexpr absl::Duration kGraceful = absl::Seconds(5);
 constexpr absl::Duration kEventTimeout = absl::Seconds(30);
@@ -35,7 +36,8 @@ std::string Describe(const std::vector<ReceivedEvent>& h) {
   std::vector<std::string> parts;
   for (const auto& e : h) {
     parts.push_back(absl::StrCat(mcl::v1::State_Name(e.event.state()), "(",
-                                 e.event.leader().identity(), "@", e.event.leader().cluster(), "/",
+                                 e.event.leader().identity(), "@",
+                                 e.event.leader().cluster(), "/",
                                  e.event.leader().fencing_token(), ")"));
   }
   return absl::StrJoin(parts, " ");
@@ -52,25 +54,29 @@ class SidecarWithControllerTest : public ::testing::Test {
     for (int c = 0; c < 2; ++c) {
       auto out = tb_.Kubectl(c, {"create", "namespace", ns_});
       ASSERT_TRUE(out.ok()) << out.status();
-      std::vector<std::string> argv = {testbed::Runfile("controller/mcl-controller"),
-                                       "--kubeconfig=" + tb_.kubeconfig(c, Identity::kController),
-                                       "--cluster-name=" + tb_.cluster(c).name,
-                                       "--etcd-endpoints=" + tb_.global_etcd_address(),
-                                       "--session-ttl=2s",
-                                       "--namespace=" + ns_,
-                                       "--watch-namespaces=" + ns_,
-                                       "--key-prefix=" + prefix_,
-                                       "--identity=ctl-" + std::to_string(c),
-                                       "--metrics-address=127.0.0.1:0"};
-      auto p = Subprocess::Start(argv, absl::StrCat(dir_, "/controller-", c, ".log"));
+      std::vector<std::string> argv = {
+          testbed::Runfile("controller/mcl-controller"),
+          "--kubeconfig=" + tb_.kubeconfig(c, Identity::kController),
+          "--cluster-name=" + tb_.cluster(c).name,
+          "--etcd-endpoints=" + tb_.global_etcd_address(),
+          "--session-ttl=2s",
+          "--namespace=" + ns_,
+          "--watch-namespaces=" + ns_,
+          "--key-prefix=" + prefix_,
+          "--identity=ctl-" + std::to_string(c),
+          "--metrics-address=127.0.0.1:0"};
+      auto p = Subprocess::Start(argv,
+                                 absl::StrCat(dir_, "/controller-", c, ".log"));
       ASSERT_TRUE(p.ok()) << p.status();
       controllers_.push_back(std::make_unique<Subprocess>(std::move(*p)));
-      ASSERT_TRUE(controllers_.back()->WaitForLog("informer synced", absl::Seconds(30)))
+      ASSERT_TRUE(
+          controllers_.back()->WaitForLog("informer synced", absl::Seconds(30)))
           << controllers_.back()->Log();
-      auto s = Sidecar::Start(absl::StrCat("sidecar-", c), dir_,
-                              {"--kubeconfig=" + tb_.kubeconfig(c, Identity::kSidecar),
-                               "--namespace=" + ns_, "--cluster-name=" + tb_.cluster(c).name,
-                               absl::StrCat("--identity=app-", c)});
+      auto s = Sidecar::Start(
+          absl::StrCat("sidecar-", c), dir_,
+          {"--kubeconfig=" + tb_.kubeconfig(c, Identity::kSidecar),
+           "--namespace=" + ns_, "--cluster-name=" + tb_.cluster(c).name,
+           absl::StrCat("--identity=app-", c)});
       ASSERT_TRUE(s.ok()) << s.status();
       sidecars_.push_back(std::move(*s));
     }
@@ -91,7 +97,8 @@ class SidecarWithControllerTest : public ::testing::Test {
   }
 
   // A leads `lock`, B follows it. Returns A's LEADER event.
-  ReceivedEvent ALeadsBFollows(const std::string& lock, std::unique_ptr<StreamReader>* a,
+  ReceivedEvent ALeadsBFollows(const std::string& lock,
+                               std::unique_ptr<StreamReader>* a,
                                std::unique_ptr<StreamReader>* b) {
     *a = StreamReader::Campaign(sidecars_[0]->stub(), Campaign(lock));
     auto led = (*a)->WaitFor(mcl::v1::LEADER, kEventTimeout);
@@ -107,29 +114,36 @@ class SidecarWithControllerTest : public ::testing::Test {
     if (f) {
       EXPECT_EQ(f->event.leader().identity(), "app-0");
       EXPECT_EQ(f->event.leader().cluster(), "cluster-0");
-      EXPECT_EQ(f->event.leader().fencing_token(), led->event.leader().fencing_token());
+      EXPECT_EQ(f->event.leader().fencing_token(),
+                led->event.leader().fencing_token());
     }
     return *led;
   }
 
-  // B is told LEADER after A's LOST, with a larger token, within kGraceful of `since`.
-  // `a_hears_lost`: A's stream is still open to receive LOST (not when A cancelled it itself).
-  void ExpectHandover(StreamReader* a, StreamReader* b, const ReceivedEvent& a_led,
-                      absl::Time since, bool a_hears_lost = true) {
+  // B is told LEADER after A's LOST, with a larger token, within kGraceful of
+  // `since`. `a_hears_lost`: A's stream is still open to receive LOST (not when
+  // A cancelled it itself).
+  void ExpectHandover(StreamReader* a, StreamReader* b,
+                      const ReceivedEvent& a_led, absl::Time since,
+                      bool a_hears_lost = true) {
     auto b_led = b->WaitFor(mcl::v1::LEADER, kEventTimeout);
-    ASSERT_TRUE(b_led.has_value()) << Describe(b->History()) << "\n" << controllers_[1]->Log();
+    ASSERT_TRUE(b_led.has_value()) << Describe(b->History()) << "\n"
+                                   << controllers_[1]->Log();
     EXPECT_EQ(b_led->event.leader().identity(), "app-1");
     EXPECT_EQ(b_led->event.leader().cluster(), "cluster-1");
-    EXPECT_GT(b_led->event.leader().fencing_token(), a_led.event.leader().fencing_token());
-    EXPECT_LT(b_led->at - since, kGraceful) << "handover took " << (b_led->at - since);
+    EXPECT_GT(b_led->event.leader().fencing_token(),
+              a_led.event.leader().fencing_token());
+    EXPECT_LT(b_led->at - since, kGraceful)
+        << "handover took " << (b_led->at - since);
     if (!a_hears_lost) return;
     // S1: A was told LOST before B was told LEADER.
     absl::Time a_lost = absl::InfiniteFuture();
     for (const auto& e : a->History()) {
-      if (e.event.state() == mcl::v1::LOST && a_lost == absl::InfiniteFuture()) a_lost = e.at;
+      if (e.event.state() == mcl::v1::LOST && a_lost == absl::InfiniteFuture())
+        a_lost = e.at;
     }
-    EXPECT_LT(a_lost, b_led->at) << "A: " << Describe(a->History())
-                                 << "\nB: " << Describe(b->History());
+    EXPECT_LT(a_lost, b_led->at)
+        << "A: " << Describe(a->History()) << "\nB: " << Describe(b->History());
   }
 
   Testbed& tb_ = SharedTestbed(2);
@@ -181,7 +195,8 @@ TEST_F(SidecarWithControllerTest, CancellingTheCampaignStreamIsResign) {
   ASSERT_GT(a_led.event.leader().fencing_token(), 0);
   absl::Time cancelled = absl::Now();
   a->Cancel();
-  // The app ended the stream itself (it knows it stopped leading); no LOST can reach it.
+  // The app ended the stream itself (it knows it stopped leading); no LOST can
+  // reach it.
   ExpectHandover(a.get(), b.get(), a_led, cancelled, /*a_hears_lost=*/false);
   auto end = a->WaitEnd(absl::Seconds(5));
   ASSERT_TRUE(end.ok());

@@ -1,14 +1,15 @@
-// mcl-sidecar as real processes, through its real gRPC API over loopback / unix sockets, against a
-// real kube-apiserver of the test bed, with the SIDECAR identity. The election controller is played
-// by FakeController (the CONTROLLER identity, following docs/design.md), so the tests can stop and
-// delay confirmations precisely; tests with the real controller are in
+// mcl-sidecar as real processes, through its real gRPC API over loopback / unix
+// sockets, against a real kube-apiserver of the test bed, with the SIDECAR
+// identity. The election controller is played by FakeController (the CONTROLLER
+// identity, following docs/design.md), so the tests can stop and delay
+// confirmations precisely; tests with the real controller are in
 // sidecar_controller_integration_test.cc.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <stdlib.h>
 
 #include <map>
 #include <memory>
@@ -32,11 +33,11 @@
 namespace mcl::sidecar::testing {
 namespace {
 
-using ::mcl::v1::CampaignRequest;
-using ::mcl::v1::LeadershipEvent;
 using ::mcl::testbed::SharedTestbed;
 using ::mcl::testbed::Testbed;
 using ::mcl::testbed::UniqueName;
+using ::mcl::v1::CampaignRequest;
+using ::mcl::v1::LeadershipEvent;
 using ::testing::HasSubstr;
 
 constexpr absl::Duration kTtl = absl::Seconds(2);
@@ -77,8 +78,9 @@ class SidecarTest : public ::testing::Test {
   }
 
   std::vector<std::string> Args(const std::string& identity) {
-    return {"--kubeconfig=" + tb_.cluster(0).kubeconfig_sidecar, "--namespace=default",
-            "--identity=" + identity, "--lease-duration=2"};
+    return {"--kubeconfig=" + tb_.cluster(0).kubeconfig_sidecar,
+            "--namespace=default", "--identity=" + identity,
+            "--lease-duration=2"};
   }
 
   std::unique_ptr<Sidecar> StartSidecar(const std::string& name,
@@ -97,7 +99,8 @@ class SidecarTest : public ::testing::Test {
     return std::make_unique<FakeController>(o);
   }
 
-  static CampaignRequest Campaign(const std::string& lock, const std::string& identity = "",
+  static CampaignRequest Campaign(const std::string& lock,
+                                  const std::string& identity = "",
                                   int lease = 0) {
     CampaignRequest r;
     *r.mutable_lock() = Lock(lock);
@@ -124,19 +127,24 @@ class SidecarTest : public ::testing::Test {
 };
 
 TEST_F(SidecarTest, RefusesNonLoopbackListenAddressesAndDocumentsItsFlags) {
-  for (const char* addr : {"0.0.0.0:7499", "10.1.2.3:7499", "[::]:7499", ":7499"}) {
-    auto r = testbed::RunCommand({SidecarBinary(), std::string("--listen=") + addr,
-                                  "--kubeconfig=" + tb_.cluster(0).kubeconfig_sidecar},
-                                 absl::Seconds(10));
+  for (const char* addr :
+       {"0.0.0.0:7499", "10.1.2.3:7499", "[::]:7499", ":7499"}) {
+    auto r = testbed::RunCommand(
+        {SidecarBinary(), std::string("--listen=") + addr,
+         "--kubeconfig=" + tb_.cluster(0).kubeconfig_sidecar},
+        absl::Seconds(10));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->exit_code, 2) << addr;
-    EXPECT_THAT(r->output, HasSubstr(absl::StrCat("refusing to serve on --listen=", addr)));
+    EXPECT_THAT(r->output, HasSubstr(absl::StrCat(
+                               "refusing to serve on --listen=", addr)));
   }
-  auto help = testbed::RunCommand({SidecarBinary(), "--help"}, absl::Seconds(10));
+  auto help =
+      testbed::RunCommand({SidecarBinary(), "--help"}, absl::Seconds(10));
   ASSERT_TRUE(help.ok());
   EXPECT_EQ(help->exit_code, 0);
-  for (const char* flag : {"--kubeconfig", "--listen", "--namespace", "--identity",
-                           "--lease-duration", "--metrics-address"}) {
+  for (const char* flag :
+       {"--kubeconfig", "--listen", "--namespace", "--identity",
+        "--lease-duration", "--metrics-address"}) {
     EXPECT_THAT(help->output, HasSubstr(flag));
   }
 }
@@ -153,15 +161,17 @@ TEST_F(SidecarTest, ServesHealthAndReflectionOnLoopbackTcp) {
   ASSERT_TRUE(health->Check(&hctx, hreq, &hresp).ok());
   EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 
-  // Reflection's list_services, as grpcurl does it. The reflection protos are registered by
-  // libgrpc++_reflection but their C++ headers are not installed, so the request is encoded by hand:
-  // ServerReflectionRequest{list_services: ""} = field 7, length 0.
+  // Reflection's list_services, as grpcurl does it. The reflection protos are
+  // registered by libgrpc++_reflection but their C++ headers are not installed,
+  // so the request is encoded by hand: ServerReflectionRequest{list_services:
+  // ""} = field 7, length 0.
   grpc::GenericStub generic(sc->channel());
   grpc::CompletionQueue cq;
   grpc::ClientContext rctx;
   rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   auto call = generic.PrepareCall(
-      &rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+      &rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      &cq);
   auto step = [&cq](grpc::GenericClientAsyncReaderWriter* c, auto op) {
     void* tag = nullptr;
     bool ok = false;
@@ -169,17 +179,22 @@ TEST_F(SidecarTest, ServesHealthAndReflectionOnLoopbackTcp) {
     EXPECT_TRUE(cq.Next(&tag, &ok));
     return ok;
   };
-  ASSERT_TRUE(step(call.get(), [&] { call->StartCall(reinterpret_cast<void*>(1)); }));
+  ASSERT_TRUE(
+      step(call.get(), [&] { call->StartCall(reinterpret_cast<void*>(1)); }));
   grpc::Slice req_slice(std::string("\x3a\x00", 2));
   grpc::ByteBuffer req(&req_slice, 1);
-  ASSERT_TRUE(step(call.get(), [&] { call->Write(req, reinterpret_cast<void*>(2)); }));
-  ASSERT_TRUE(step(call.get(), [&] { call->WritesDone(reinterpret_cast<void*>(3)); }));
+  ASSERT_TRUE(
+      step(call.get(), [&] { call->Write(req, reinterpret_cast<void*>(2)); }));
+  ASSERT_TRUE(
+      step(call.get(), [&] { call->WritesDone(reinterpret_cast<void*>(3)); }));
   grpc::ByteBuffer resp;
-  ASSERT_TRUE(step(call.get(), [&] { call->Read(&resp, reinterpret_cast<void*>(4)); }));
+  ASSERT_TRUE(
+      step(call.get(), [&] { call->Read(&resp, reinterpret_cast<void*>(4)); }));
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(resp.Dump(&slices).ok());
   std::string bytes;
-  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const auto& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   EXPECT_THAT(bytes, HasSubstr("mcl.v1.Election"));
   EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
   grpc::Status fin;
@@ -194,28 +209,35 @@ struct BadCall {
   std::string message;
 };
 
-grpc::Status CampaignStatus(mcl::v1::Election::Stub* stub, const CampaignRequest& req) {
+grpc::Status CampaignStatus(mcl::v1::Election::Stub* stub,
+                            const CampaignRequest& req) {
   auto r = StreamReader::Campaign(stub, req);
   auto end = r->WaitEnd(absl::Seconds(10));
-  if (!end.ok()) return grpc::Status(grpc::StatusCode::UNKNOWN, "stream did not end");
+  if (!end.ok())
+    return grpc::Status(grpc::StatusCode::UNKNOWN, "stream did not end");
   return *end;
 }
 
 TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
-  auto sc = StartSidecar("badinput", {absl::StrCat("--listen=127.0.0.1:", FreePort())});
+  auto sc = StartSidecar("badinput",
+                         {absl::StrCat("--listen=127.0.0.1:", FreePort())});
   ASSERT_NE(sc, nullptr);
   const std::string held = UniqueName("held");
   auto first = StreamReader::Campaign(sc->stub(), Campaign(held, "app-1"));
   ASSERT_TRUE(first->Next(kEventTimeout).has_value()) << "no first event";
 
   std::vector<BadCall> cases = {
-      {"empty lock name", [](auto* s) { return CampaignStatus(s, Campaign("")); },
+      {"empty lock name",
+       [](auto* s) { return CampaignStatus(s, Campaign("")); },
        grpc::StatusCode::INVALID_ARGUMENT, "lock.name is empty"},
       {"lock name with uppercase and underscore",
        [](auto* s) { return CampaignStatus(s, Campaign("My_Lock")); },
-       grpc::StatusCode::INVALID_ARGUMENT, "use only lowercase letters, digits, '-' and '.'"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "use only lowercase letters, digits, '-' and '.'"},
       {"lock name too long",
-       [](auto* s) { return CampaignStatus(s, Campaign(std::string(254, 'a'))); },
+       [](auto* s) {
+         return CampaignStatus(s, Campaign(std::string(254, 'a')));
+       },
        grpc::StatusCode::INVALID_ARGUMENT, "at most 253"},
       {"invalid namespace",
        [](auto* s) {
@@ -225,14 +247,18 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
        },
        grpc::StatusCode::INVALID_ARGUMENT, "lock.namespace"},
       {"identity too long",
-       [](auto* s) { return CampaignStatus(s, Campaign("ok", std::string(129, 'i'))); },
-       grpc::StatusCode::INVALID_ARGUMENT, "identity is 129 bytes long; at most 128"},
+       [](auto* s) {
+         return CampaignStatus(s, Campaign("ok", std::string(129, 'i')));
+       },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "identity is 129 bytes long; at most 128"},
       {"identity with a space",
        [](auto* s) { return CampaignStatus(s, Campaign("ok", "two words")); },
        grpc::StatusCode::INVALID_ARGUMENT, "printable ASCII without spaces"},
       {"negative lease duration",
        [](auto* s) { return CampaignStatus(s, Campaign("ok", "", -5)); },
-       grpc::StatusCode::INVALID_ARGUMENT, "lease_duration_seconds is -5; use 0"},
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "lease_duration_seconds is -5; use 0"},
       {"lease duration of one second",
        [](auto* s) { return CampaignStatus(s, Campaign("ok", "", 1)); },
        grpc::StatusCode::INVALID_ARGUMENT, "[2, 3600]"},
@@ -241,7 +267,8 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
        grpc::StatusCode::INVALID_ARGUMENT, "lease_duration_seconds is 100000"},
       {"second Campaign for the same lock and identity",
        [held](auto* s) { return CampaignStatus(s, Campaign(held, "app-1")); },
-       grpc::StatusCode::ALREADY_EXISTS, "already campaigns for lock default/" + held},
+       grpc::StatusCode::ALREADY_EXISTS,
+       "already campaigns for lock default/" + held},
       {"Resign of a lock not campaigned",
        [](auto* s) {
          grpc::ClientContext ctx;
@@ -250,7 +277,8 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
          mcl::v1::ResignResponse resp;
          return s->Resign(&ctx, r, &resp);
        },
-       grpc::StatusCode::FAILED_PRECONDITION, "no Campaign for lock default/never-campaigned"},
+       grpc::StatusCode::FAILED_PRECONDITION,
+       "no Campaign for lock default/never-campaigned"},
       {"Resign with another identity",
        [held](auto* s) {
          grpc::ClientContext ctx;
@@ -275,7 +303,8 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
          *r.mutable_lock() = Lock("-bad");
          auto reader = StreamReader::Observe(s, r);
          auto end = reader->WaitEnd(absl::Seconds(10));
-         return end.ok() ? *end : grpc::Status(grpc::StatusCode::UNKNOWN, "no end");
+         return end.ok() ? *end
+                         : grpc::Status(grpc::StatusCode::UNKNOWN, "no end");
        },
        grpc::StatusCode::INVALID_ARGUMENT, "must start and end"},
       {"Leader with an invalid lock",
@@ -295,7 +324,8 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
          mcl::v1::LeaderResponse resp;
          return s->Leader(&ctx, r, &resp);
        },
-       grpc::StatusCode::NOT_FOUND, "no candidate currently leads lock default/nobody-leads-this"},
+       grpc::StatusCode::NOT_FOUND,
+       "no candidate currently leads lock default/nobody-leads-this"},
   };
   for (const BadCall& c : cases) {
     grpc::Status s = c.call(sc->stub());
@@ -303,7 +333,8 @@ TEST_F(SidecarTest, BadInputIsRejectedThroughGrpcWithMessagesThatSayWhatToFix) {
     EXPECT_THAT(s.error_message(), HasSubstr(c.message)) << c.label;
   }
   // The rejected second Campaign did not disturb the first.
-  EXPECT_FALSE(first->WaitEnd(absl::Milliseconds(200)).ok()) << "the first Campaign ended";
+  EXPECT_FALSE(first->WaitEnd(absl::Milliseconds(200)).ok())
+      << "the first Campaign ended";
 }
 
 TEST_F(SidecarTest, SidecarIdentityWritesSpecButTheApiserverForbidsItStatus) {
@@ -313,25 +344,31 @@ TEST_F(SidecarTest, SidecarIdentityWritesSpecButTheApiserverForbidsItStatus) {
   auto sc = StartSidecar("rbac");
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
-  ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value()) << Describe(camp->History());
-  // The spec was written by the sidecar process: the apiserver records it as the field manager.
+  ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value())
+      << Describe(camp->History());
+  // The spec was written by the sidecar process: the apiserver records it as
+  // the field manager.
   auto obj = GetLease(lock);
   ASSERT_TRUE(obj.has_value());
   EXPECT_EQ(obj->spec.holder_identity.value_or(""), "rbac");
-  std::string managers = obj->raw.at("metadata").at("managedFields").serialize();
+  std::string managers =
+      obj->raw.at("metadata").at("managedFields").serialize();
   EXPECT_THAT(managers, HasSubstr("\"manager\":\"mcl-sidecar\""));
-  // The same credentials the sidecar runs with are refused /status by the apiserver.
+  // The same credentials the sidecar runs with are refused /status by the
+  // apiserver.
   auto cfg = kube::LoadKubeconfigFile(tb_.cluster(0).kubeconfig_sidecar);
   ASSERT_TRUE(cfg.ok());
   auto client = kube::KubeClient::Create(*cfg);
   ASSERT_TRUE(client.ok());
   kube::MultiClusterLeaseClient as_sidecar(client->get());
-  auto patch = kube::ParseJson(R"({"status":{"leader":"intruder","fencingToken":999999}})", "patch");
+  auto patch = kube::ParseJson(
+      R"({"status":{"leader":"intruder","fencingToken":999999}})", "patch");
   ASSERT_TRUE(patch.ok());
   auto r = as_sidecar.MergePatch("default", lock, *patch, "status");
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(kube::IsForbidden(r.status())) << r.status();
-  EXPECT_THAT(std::string(r.status().message()), HasSubstr("multiclusterleases/status"));
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("multiclusterleases/status"));
   EXPECT_EQ(GetLease(lock)->status.leader, "rbac");
 }
 
@@ -357,9 +394,12 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
     }
   }
   std::vector<std::unique_ptr<StreamReader>> camps;
-  for (int i = 0; i < 3; ++i) camps.push_back(StreamReader::Campaign(sidecars[i]->stub(), Campaign(lock)));
+  for (int i = 0; i < 3; ++i)
+    camps.push_back(
+        StreamReader::Campaign(sidecars[i]->stub(), Campaign(lock)));
 
-  // Exactly one becomes the local holder and is told LEADER; the others FOLLOWER of it.
+  // Exactly one becomes the local holder and is told LEADER; the others
+  // FOLLOWER of it.
   int leader = -1;
   std::string leader_id;
   int64_t token1 = 0;
@@ -378,24 +418,30 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
       },
       kEventTimeout));
   EXPECT_EQ(Holder(lock), leader_id);
-  EXPECT_EQ(leader_id, std::vector<std::string>({"sc-a", "sc-b", "sc-c"})[leader]);
+  EXPECT_EQ(leader_id,
+            std::vector<std::string>({"sc-a", "sc-b", "sc-c"})[leader]);
   for (int i = 0; i < 3; ++i) {
     if (i == leader) continue;
     auto f = camps[i]->WaitFor(mcl::v1::FOLLOWER, kEventTimeout);
     ASSERT_TRUE(f.has_value()) << Describe(camps[i]->History());
     EXPECT_EQ(f->event.leader().identity(), leader_id);
-    for (const auto& e : camps[i]->History()) EXPECT_NE(e.event.state(), mcl::v1::LEADER);
+    for (const auto& e : camps[i]->History())
+      EXPECT_NE(e.event.state(), mcl::v1::LEADER);
   }
-  // Steady state for a few renewal periods: still exactly one holder, one LEADER.
-  absl::SleepFor(absl::Seconds(2));  // a span of time is what is being tested here
+  // Steady state for a few renewal periods: still exactly one holder, one
+  // LEADER.
+  absl::SleepFor(
+      absl::Seconds(2));  // a span of time is what is being tested here
   EXPECT_EQ(Holder(lock), leader_id);
   for (int i = 0; i < 3; ++i) {
     int leaders = 0;
-    for (const auto& e : camps[i]->History()) leaders += e.event.state() == mcl::v1::LEADER;
+    for (const auto& e : camps[i]->History())
+      leaders += e.event.state() == mcl::v1::LEADER;
     EXPECT_EQ(leaders, i == leader ? 1 : 0) << Describe(camps[i]->History());
   }
 
-  // SIGKILL the holder's sidecar: another one takes over the spec, and is granted a larger token.
+  // SIGKILL the holder's sidecar: another one takes over the spec, and is
+  // granted a larger token.
   absl::Time killed = absl::Now();
   ASSERT_TRUE(sidecars[leader]->process().Signal(SIGKILL).ok());
   int next = -1;
@@ -416,14 +462,17 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
       absl::Seconds(30)));
   absl::Duration failover = absl::Now() - killed;
   EXPECT_GT(token2, token1);
-  // leaseDuration (spec staleness) + TTL·(1+ρ) + m (the controller's ack timeout) overlap; plus delays.
+  // leaseDuration (spec staleness) + TTL·(1+ρ) + m (the controller's ack
+  // timeout) overlap; plus delays.
   EXPECT_LT(failover, absl::Seconds(8)) << failover;
-  std::string next_id = std::vector<std::string>({"sc-a", "sc-b", "sc-c"})[next];
+  std::string next_id =
+      std::vector<std::string>({"sc-a", "sc-b", "sc-c"})[next];
   EXPECT_EQ(Holder(lock), next_id);
   int other = 3 - leader - next;
   auto f = camps[other]->WaitFor(mcl::v1::FOLLOWER, kEventTimeout);
   ASSERT_TRUE(f.has_value());
-  // It may first have seen the old leader again; its latest FOLLOWER names the new one.
+  // It may first have seen the old leader again; its latest FOLLOWER names the
+  // new one.
   testbed::WaitUntil(
       [&] {
         auto h = camps[other]->History();
@@ -432,21 +481,25 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
       kEventTimeout);
   EXPECT_EQ(camps[other]->History().back().event.leader().identity(), next_id);
 
-  // Every observer on the surviving sidecars saw the same sequence of (leader, token).
+  // Every observer on the surviving sidecars saw the same sequence of (leader,
+  // token).
   std::string expected;
   for (int i = 0; i < 3; ++i) {
     if (i == leader) continue;
     for (auto& o : observers[i]) {
       ASSERT_TRUE(testbed::WaitUntil(
-          [&] { return o->History().back().event.leader().fencing_token() == token2; },
+          [&] {
+            return o->History().back().event.leader().fencing_token() == token2;
+          },
           kEventTimeout));
       std::string seq = Describe(o->History());
       if (expected.empty()) expected = seq;
       EXPECT_EQ(seq, expected);
     }
   }
-  EXPECT_EQ(expected, absl::StrCat("NO_LEADER(/0) FOLLOWER(", leader_id, "/", token1,
-                                   ") FOLLOWER(", next_id, "/", token2, ")"));
+  EXPECT_EQ(expected,
+            absl::StrCat("NO_LEADER(/0) FOLLOWER(", leader_id, "/", token1,
+                         ") FOLLOWER(", next_id, "/", token2, ")"));
 }
 
 TEST_F(SidecarTest, CancellingTheStreamResignsAtOnce) {
@@ -460,19 +513,23 @@ TEST_F(SidecarTest, CancellingTheStreamResignsAtOnce) {
   ASSERT_EQ(Holder(lock), "cancel");
   absl::Time cancelled = absl::Now();
   camp->Cancel();
-  // The spec holder is cleared by the sidecar well before the lease duration (2 s) could expire.
-  ASSERT_TRUE(testbed::WaitUntil([&] { return Holder(lock).empty(); }, absl::Seconds(10)));
+  // The spec holder is cleared by the sidecar well before the lease duration (2
+  // s) could expire.
+  ASSERT_TRUE(testbed::WaitUntil([&] { return Holder(lock).empty(); },
+                                 absl::Seconds(10)));
   EXPECT_LT(absl::Now() - cancelled, absl::Seconds(1));
   // The controller released the grant on that ack.
-  ASSERT_TRUE(testbed::WaitUntil([&] { return GetLease(lock)->status.leader.empty(); },
-                                 absl::Seconds(10)));
+  ASSERT_TRUE(
+      testbed::WaitUntil([&] { return GetLease(lock)->status.leader.empty(); },
+                         absl::Seconds(10)));
   // And the identity may campaign again at once.
   auto again = StreamReader::Campaign(sc->stub(), Campaign(lock));
   auto e = again->WaitFor(mcl::v1::LEADER, kEventTimeout);
   ASSERT_TRUE(e.has_value()) << Describe(again->History());
 }
 
-TEST_F(SidecarTest, ResignReturnsOnceTheSpecIsClearedAndTheStreamSaysLostThenEnds) {
+TEST_F(SidecarTest,
+       ResignReturnsOnceTheSpecIsClearedAndTheStreamSaysLostThenEnds) {
   auto ctl = StartController();
   const std::string lock = UniqueName("resign");
   ctl->Manage(lock);
@@ -493,7 +550,8 @@ TEST_F(SidecarTest, ResignReturnsOnceTheSpecIsClearedAndTheStreamSaysLostThenEnd
   auto lost = camp->WaitFor(mcl::v1::LOST, absl::Seconds(5));
   ASSERT_TRUE(lost.has_value()) << Describe(camp->History());
   EXPECT_EQ(lost->event.reason(), "resigned");
-  EXPECT_EQ(lost->event.leader().fencing_token(), led->event.leader().fencing_token());
+  EXPECT_EQ(lost->event.leader().fencing_token(),
+            led->event.leader().fencing_token());
   auto end = camp->WaitEnd(absl::Seconds(5));
   ASSERT_TRUE(end.ok());
   EXPECT_TRUE(end->ok()) << end->error_message();
@@ -511,25 +569,30 @@ TEST_F(SidecarTest, StoppedConfirmationsAreLostBeforeTheLeaseCouldExpire) {
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
   ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value());
-  absl::SleepFor(absl::Seconds(1));  // leadership held across several heartbeats
+  absl::SleepFor(
+      absl::Seconds(1));  // leadership held across several heartbeats
   ctl->SetHeartbeats(false);
-  // The etcd lease behind the last confirmation lives until at least capture + TTL; LOST must come
-  // before (the capture happened after the sidecar's confirmed write was sent).
+  // The etcd lease behind the last confirmation lives until at least capture +
+  // TTL; LOST must come before (the capture happened after the sidecar's
+  // confirmed write was sent).
   auto lost = camp->WaitFor(mcl::v1::LOST, absl::Seconds(10));
   ASSERT_TRUE(lost.has_value()) << Describe(camp->History());
   absl::Time last_capture = ctl->LastPublishedCapture();
   EXPECT_EQ(lost->event.reason(), "confirmation lapsed");
-  EXPECT_LT(lost->at, last_capture + kTtl) << "LOST arrived "
-                                           << absl::FormatDuration(lost->at - last_capture)
-                                           << " after the last confirmation's capture";
-  // The stream stays open; confirmations resume → LEADER again with the same grant.
+  EXPECT_LT(lost->at, last_capture + kTtl)
+      << "LOST arrived " << absl::FormatDuration(lost->at - last_capture)
+      << " after the last confirmation's capture";
+  // The stream stays open; confirmations resume → LEADER again with the same
+  // grant.
   ctl->SetHeartbeats(true);
   auto again = camp->WaitFor(mcl::v1::LEADER, kEventTimeout);
   ASSERT_TRUE(again.has_value());
-  EXPECT_EQ(again->event.leader().fencing_token(), lost->event.leader().fencing_token());
+  EXPECT_EQ(again->event.leader().fencing_token(),
+            lost->event.leader().fencing_token());
 }
 
-TEST_F(SidecarTest, LateConfirmationsNeverExtendLeadershipBeyondTheirCapturePlusTtl) {
+TEST_F(SidecarTest,
+       LateConfirmationsNeverExtendLeadershipBeyondTheirCapturePlusTtl) {
   auto ctl = StartController();
   ctl->SetHeartbeatDelay(absl::Milliseconds(1200));
   const std::string lock = UniqueName("late");
@@ -537,7 +600,8 @@ TEST_F(SidecarTest, LateConfirmationsNeverExtendLeadershipBeyondTheirCapturePlus
   auto sc = StartSidecar("late");
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
-  absl::SleepFor(absl::Seconds(8));  // let the delayed confirmations flow for a while
+  absl::SleepFor(
+      absl::Seconds(8));  // let the delayed confirmations flow for a while
   ctl->SetHeartbeats(false);
   ASSERT_TRUE(testbed::WaitUntil(
       [&] {
@@ -548,7 +612,8 @@ TEST_F(SidecarTest, LateConfirmationsNeverExtendLeadershipBeyondTheirCapturePlus
   std::vector<absl::Time> captures = ctl->CaptureTimes();
   auto h = camp->History();
   int leaders = 0;
-  // Every LEADER period ends (LOST) before the newest capture published before it + TTL.
+  // Every LEADER period ends (LOST) before the newest capture published before
+  // it + TTL.
   for (const auto& e : h) {
     if (e.event.state() == mcl::v1::LEADER) ++leaders;
     if (e.event.state() != mcl::v1::LOST) continue;
@@ -556,7 +621,8 @@ TEST_F(SidecarTest, LateConfirmationsNeverExtendLeadershipBeyondTheirCapturePlus
     for (absl::Time c : captures) {
       if (c < e.at) newest = std::max(newest, c);
     }
-    EXPECT_LT(e.at, newest + kTtl) << "LOST at +" << absl::FormatDuration(e.at - newest);
+    EXPECT_LT(e.at, newest + kTtl)
+        << "LOST at +" << absl::FormatDuration(e.at - newest);
   }
   EXPECT_GE(leaders, 1) << Describe(h);
 }
@@ -590,18 +656,22 @@ TEST_F(SidecarTest, MetricsAndHealthz) {
   const std::string lock = UniqueName("metrics");
   ctl->Manage(lock);
   int port = FreePort();
-  auto sc = StartSidecar("metrics", {absl::StrCat("--metrics-address=127.0.0.1:", port)});
+  auto sc = StartSidecar("metrics",
+                         {absl::StrCat("--metrics-address=127.0.0.1:", port)});
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
   ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value());
-  auto metrics = testbed::RunCommand({"curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")},
-                                     absl::Seconds(10));
+  auto metrics = testbed::RunCommand(
+      {"curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")},
+      absl::Seconds(10));
   ASSERT_TRUE(metrics.ok());
   EXPECT_THAT(metrics->output,
-              HasSubstr(absl::StrCat("mcl_sidecar_is_leader{lock=\"default/", lock, "\"} 1")));
-  EXPECT_THAT(metrics->output, HasSubstr(absl::StrCat(
-                                   "mcl_sidecar_leader_transitions_total{lock=\"default/", lock,
-                                   "\"} 1")));
+              HasSubstr(absl::StrCat("mcl_sidecar_is_leader{lock=\"default/",
+                                     lock, "\"} 1")));
+  EXPECT_THAT(metrics->output,
+              HasSubstr(absl::StrCat(
+                  "mcl_sidecar_leader_transitions_total{lock=\"default/", lock,
+                  "\"} 1")));
   EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_renew_errors_total"));
   auto health = testbed::RunCommand(
       {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
@@ -612,7 +682,8 @@ TEST_F(SidecarTest, MetricsAndHealthz) {
 }
 
 // Last in this file: it stops the shared apiserver and starts it again.
-TEST_F(SidecarTest, ZApiserverDownCallsAreUnavailableStreamsStayOpenAndRecover) {
+TEST_F(SidecarTest,
+       ZApiserverDownCallsAreUnavailableStreamsStayOpenAndRecover) {
   auto ctl = StartController();
   const std::string lock = UniqueName("down");
   ctl->Manage(lock);
@@ -629,22 +700,29 @@ TEST_F(SidecarTest, ZApiserverDownCallsAreUnavailableStreamsStayOpenAndRecover) 
   // Confirmations stop with the apiserver: LOST, and the stream stays open.
   auto lost = camp->WaitFor(mcl::v1::LOST, absl::Seconds(10));
   ASSERT_TRUE(lost.has_value()) << Describe(camp->History());
-  // Calls that need the apiserver answer UNAVAILABLE (once the watch has noticed).
+  // Calls that need the apiserver answer UNAVAILABLE (once the watch has
+  // noticed).
   ASSERT_TRUE(testbed::WaitUntil(
       [&] {
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(10));
         mcl::v1::LeaderRequest r;
         *r.mutable_lock() = Lock(lock);
         mcl::v1::LeaderResponse resp;
-        return sc->stub()->Leader(&ctx, r, &resp).error_code() == grpc::StatusCode::UNAVAILABLE;
+        return sc->stub()->Leader(&ctx, r, &resp).error_code() ==
+               grpc::StatusCode::UNAVAILABLE;
       },
       absl::Seconds(20)));
-  grpc::Status other = CampaignStatus(sc->stub(), Campaign(UniqueName("while-down")));
-  EXPECT_EQ(other.error_code(), grpc::StatusCode::UNAVAILABLE) << other.error_message();
+  grpc::Status other =
+      CampaignStatus(sc->stub(), Campaign(UniqueName("while-down")));
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << other.error_message();
   EXPECT_THAT(other.error_message(), HasSubstr("retry"));
-  EXPECT_FALSE(camp->WaitEnd(absl::Milliseconds(100)).ok()) << "the Campaign stream ended";
-  EXPECT_FALSE(obs->WaitEnd(absl::Milliseconds(100)).ok()) << "the Observe stream ended";
+  EXPECT_FALSE(camp->WaitEnd(absl::Milliseconds(100)).ok())
+      << "the Campaign stream ended";
+  EXPECT_FALSE(obs->WaitEnd(absl::Milliseconds(100)).ok())
+      << "the Observe stream ended";
 
   ASSERT_TRUE(tb_.StartAgain("apiserver-0").ok());
   auto back = camp->WaitFor(mcl::v1::LEADER, absl::Seconds(60));

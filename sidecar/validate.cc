@@ -7,67 +7,82 @@
 namespace mcl::sidecar {
 namespace {
 
-bool AlnumLower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool AlnumLower(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 }  // namespace
 
-absl::Status ValidateLockName(const std::string& name, const std::string& field) {
+absl::Status ValidateLockName(const std::string& name,
+                              const std::string& field) {
   if (name.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is empty; name the lock (a DNS-1123 "
-                                                          "subdomain such as \"my-app.leader\")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field,
+                     " is empty; name the lock (a DNS-1123 "
+                     "subdomain such as \"my-app.leader\")"));
   }
   if (name.size() > 253) {
-    return absl::InvalidArgumentError(absl::StrCat(field, " is ", name.size(),
-                                                   " characters long; at most 253 are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", name.size(),
+                     " characters long; at most 253 are allowed"));
   }
   for (size_t i = 0; i < name.size(); ++i) {
     char c = name[i];
     if (!AlnumLower(c) && c != '-' && c != '.') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " \"", name, "\" has '", std::string(1, c), "' at position ", i,
-          "; use only lowercase letters, digits, '-' and '.' (a DNS-1123 subdomain)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " \"", name, "\" has '", std::string(1, c),
+                       "' at position ", i,
+                       "; use only lowercase letters, digits, '-' and '.' (a "
+                       "DNS-1123 subdomain)"));
     }
   }
   if (!AlnumLower(name.front()) || !AlnumLower(name.back())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " \"", name, "\" must start and end with a lowercase letter or digit"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " \"", name,
+                     "\" must start and end with a lowercase letter or digit"));
   }
   for (size_t i = 0; i + 1 < name.size(); ++i) {
     if (name[i] == '.' && (name[i + 1] == '.' || name[i + 1] == '-')) {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, " \"", name, "\": each '.'-separated part must start with a letter or digit"));
+          field, " \"", name,
+          "\": each '.'-separated part must start with a letter or digit"));
     }
     if (name[i] == '-' && name[i + 1] == '.') {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, " \"", name, "\": each '.'-separated part must end with a letter or digit"));
+          field, " \"", name,
+          "\": each '.'-separated part must end with a letter or digit"));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateNamespace(const std::string& ns, const std::string& field) {
+absl::Status ValidateNamespace(const std::string& ns,
+                               const std::string& field) {
   if (ns.size() > 63) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, " is ", ns.size(), " characters long; a namespace has at most 63"));
+        absl::StrCat(field, " is ", ns.size(),
+                     " characters long; a namespace has at most 63"));
   }
   if (ns.find('.') != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, " \"", ns, "\" contains '.'; a namespace is a DNS-1123 label"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " \"", ns, "\" contains '.'; a namespace is a DNS-1123 label"));
   }
   return ValidateLockName(ns, field);
 }
 
-absl::Status ValidateIdentity(const std::string& identity, const std::string& field) {
+absl::Status ValidateIdentity(const std::string& identity,
+                              const std::string& field) {
   if (identity.size() > 128) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " is ", identity.size(), " bytes long; at most 128 are allowed"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", identity.size(),
+                     " bytes long; at most 128 are allowed"));
   }
   for (size_t i = 0; i < identity.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(identity[i]);
     if (c < 0x21 || c > 0x7e) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, " has a byte 0x", absl::Hex(c), " at position ", i,
-          "; use printable ASCII without spaces"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " has a byte 0x", absl::Hex(c), " at position ",
+                       i, "; use printable ASCII without spaces"));
     }
   }
   return absl::OkStatus();
@@ -77,7 +92,8 @@ absl::Status ValidateLeaseDuration(int64_t seconds, const std::string& field) {
   if (seconds == 0) return absl::OkStatus();
   if (seconds < 2 || seconds > 3600) {
     return absl::InvalidArgumentError(absl::StrCat(
-        field, " is ", seconds, "; use 0 for the sidecar's default or a value in [2, 3600]"));
+        field, " is ", seconds,
+        "; use 0 for the sidecar's default or a value in [2, 3600]"));
   }
   return absl::OkStatus();
 }

@@ -22,21 +22,30 @@ TEST(ValidateLockNameTest, AcceptsDns1123Subdomains) {
 }
 
 TEST(ValidateLockNameTest, RejectsWithAMessageThatSaysWhatToFix) {
-  EXPECT_THAT(Msg(ValidateLockName("", "lock.name")), HasSubstr("lock.name is empty"));
-  EXPECT_THAT(Msg(ValidateLockName("My-App", "lock.name")), HasSubstr("'M' at position 0"));
-  EXPECT_THAT(Msg(ValidateLockName("a_b", "lock.name")), HasSubstr("lowercase letters, digits"));
-  EXPECT_THAT(Msg(ValidateLockName("-a", "lock.name")), HasSubstr("must start and end"));
-  EXPECT_THAT(Msg(ValidateLockName("a-", "lock.name")), HasSubstr("must start and end"));
-  EXPECT_THAT(Msg(ValidateLockName("a..b", "lock.name")), HasSubstr("'.'-separated part"));
-  EXPECT_THAT(Msg(ValidateLockName("a.-b", "lock.name")), HasSubstr("'.'-separated part"));
+  EXPECT_THAT(Msg(ValidateLockName("", "lock.name")),
+              HasSubstr("lock.name is empty"));
+  EXPECT_THAT(Msg(ValidateLockName("My-App", "lock.name")),
+              HasSubstr("'M' at position 0"));
+  EXPECT_THAT(Msg(ValidateLockName("a_b", "lock.name")),
+              HasSubstr("lowercase letters, digits"));
+  EXPECT_THAT(Msg(ValidateLockName("-a", "lock.name")),
+              HasSubstr("must start and end"));
+  EXPECT_THAT(Msg(ValidateLockName("a-", "lock.name")),
+              HasSubstr("must start and end"));
+  EXPECT_THAT(Msg(ValidateLockName("a..b", "lock.name")),
+              HasSubstr("'.'-separated part"));
+  EXPECT_THAT(Msg(ValidateLockName("a.-b", "lock.name")),
+              HasSubstr("'.'-separated part"));
   EXPECT_THAT(Msg(ValidateLockName(std::string(254, 'a'), "lock.name")),
               HasSubstr("at most 253"));
-  EXPECT_EQ(ValidateLockName("", "x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateLockName("", "x").code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ValidateNamespaceTest, IsALabel) {
   EXPECT_TRUE(ValidateNamespace("kube-system", "lock.namespace").ok());
-  EXPECT_THAT(Msg(ValidateNamespace("a.b", "lock.namespace")), HasSubstr("contains '.'"));
+  EXPECT_THAT(Msg(ValidateNamespace("a.b", "lock.namespace")),
+              HasSubstr("contains '.'"));
   EXPECT_THAT(Msg(ValidateNamespace(std::string(64, 'a'), "lock.namespace")),
               HasSubstr("at most 63"));
 }
@@ -46,7 +55,8 @@ TEST(ValidateIdentityTest, PrintableAsciiUpTo128Bytes) {
   EXPECT_TRUE(ValidateIdentity(std::string(128, 'x'), "identity").ok());
   EXPECT_THAT(Msg(ValidateIdentity(std::string(129, 'x'), "identity")),
               HasSubstr("129 bytes long; at most 128"));
-  EXPECT_THAT(Msg(ValidateIdentity("two words", "identity")), HasSubstr("0x20 at position 3"));
+  EXPECT_THAT(Msg(ValidateIdentity("two words", "identity")),
+              HasSubstr("0x20 at position 3"));
 }
 
 TEST(ValidateLeaseDurationTest, ZeroOrTwoToAnHour) {
@@ -54,7 +64,8 @@ TEST(ValidateLeaseDurationTest, ZeroOrTwoToAnHour) {
   EXPECT_TRUE(ValidateLeaseDuration(2, "d").ok());
   EXPECT_TRUE(ValidateLeaseDuration(3600, "d").ok());
   EXPECT_THAT(Msg(ValidateLeaseDuration(1, "lease_duration_seconds")),
-              HasSubstr("lease_duration_seconds is 1; use 0 for the sidecar's default or a value "
+              HasSubstr("lease_duration_seconds is 1; use 0 for the sidecar's "
+                        "default or a value "
                         "in [2, 3600]"));
   EXPECT_FALSE(ValidateLeaseDuration(-5, "d").ok());
   EXPECT_FALSE(ValidateLeaseDuration(3601, "d").ok());
@@ -71,17 +82,20 @@ TEST(IdentityFromEnvTest, PodNameAndUid) {
 }
 
 TEST(ListenAddressTest, LoopbackAndUnixSocketsOnly) {
-  for (const char* a : {"127.0.0.1:7400", "127.1.2.3:0", "[::1]:7400", "localhost:7400",
-                        "unix:///tmp/s.sock", "unix:/tmp/s.sock"}) {
+  for (const char* a :
+       {"127.0.0.1:7400", "127.1.2.3:0", "[::1]:7400", "localhost:7400",
+        "unix:///tmp/s.sock", "unix:/tmp/s.sock"}) {
     EXPECT_TRUE(ValidateListenAddress(a).ok()) << a;
   }
-  for (const char* a : {"0.0.0.0:7400", ":7400", "10.0.0.1:7400", "[::]:7400", "example.com:80",
-                        "127.0.0.1", "127.0.0.1:99999", "unix://"}) {
+  for (const char* a :
+       {"0.0.0.0:7400", ":7400", "10.0.0.1:7400", "[::]:7400", "example.com:80",
+        "127.0.0.1", "127.0.0.1:99999", "unix://"}) {
     absl::Status s = ValidateListenAddress(a);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << a;
   }
   EXPECT_THAT(Msg(ValidateListenAddress("0.0.0.0:7400")),
-              HasSubstr("refusing to serve on --listen=0.0.0.0:7400: not a loopback address"));
+              HasSubstr("refusing to serve on --listen=0.0.0.0:7400: not a "
+                        "loopback address"));
 }
 
 TEST(FlagsTest, DefaultsAndOverrides) {
@@ -89,8 +103,9 @@ TEST(FlagsTest, DefaultsAndOverrides) {
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->listen, "127.0.0.1:7400");
   EXPECT_EQ(f->lease_duration, absl::Seconds(15));
-  f = ParseFlags({"--listen=unix:///run/mcl.sock", "--namespace", "team-a", "--lease-duration=4",
-                  "--identity=me", "--metrics-address=:9090", "--kubeconfig=/k",
+  f = ParseFlags({"--listen=unix:///run/mcl.sock", "--namespace", "team-a",
+                  "--lease-duration=4", "--identity=me",
+                  "--metrics-address=:9090", "--kubeconfig=/k",
                   "--cluster-name=east", "--shutdown-grace=3s"});
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->listen, "unix:///run/mcl.sock");
@@ -105,12 +120,18 @@ TEST(FlagsTest, DefaultsAndOverrides) {
 }
 
 TEST(FlagsTest, BadFlagsSayWhatIsWrong) {
-  EXPECT_THAT(Msg(ParseFlags({"--listen=0.0.0.0:1"}).status()), HasSubstr("refusing to serve"));
-  EXPECT_THAT(Msg(ParseFlags({"--nope=1"}).status()), HasSubstr("unknown flag --nope"));
-  EXPECT_THAT(Msg(ParseFlags({"--lease-duration=1"}).status()), HasSubstr("outside [2s, 1h]"));
-  EXPECT_THAT(Msg(ParseFlags({"--lease-duration=soon"}).status()), HasSubstr("not a duration"));
-  EXPECT_THAT(Msg(ParseFlags({"--namespace"}).status()), HasSubstr("needs a value"));
-  EXPECT_THAT(Msg(ParseFlags({"stray"}).status()), HasSubstr("unexpected argument"));
+  EXPECT_THAT(Msg(ParseFlags({"--listen=0.0.0.0:1"}).status()),
+              HasSubstr("refusing to serve"));
+  EXPECT_THAT(Msg(ParseFlags({"--nope=1"}).status()),
+              HasSubstr("unknown flag --nope"));
+  EXPECT_THAT(Msg(ParseFlags({"--lease-duration=1"}).status()),
+              HasSubstr("outside [2s, 1h]"));
+  EXPECT_THAT(Msg(ParseFlags({"--lease-duration=soon"}).status()),
+              HasSubstr("not a duration"));
+  EXPECT_THAT(Msg(ParseFlags({"--namespace"}).status()),
+              HasSubstr("needs a value"));
+  EXPECT_THAT(Msg(ParseFlags({"stray"}).status()),
+              HasSubstr("unexpected argument"));
 }
 
 TEST(LogTest, OneJsonObjectPerLineWithEscapes) {

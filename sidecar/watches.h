@@ -1,5 +1,6 @@
-// WatchFactory over the one kube Informer (common/kube/informer.h): one informer per namespace for
-// MultiClusterLeases, one per heartbeat Lease (a field selector on its name).
+// WatchFactory over the one kube Informer (common/kube/informer.h): one
+// informer per namespace for MultiClusterLeases, one per heartbeat Lease (a
+// field selector on its name).
 #ifndef MCL_SIDECAR_WATCHES_H_
 #define MCL_SIDECAR_WATCHES_H_
 

@@ -27,9 +27,11 @@ FakeController::FakeController(Options o) : o_(std::move(o)) {
   };
   kube::TypedInformer<kube::MultiClusterLease>::Handlers h;
   h.on_add = [kick](const kube::MultiClusterLease&) { kick(); };
-  h.on_update = [kick](const kube::MultiClusterLease&, const kube::MultiClusterLease&) { kick(); };
+  h.on_update = [kick](const kube::MultiClusterLease&,
+                       const kube::MultiClusterLease&) { kick(); };
   h.on_delete = [kick](const kube::MultiClusterLease&) { kick(); };
-  informer_ = std::make_unique<kube::TypedInformer<kube::MultiClusterLease>>(client_.get(), io, h);
+  informer_ = std::make_unique<kube::TypedInformer<kube::MultiClusterLease>>(
+      client_.get(), io, h);
   informer_->Start();
   thread_ = std::thread([this] { Loop(); });
 }
@@ -82,9 +84,11 @@ void FakeController::Loop() {
     {
       absl::MutexLock l(&mu_);
       absl::Duration wait = next_heartbeat_ - absl::Now();
-      // Staleness of a holder is noticed without an event: look again at least every 100 ms.
+      // Staleness of a holder is noticed without an event: look again at least
+      // every 100 ms.
       wait = std::min(wait, absl::Milliseconds(100));
-      if (!dirty_ && !stop_ && wait > absl::ZeroDuration()) cv_.WaitWithTimeout(&mu_, wait);
+      if (!dirty_ && !stop_ && wait > absl::ZeroDuration())
+        cv_.WaitWithTimeout(&mu_, wait);
       if (stop_) return;
       dirty_ = false;
       locks = locks_;
@@ -107,11 +111,13 @@ void FakeController::Heartbeat() {
     delay = delay_;
   }
   if (!on) return;
-  // c is read before the "keepalive"; the keepalive is answered at once (the session is alive).
+  // c is read before the "keepalive"; the keepalive is answered at once (the
+  // session is alive).
   absl::Time captured = absl::Now();
   std::string c = informer_->LastSyncResourceVersion();
   if (c.empty()) return;
-  if (delay > absl::ZeroDuration()) absl::SleepFor(delay);  // the slow path being simulated
+  if (delay > absl::ZeroDuration())
+    absl::SleepFor(delay);  // the slow path being simulated
   kube::LeaseClient leases(client_.get());
   auto lease = leases.Get(o_.ns, heartbeat_name());
   kube::Lease l;
@@ -120,7 +126,8 @@ void FakeController::Heartbeat() {
   l.metadata.namespace_ = o_.ns;
   l.metadata.annotations["mcl.dev/session"] = o_.session;
   l.metadata.annotations["mcl.dev/confirmed-resource-version"] = c;
-  l.metadata.annotations["mcl.dev/session-ttl-ms"] = absl::StrCat(absl::ToInt64Milliseconds(o_.ttl));
+  l.metadata.annotations["mcl.dev/session-ttl-ms"] =
+      absl::StrCat(absl::ToInt64Milliseconds(o_.ttl));
   l.spec.holder_identity = o_.session;
   l.spec.renew_time = kube::FormatMicroTime(absl::Now());
   auto r = lease.ok() ? leases.Update(l) : leases.Create(l);
@@ -162,10 +169,11 @@ void FakeController::Reconcile(const std::string& lock, const std::string& c) {
     next.status.transitions = obj->status.transitions;
     write = true;
   } else if (holder != leader) {
-    // A new local holder: re-point only after the old grantee's timeout (§Ack); it cannot ack since
-    // its spec is no longer its own.
+    // A new local holder: re-point only after the old grantee's timeout (§Ack);
+    // it cannot ack since its spec is no longer its own.
     auto it = last_renewal_.find(lock);
-    absl::Time old_renewal = it == last_renewal_.end() ? absl::Now() : it->second;
+    absl::Time old_renewal =
+        it == last_renewal_.end() ? absl::Now() : it->second;
     absl::Time safe = old_renewal + o_.ttl * 1.01 + absl::Milliseconds(150);
     if (absl::Now() >= safe && live) {
       next.status.leader = holder;

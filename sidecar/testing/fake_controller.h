@@ -1,13 +1,16 @@
-// FakeController: a test thread that plays the election controller of one cluster exactly as
-// docs/design.md describes it, with the CONTROLLER identity on a real kube-apiserver, for the locks
-// a test names. It grants the local spec holder (token = a strictly increasing counter), re-points a
-// grant to a new local holder only after the old grantee acked or timed out (§Ack), clears the grant
-// when the holder resigns, and publishes confirmations in its heartbeat Lease every TTL/4: it reads
-// c = the informer's processed resourceVersion *before* its "keepalive" and publishes (session, c)
-// after it — optionally late, to test that late confirmations do not extend validity.
+// FakeController: a test thread that plays the election controller of one
+// cluster exactly as docs/design.md describes it, with the CONTROLLER identity
+// on a real kube-apiserver, for the locks a test names. It grants the local
+// spec holder (token = a strictly increasing counter), re-points a grant to a
+// new local holder only after the old grantee acked or timed out (§Ack), clears
+// the grant when the holder resigns, and publishes confirmations in its
+// heartbeat Lease every TTL/4: it reads c = the informer's processed
+// resourceVersion *before* its "keepalive" and publishes (session, c) after it
+// — optionally late, to test that late confirmations do not extend validity.
 //
-// It lets a test control what a real controller cannot be made to do on demand (stop heartbeats,
-// delay them) and record precisely when each confirmation was captured.
+// It lets a test control what a real controller cannot be made to do on demand
+// (stop heartbeats, delay them) and record precisely when each confirmation was
+// captured.
 #ifndef MCL_SIDECAR_TESTING_FAKE_CONTROLLER_H_
 #define MCL_SIDECAR_TESTING_FAKE_CONTROLLER_H_
 
@@ -41,9 +44,11 @@ class FakeController {
   void Manage(const std::string& lock);
   // Stop / resume publishing heartbeats (a dead or partitioned controller).
   void SetHeartbeats(bool on);
-  // Publish each confirmation this long after capturing c (a slow keepalive or watch).
+  // Publish each confirmation this long after capturing c (a slow keepalive or
+  // watch).
   void SetHeartbeatDelay(absl::Duration d);
-  // Real times at which published confirmations were captured (c read), in order.
+  // Real times at which published confirmations were captured (c read), in
+  // order.
   std::vector<absl::Time> CaptureTimes();
   absl::Time LastPublishedCapture();
   int64_t grants();

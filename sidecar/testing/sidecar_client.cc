@@ -15,16 +15,16 @@ mcl::v1::LockRef Lock(const std::string& name, const std::string& ns) {
   return l;
 }
 
-std::unique_ptr<StreamReader> StreamReader::Campaign(mcl::v1::Election::Stub* stub,
-                                                     const mcl::v1::CampaignRequest& req) {
+std::unique_ptr<StreamReader> StreamReader::Campaign(
+    mcl::v1::Election::Stub* stub, const mcl::v1::CampaignRequest& req) {
   std::unique_ptr<StreamReader> r(new StreamReader());
   r->reader_ = stub->Campaign(&r->ctx_, req);
   r->thread_ = std::thread([p = r.get()] { p->Run(); });
   return r;
 }
 
-std::unique_ptr<StreamReader> StreamReader::Observe(mcl::v1::Election::Stub* stub,
-                                                    const mcl::v1::ObserveRequest& req) {
+std::unique_ptr<StreamReader> StreamReader::Observe(
+    mcl::v1::Election::Stub* stub, const mcl::v1::ObserveRequest& req) {
   std::unique_ptr<StreamReader> r(new StreamReader());
   r->reader_ = stub->Observe(&r->ctx_, req);
   r->thread_ = std::thread([p = r.get()] { p->Run(); });
@@ -52,7 +52,9 @@ void StreamReader::Run() {
 
 std::optional<ReceivedEvent> StreamReader::Next(absl::Duration timeout) {
   absl::MutexLock l(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || ended_; };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || ended_;
+  };
   mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
   if (queue_.empty()) return std::nullopt;
   ReceivedEvent r = queue_.front();
@@ -60,7 +62,8 @@ std::optional<ReceivedEvent> StreamReader::Next(absl::Duration timeout) {
   return r;
 }
 
-std::optional<ReceivedEvent> StreamReader::WaitFor(mcl::v1::State state, absl::Duration timeout) {
+std::optional<ReceivedEvent> StreamReader::WaitFor(mcl::v1::State state,
+                                                   absl::Duration timeout) {
   absl::Time until = absl::Now() + timeout;
   for (;;) {
     auto e = Next(until - absl::Now());
@@ -84,7 +87,8 @@ std::vector<ReceivedEvent> StreamReader::History() {
 }
 
 absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(
-    const std::string& name, const std::string& dir, std::vector<std::string> args,
+    const std::string& name, const std::string& dir,
+    std::vector<std::string> args,
     const std::map<std::string, std::string>& env) {
   std::string target;
   for (const std::string& a : args) {
@@ -96,14 +100,17 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::Start(
   }
   std::vector<std::string> argv = {SidecarBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  auto p = testbed::Subprocess::Start(argv, absl::StrCat(dir, "/", name, ".log"), env);
+  auto p = testbed::Subprocess::Start(
+      argv, absl::StrCat(dir, "/", name, ".log"), env);
   if (!p.ok()) return p.status();
   std::unique_ptr<Sidecar> s(new Sidecar(std::move(*p)));
   s->target_ = target;
   s->channel_ = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  if (!s->channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(15))) {
+  if (!s->channel_->WaitForConnected(std::chrono::system_clock::now() +
+                                     std::chrono::seconds(15))) {
     return absl::UnavailableError(
-        absl::StrCat("sidecar ", name, " did not accept connections; log:\n", s->proc_.Log()));
+        absl::StrCat("sidecar ", name, " did not accept connections; log:\n",
+                     s->proc_.Log()));
   }
   s->stub_ = mcl::v1::Election::NewStub(s->channel_);
   return s;

@@ -1,5 +1,6 @@
-// Test helpers: a real mcl-sidecar process on a unix socket (or loopback port) with its gRPC stub,
-// and a reader that drains a server stream on its own thread so tests wait on events with deadlines.
+// Test helpers: a real mcl-sidecar process on a unix socket (or loopback port)
+// with its gRPC stub, and a reader that drains a server stream on its own
+// thread so tests wait on events with deadlines.
 #ifndef MCL_SIDECAR_TESTING_SIDECAR_CLIENT_H_
 #define MCL_SIDECAR_TESTING_SIDECAR_CLIENT_H_
 
@@ -28,17 +29,20 @@ struct ReceivedEvent {
 class StreamReader {
  public:
   // Starts Campaign or Observe on `stub`.
-  static std::unique_ptr<StreamReader> Campaign(mcl::v1::Election::Stub* stub,
-                                                const mcl::v1::CampaignRequest& req);
-  static std::unique_ptr<StreamReader> Observe(mcl::v1::Election::Stub* stub,
-                                               const mcl::v1::ObserveRequest& req);
+  static std::unique_ptr<StreamReader> Campaign(
+      mcl::v1::Election::Stub* stub, const mcl::v1::CampaignRequest& req);
+  static std::unique_ptr<StreamReader> Observe(
+      mcl::v1::Election::Stub* stub, const mcl::v1::ObserveRequest& req);
   ~StreamReader();
 
   // The next event, or nullopt after `timeout` or when the stream ended.
   std::optional<ReceivedEvent> Next(absl::Duration timeout);
-  // Waits for an event with `state` (skipping others); nullopt on timeout / end.
-  std::optional<ReceivedEvent> WaitFor(mcl::v1::State state, absl::Duration timeout);
-  // Waits for the stream to end; its status (DEADLINE_EXCEEDED-like error if it does not end).
+  // Waits for an event with `state` (skipping others); nullopt on timeout /
+  // end.
+  std::optional<ReceivedEvent> WaitFor(mcl::v1::State state,
+                                       absl::Duration timeout);
+  // Waits for the stream to end; its status (DEADLINE_EXCEEDED-like error if it
+  // does not end).
   absl::StatusOr<grpc::Status> WaitEnd(absl::Duration timeout);
   void Cancel() { ctx_.TryCancel(); }
   // Every event received so far (including ones already returned by Next).
@@ -59,12 +63,13 @@ class StreamReader {
 
 class Sidecar {
  public:
-  // Starts bazel-bin's mcl-sidecar with `args` (plus --listen=unix://<dir>/<name>.sock unless args
-  // contain --listen) and waits until its gRPC channel is ready.
-  static absl::StatusOr<std::unique_ptr<Sidecar>> Start(const std::string& name,
-                                                        const std::string& dir,
-                                                        std::vector<std::string> args,
-                                                        const std::map<std::string, std::string>& env = {});
+  // Starts bazel-bin's mcl-sidecar with `args` (plus
+  // --listen=unix://<dir>/<name>.sock unless args contain --listen) and waits
+  // until its gRPC channel is ready.
+  static absl::StatusOr<std::unique_ptr<Sidecar>> Start(
+      const std::string& name, const std::string& dir,
+      std::vector<std::string> args,
+      const std::map<std::string, std::string>& env = {});
   mcl::v1::Election::Stub* stub() { return stub_.get(); }
   std::shared_ptr<grpc::Channel> channel() { return channel_; }
   testbed::Subprocess& process() { return proc_; }
