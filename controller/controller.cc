@@ -117,7 +117,16 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   auto enqueue = [self](const Json& obj) {
     const std::string ns = StringAt(obj, {"metadata", "namespace"});
     if (!self->NamespaceWatched(ns)) return;
-    self->queue_.Add(kube::ObjectKeyOf(obj));
+    const std::string key = kube::ObjectKeyOf(obj);
+    // Every delivered version goes into the liveness tracker, not only the one a reconcile later
+    // reads: a resign followed at once by a local takeover must still count as the resigner's ack
+    // (design.md §Ack), and renewals are timed when they arrive.
+    if (auto v = CrViewFromJson(obj); v.ok()) {
+      absl::MutexLock l(&self->mu_);
+      self->memory_[key].liveness.Observe(v->uid, v->generation, v->holder,
+                                          self->clock_->Monotonic());
+    }
+    self->queue_.Add(key);
   };
   kube::Informer::Handlers h;
   h.on_add = enqueue;

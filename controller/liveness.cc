@@ -25,6 +25,7 @@ void LivenessTracker::Observe(const std::string& uid, int64_t generation,
   if (!consecutive) last_gap_ = now;
   if (!holder.has_value()) {
     resigned_ = (consecutive && holder_.has_value()) ? holder_ : std::nullopt;
+    if (resigned_) resigned_at_[*resigned_] = generation;
     // A resign after a gap: keep nothing (we cannot attribute the write).
   } else {
     resigned_.reset();
@@ -47,6 +48,10 @@ void LivenessTracker::Prune(const std::optional<std::string>& keep_a,
     const bool keep = (keep_a && *keep_a == it->first) || (keep_b && *keep_b == it->first) ||
                       (holder_ && *holder_ == it->first);
     it = keep ? std::next(it) : last_renewal_.erase(it);
+  }
+  for (auto it = resigned_at_.begin(); it != resigned_at_.end();) {
+    const bool keep = (keep_a && *keep_a == it->first) || (keep_b && *keep_b == it->first);
+    it = keep ? std::next(it) : resigned_at_.erase(it);
   }
 }
 

@@ -44,6 +44,15 @@ class LivenessTracker {
   // latest spec names a holder, or when a generation was skipped (we cannot tell who wrote it).
   const std::optional<std::string>& resigned() const { return resigned_; }
 
+  // The generation of the latest spec write in which `holder` removed itself directly after a
+  // version naming it (consecutive generations, both observed); 0 if none was observed. Remembered
+  // even after another holder took over, so a local takeover right after a resign does not hide the
+  // resign (design.md §Ack): feed every version the informer delivers, not only reconciled ones.
+  int64_t ResignedAt(const std::string& holder) const {
+    auto it = resigned_at_.find(holder);
+    return it == resigned_at_.end() ? 0 : it->second;
+  }
+
   int64_t generation() const { return generation_; }
 
   // Forgets holders other than those given (bounded memory per lock).
@@ -57,6 +66,7 @@ class LivenessTracker {
   std::optional<std::string> resigned_;
   absl::Duration last_gap_ = absl::ZeroDuration();
   std::map<std::string, absl::Duration> last_renewal_;
+  std::map<std::string, int64_t> resigned_at_;
 };
 
 }  // namespace mcl::controller

@@ -137,6 +137,8 @@ bool LockReconciler::Acked(const Grantee& g, const SessionView& s, const LockMem
       mem.revoke->grantee.token == g.token && mem.revoke->acked) {
     return true;
   }
+  // Resigned after the grant (design.md §Ack), even if another local holder has taken over since.
+  if (g.generation > 0 && mem.liveness.ResignedAt(g.holder) > g.generation) return true;
   return now >= AckDeadline(g, s, mem);
 }
 
@@ -159,7 +161,7 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
       // confirms, and it names our session.
       if (!cr->status.leader.empty() && cr->status.leader_cluster == config_.cluster &&
           s.alive && cr->status.session == SessionHex(s.id)) {
-        mem.announced = Grantee{cr->status.leader, cr->status.fencing_token};
+        mem.announced = Grantee{cr->status.leader, cr->status.fencing_token, cr->generation};
       }
     }
     // An ack of a revocation: a spec write by the grantee after our revoking write (the sidecar's
@@ -309,7 +311,7 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
                                 " with fencing token ", token),
                    wall);
       // Announced from the moment the write may land (a lost answer may still have applied it).
-      announced = Grantee{key_holder, token};
+      announced = Grantee{key_holder, token, cr->generation};
       mem.revoke.reset();
       if (write_if_changed(Action::kGrant)) {
         if (cr->status.fencing_token != token || cr->status.leader != key_holder) {

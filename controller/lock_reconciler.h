@@ -145,6 +145,10 @@ struct Plan {
 struct Grantee {
   std::string holder;
   int64_t token = 0;
+  // The CR generation the grant was computed from. A resign by `holder` at a later generation is
+  // its ack: the grant's status write was preconditioned on this version, so any later spec write
+  // came after it, and the sidecar writes only after applying what it has seen.
+  int64_t generation = 0;
 };
 
 // What the controller remembers about one lock between reconciles.
