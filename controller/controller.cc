@@ -55,20 +55,25 @@ std::string RandomHex(int n) {
   return out;
 }
 
-// An etcd error that says the backend is not answering (as opposed to a refused request).
+// An etcd error that says the backend is not answering (as opposed to a refused
+// request).
 bool Unreachable(const absl::Status& s) {
-  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsCancelled(s);
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
+         absl::IsCancelled(s);
 }
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions options) {
-  if (options.cluster.empty()) return absl::InvalidArgumentError("--cluster-name is required");
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
+    ControllerOptions options) {
+  if (options.cluster.empty())
+    return absl::InvalidArgumentError("--cluster-name is required");
   if (options.etcd_endpoints.empty()) {
     return absl::InvalidArgumentError("--etcd-endpoints is required");
   }
   if (options.session_ttl < absl::Seconds(1)) {
-    return absl::InvalidArgumentError("--session-ttl must be at least 1s (etcd's granularity)");
+    return absl::InvalidArgumentError(
+        "--session-ttl must be at least 1s (etcd's granularity)");
   }
   while (options.key_prefix.size() > 1 && options.key_prefix.back() == '/') {
     options.key_prefix.pop_back();
@@ -93,8 +98,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   }
   ecfg.username = o.etcd_username;
   ecfg.password = o.etcd_password;
-  // A call must not outlast a keepalive period by much: a stuck Txn would stall a worker while
-  // the session's fate is decided elsewhere.
+  // A call must not outlast a keepalive period by much: a stuck Txn would stall
+  // a worker while the session's fate is decided elsewhere.
   ecfg.call_timeout = std::max(absl::Seconds(1), o.session_ttl / 2);
   auto etcd = etcd::Client::Create(ecfg);
   if (!etcd.ok()) return etcd.status();
@@ -111,16 +116,18 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   kube::InformerOptions io;
   if (o.watch_namespaces.size() == 1) io.namespace_ = o.watch_namespaces[0];
   io.on_error = [](const absl::Status& s) {
-    Warn("MultiClusterLease informer error", {{"error", std::string(s.message())}});
+    Warn("MultiClusterLease informer error",
+         {{"error", std::string(s.message())}});
   };
   Controller* self = c.get();
   auto enqueue = [self](const Json& obj) {
     const std::string ns = StringAt(obj, {"metadata", "namespace"});
     if (!self->NamespaceWatched(ns)) return;
     const std::string key = kube::ObjectKeyOf(obj);
-    // Every delivered version goes into the liveness tracker, not only the one a reconcile later
-    // reads: a resign followed at once by a local takeover must still count as the resigner's ack
-    // (design.md §Ack), and renewals are timed when they arrive.
+    // Every delivered version goes into the liveness tracker, not only the one
+    // a reconcile later reads: a resign followed at once by a local takeover
+    // must still count as the resigner's ack (design.md §Ack), and renewals are
+    // timed when they arrive.
     if (auto v = CrViewFromJson(obj); v.ok()) {
       absl::MutexLock l(&self->mu_);
       self->memory_[key].liveness.Observe(v->uid, v->generation, v->holder,
@@ -137,21 +144,25 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(ControllerOptions
   return c;
 }
 
-Controller::Controller(ControllerOptions options) : options_(std::move(options)) {
+Controller::Controller(ControllerOptions options)
+    : options_(std::move(options)) {
   election_duration_ = options_.election_lease_duration;
   if (election_duration_ <= absl::ZeroDuration()) {
-    election_duration_ =
-        std::clamp(options_.session_ttl * 3, absl::Seconds(3), absl::Seconds(15));
+    election_duration_ = std::clamp(options_.session_ttl * 3, absl::Seconds(3),
+                                    absl::Seconds(15));
   }
-  // On SIGTERM heartbeats stop at once, so after TTL·(1+rho)+m no local candidate can still count
-  // itself leader (design.md §Confirmation) and revoking the session is safe for every lock, acked
-  // or not. A shorter bound would not be.
+  // On SIGTERM heartbeats stop at once, so after TTL·(1+rho)+m no local
+  // candidate can still count itself leader (design.md §Confirmation) and
+  // revoking the session is safe for every lock, acked or not. A shorter bound
+  // would not be.
   const absl::Duration lapse = options_.session_ttl * (1 + kRho) + kMargin;
   if (options_.shutdown_timeout < lapse) options_.shutdown_timeout = lapse;
   heartbeat_name_ = absl::StrCat("mcl-heartbeat-", options_.cluster);
   election_name_ = absl::StrCat("mcl-controller-", options_.cluster);
   metrics_.locks_held = [this] { return LocksHeld(); };
-  metrics_.locks_known = [this] { return static_cast<int64_t>(informer_ ? informer_->Size() : 0); };
+  metrics_.locks_known = [this] {
+    return static_cast<int64_t>(informer_ ? informer_->Size() : 0);
+  };
   metrics_.queue_depth = [this] { return static_cast<int64_t>(queue_.Len()); };
   metrics_.backend_reachable = [this] {
     absl::MutexLock l(&mu_);
@@ -176,8 +187,9 @@ Controller::~Controller() {
 
 bool Controller::NamespaceWatched(const std::string& ns) const {
   if (options_.watch_namespaces.empty()) return true;
-  return std::find(options_.watch_namespaces.begin(), options_.watch_namespaces.end(), ns) !=
-         options_.watch_namespaces.end();
+  return std::find(options_.watch_namespaces.begin(),
+                   options_.watch_namespaces.end(),
+                   ns) != options_.watch_namespaces.end();
 }
 
 std::string Controller::EtcdKey(const std::string& lock_key) const {
@@ -187,16 +199,19 @@ std::string Controller::EtcdKey(const std::string& lock_key) const {
 std::string Controller::LockKeyOf(const std::string& etcd_key) const {
   const std::string prefix = options_.key_prefix + "/";
   if (etcd_key.compare(0, prefix.size(), prefix) != 0) return "";
-  std::vector<std::string> parts = absl::StrSplit(etcd_key.substr(prefix.size()), '/');
+  std::vector<std::string> parts =
+      absl::StrSplit(etcd_key.substr(prefix.size()), '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return "";
   return absl::StrCat(parts[0], "/", parts[1]);
 }
 
-// ---- Replica election --------------------------------------------------------------------------
+// ---- Replica election
+// --------------------------------------------------------------------------
 
 bool Controller::AcquireActive(const std::atomic<bool>* stop) {
   const kube::Resource& res = kube::LeaseResource();
-  const absl::Duration poll = std::min(absl::Seconds(1), election_duration_ / 4);
+  const absl::Duration poll =
+      std::min(absl::Seconds(1), election_duration_ / 4);
   const int64_t duration_s = absl::ToInt64Seconds(election_duration_);
   std::string observed;
   absl::Duration observed_at;
@@ -223,13 +238,15 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
         if (created.ok()) {
           election_obj_ = *created;
           election_renewed_at_ = now;
-          Info("active replica", {{"identity", options_.identity}, {"lease", election_name_}});
+          Info("active replica",
+               {{"identity", options_.identity}, {"lease", election_name_}});
           return true;
         }
         Warn("cannot create the election Lease",
              {{"error", std::string(created.status().message())}});
       } else {
-        Warn("cannot read the election Lease", {{"error", std::string(got.status().message())}});
+        Warn("cannot read the election Lease",
+             {{"error", std::string(got.status().message())}});
       }
       SleepFor(poll, stop);
       continue;
@@ -239,14 +256,17 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
     const std::string seen = absl::StrCat(holder, "|", renew);
     if (seen != observed) {
       observed = seen;
-      observed_at = now;  // judged by our own clock from when we saw it change (S3)
+      observed_at =
+          now;  // judged by our own clock from when we saw it change (S3)
     }
-    if (holder.empty() || holder == options_.identity || now - observed_at >= election_duration_) {
+    if (holder.empty() || holder == options_.identity ||
+        now - observed_at >= election_duration_) {
       Json obj = *got;
       Json& spec = kube::ChildObject(obj, "spec");
       if (holder != options_.identity) {
         int64_t transitions = 0;
-        if (spec.has_field("leaseTransitions") && spec.at("leaseTransitions").is_integer()) {
+        if (spec.has_field("leaseTransitions") &&
+            spec.at("leaseTransitions").is_integer()) {
           transitions = spec.at("leaseTransitions").as_number().to_int64();
         }
         spec["leaseTransitions"] = Json::number(transitions + 1);
@@ -269,7 +289,9 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
            {{"error", std::string(updated.status().message())}});
     } else if (standby_logged != holder) {
       standby_logged = holder;
-      Info("standby", {{"active", holder}, {"lease_duration", absl::FormatDuration(election_duration_)}});
+      Info("standby",
+           {{"active", holder},
+            {"lease_duration", absl::FormatDuration(election_duration_)}});
     }
     SleepFor(poll, stop);
   }
@@ -278,15 +300,18 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
 
 void Controller::RenewActiveLoop() {
   const kube::Resource& res = kube::LeaseResource();
-  // Stop acting before any standby can count our lease as expired: it waits the full duration
-  // from when *it* saw our last renewal, which was after we sent it.
+  // Stop acting before any standby can count our lease as expired: it waits the
+  // full duration from when *it* saw our last renewal, which was after we sent
+  // it.
   const absl::Duration fence = election_duration_ * (1 - kRho) - kMargin;
   absl::Duration next = election_renewed_at_ + election_duration_ / 3;
   while (!stopping_.load()) {
     const absl::Duration now = clock_->Monotonic();
     if (now >= election_renewed_at_ + fence) {
-      Error("lost the replica election Lease; exiting so that a standby takes over",
-            {{"identity", options_.identity}});
+      Error(
+          "lost the replica election Lease; exiting so that a standby takes "
+          "over",
+          {{"identity", options_.identity}});
       std::_Exit(1);
     }
     if (now < next) {
@@ -334,7 +359,8 @@ void Controller::ReleaseActive() {
   }
 }
 
-// ---- etcd session, watch, heartbeat -------------------------------------------------------------
+// ---- etcd session, watch, heartbeat
+// -------------------------------------------------------------
 
 absl::Status Controller::EstablishSession(bool try_adopt) {
   auto make_callbacks = [this](int64_t id) {
@@ -345,19 +371,23 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
       tracker_.OnRenewed(r.id, r.ttl_seconds, r.sent_at, r.received_at);
     };
     cb.on_lost = [this, id](const absl::Status& why) {
-      Warn("etcd session lost", {{"session", SessionHex(id)}, {"why", std::string(why.message())}});
+      Warn("etcd session lost",
+           {{"session", SessionHex(id)}, {"why", std::string(why.message())}});
       absl::MutexLock l(&mu_);
       tracker_.OnLost(id);
     };
     return cb;
   };
   if (try_adopt) {
-    // design: a standby (or a restarted controller) keeps the previous session if etcd says it
-    // still lives, so the keys it holds and the statuses naming it stay valid.
-    auto hb = kube_->Get(kube::LeaseResource(), options_.namespace_, heartbeat_name_);
+    // design: a standby (or a restarted controller) keeps the previous session
+    // if etcd says it still lives, so the keys it holds and the statuses naming
+    // it stay valid.
+    auto hb =
+        kube_->Get(kube::LeaseResource(), options_.namespace_, heartbeat_name_);
     if (!hb.ok() && !absl::IsNotFound(hb.status())) return hb.status();
-    const std::string hex = hb.ok() ? StringAt(*hb, {"metadata", "annotations", kSessionAnnotation})
-                                    : "";
+    const std::string hex =
+        hb.ok() ? StringAt(*hb, {"metadata", "annotations", kSessionAnnotation})
+                : "";
     uint64_t id = 0;
     if (!hex.empty() && absl::SimpleHexAtoi(hex, &id) && id != 0) {
       const absl::Duration sent = clock_->Monotonic();
@@ -367,11 +397,12 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
       if (info.ok() && info->ttl_seconds > 0) {
         // etcd reports whole seconds; count one less to be safe.
         const int64_t remaining = std::max<int64_t>(0, info->ttl_seconds - 1);
-        const int64_t granted = std::max(info->granted_ttl_seconds, info->ttl_seconds);
+        const int64_t granted =
+            std::max(info->granted_ttl_seconds, info->ttl_seconds);
         {
           absl::MutexLock l(&mu_);
-          tracker_.Started(static_cast<int64_t>(id), absl::Seconds(granted), sent,
-                           absl::Seconds(remaining));
+          tracker_.Started(static_cast<int64_t>(id), absl::Seconds(granted),
+                           sent, absl::Seconds(remaining));
         }
         etcd::LeaseGrant g;
         g.id = static_cast<int64_t>(id);
@@ -379,15 +410,19 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
         g.sent_at = sent - absl::Seconds(granted - remaining);
         absl::Status st = lease_->KeepAlive(g, make_callbacks(g.id));
         if (st.ok() || absl::IsAlreadyExists(st)) {
-          Info("adopted etcd session", {{"session", hex}, {"remaining_ttl_s", absl::StrCat(remaining)}});
+          Info(
+              "adopted etcd session",
+              {{"session", hex}, {"remaining_ttl_s", absl::StrCat(remaining)}});
           return absl::OkStatus();
         }
         return st;
       }
-      Info("previous etcd session is gone; starting a new one", {{"session", hex}});
+      Info("previous etcd session is gone; starting a new one",
+           {{"session", hex}});
     }
   }
-  const int64_t ttl_s = static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(options_.session_ttl)));
+  const int64_t ttl_s = static_cast<int64_t>(
+      std::ceil(absl::ToDoubleSeconds(options_.session_ttl)));
   const absl::Time t0 = absl::Now();
   auto grant = lease_->Grant(ttl_s);
   metrics_.etcd_requests++;
@@ -398,8 +433,8 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
   }
   {
     absl::MutexLock l(&mu_);
-    tracker_.Started(grant->id, absl::Seconds(grant->ttl_seconds), grant->sent_at,
-                     absl::Seconds(grant->ttl_seconds));
+    tracker_.Started(grant->id, absl::Seconds(grant->ttl_seconds),
+                     grant->sent_at, absl::Seconds(grant->ttl_seconds));
   }
   absl::Status st = lease_->KeepAlive(*grant, make_callbacks(grant->id));
   if (!st.ok()) return st;
@@ -428,7 +463,8 @@ KeyView Controller::KeyViewFor(const std::string& lock_key) const {
 }
 
 absl::Status Controller::StartKeyWatch() {
-  watch_.reset();  // never from its own callback: this runs on the session thread
+  watch_
+      .reset();  // never from its own callback: this runs on the session thread
   etcd::RangeOptions ro;
   ro.prefix = true;
   const absl::Time t0 = absl::Now();
@@ -446,12 +482,14 @@ absl::Status Controller::StartKeyWatch() {
       const std::string lk = LockKeyOf(kv.key);
       if (lk.empty()) {
         if (warned_.insert(kv.key).second) {
-          Warn("ignoring an etcd key under the prefix that names no lock", {{"key", kv.key}});
+          Warn("ignoring an etcd key under the prefix that names no lock",
+               {{"key", kv.key}});
         }
         continue;
       }
       seen.insert(lk);
-      keys_[lk] = KeyEntry{true, kv.mod_revision, kv.lease, kv.value, kv.mod_revision};
+      keys_[lk] =
+          KeyEntry{true, kv.mod_revision, kv.lease, kv.value, kv.mod_revision};
     }
     for (auto& [lk, e] : keys_) {
       if (!seen.count(lk)) e = KeyEntry{false, 0, 0, "", list->revision};
@@ -471,13 +509,14 @@ absl::Status Controller::StartKeyWatch() {
         const std::string lk = LockKeyOf(ev.kv.key);
         if (lk.empty()) {
           if (warned_.insert(ev.kv.key).second) {
-            Warn("ignoring an etcd key under the prefix that names no lock", {{"key", ev.kv.key}});
+            Warn("ignoring an etcd key under the prefix that names no lock",
+                 {{"key", ev.kv.key}});
           }
           continue;
         }
         if (ev.type == etcd::Event::Type::kPut) {
-          ApplyKey(lk, KeyEntry{true, ev.kv.mod_revision, ev.kv.lease, ev.kv.value,
-                                ev.kv.mod_revision});
+          ApplyKey(lk, KeyEntry{true, ev.kv.mod_revision, ev.kv.lease,
+                                ev.kv.value, ev.kv.mod_revision});
         } else {
           ApplyKey(lk, KeyEntry{false, 0, 0, "", ev.kv.mod_revision});
         }
@@ -537,20 +576,24 @@ absl::Status Controller::PublishHeartbeat(const Heartbeat& hb) {
       return got.status();
     }
   }
-  Json& ann = kube::ChildObject(kube::ChildObject(obj, "metadata"), "annotations");
+  Json& ann =
+      kube::ChildObject(kube::ChildObject(obj, "metadata"), "annotations");
   ann[kSessionAnnotation] = Json::string(SessionHex(hb.session));
   ann[kConfirmedAnnotation] = Json::string(hb.confirmed_rv);
-  ann[kTtlAnnotation] = Json::string(absl::StrCat(absl::ToInt64Milliseconds(hb.ttl)));
+  ann[kTtlAnnotation] =
+      Json::string(absl::StrCat(absl::ToInt64Milliseconds(hb.ttl)));
   Json& spec = kube::ChildObject(obj, "spec");
   spec["holderIdentity"] = Json::string(options_.identity);
-  spec["leaseDurationSeconds"] =
-      Json::number(static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(hb.ttl))));
+  spec["leaseDurationSeconds"] = Json::number(
+      static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(hb.ttl))));
   spec["renewTime"] = Json::string(kube::FormatMicroTime(clock_->WallNow()));
-  auto r = create ? kube_->Create(res, options_.namespace_, obj) : kube_->Update(res, obj);
+  auto r = create ? kube_->Create(res, options_.namespace_, obj)
+                  : kube_->Update(res, obj);
   metrics_.apiserver_writes++;
   absl::MutexLock l(&mu_);
   if (!r.ok()) {
-    heartbeat_obj_ = Json();  // re-read next time (conflict, or someone deleted it)
+    heartbeat_obj_ =
+        Json();  // re-read next time (conflict, or someone deleted it)
     return r.status();
   }
   metrics_.heartbeats++;
@@ -581,7 +624,8 @@ void Controller::SessionLoop() {
     }
     if (need_session && !shutting_down && now >= next_session_try) {
       if (lost_id != 0) {
-        // Rule 7: what we held is gone or will be; revoke so the keys go now, not at expiry.
+        // Rule 7: what we held is gone or will be; revoke so the keys go now,
+        // not at expiry.
         lease_->StopKeepAlive(lost_id);
         (void)lease_->Revoke(lost_id, absl::Seconds(1));
       }
@@ -590,7 +634,8 @@ void Controller::SessionLoop() {
         session_backoff.Reset();
       } else {
         next_session_try = now + session_backoff.Next();
-        Warn("cannot start an etcd session; retrying", {{"error", std::string(st.message())}});
+        Warn("cannot start an etcd session; retrying",
+             {{"error", std::string(st.message())}});
       }
     }
     if (need_watch && now >= next_watch_try) {
@@ -601,20 +646,23 @@ void Controller::SessionLoop() {
         watch_backoff.Reset();
       } else {
         next_watch_try = now + watch_backoff.Next();
-        Warn("cannot list etcd keys; retrying", {{"error", std::string(st.message())}});
+        Warn("cannot list etcd keys; retrying",
+             {{"error", std::string(st.message())}});
       }
     }
     {
       absl::MutexLock l(&mu_);
       v = tracker_.View(clock_->Monotonic());
     }
-    if (first_view || v.alive != last.alive || v.reachable != last.reachable || v.id != last.id) {
+    if (first_view || v.alive != last.alive || v.reachable != last.reachable ||
+        v.id != last.id) {
       Info("backend state", {{"session", SessionHex(v.id)},
                              {"alive", v.alive ? "true" : "false"},
                              {"reachable", v.reachable ? "true" : "false"}});
       last = v;
       first_view = false;
-      EnqueueAll();  // every status shows BackendReachable; rule 7 applies to every lock
+      EnqueueAll();  // every status shows BackendReachable; rule 7 applies to
+                     // every lock
     }
     std::optional<Heartbeat> hb;
     {
@@ -637,7 +685,8 @@ void Controller::SessionLoop() {
       }
     }
     if (clock_->Monotonic() >= next_trim) {
-      // Return freed pages after bursts (initial list, mass grants) instead of keeping the peak.
+      // Return freed pages after bursts (initial list, mass grants) instead of
+      // keeping the peak.
       malloc_trim(0);
       next_trim = clock_->Monotonic() + absl::Seconds(30);
     }
@@ -646,11 +695,13 @@ void Controller::SessionLoop() {
 }
 
 void Controller::SamplerLoop() {
-  // design.md §Confirmation step 2: what the informer has processed, with the time it was read;
-  // SessionTracker picks, per answered keepalive, the newest sample taken before it was sent.
+  // design.md §Confirmation step 2: what the informer has processed, with the
+  // time it was read; SessionTracker picks, per answered keepalive, the newest
+  // sample taken before it was sent.
   while (!stopping_.load()) {
     const std::string rv = informer_->LastSyncResourceVersion();
-    const absl::Duration now = clock_->Monotonic();  // read after rv: rv was processed by now
+    const absl::Duration now =
+        clock_->Monotonic();  // read after rv: rv was processed by now
     const int64_t n = RvNumber(rv);
     if (n > 0) {
       absl::MutexLock l(&mu_);
@@ -660,7 +711,8 @@ void Controller::SamplerLoop() {
   }
 }
 
-// ---- Reconcile ---------------------------------------------------------------------------------
+// ---- Reconcile
+// ---------------------------------------------------------------------------------
 
 void Controller::EnqueueAll() {
   std::set<std::string> all;
@@ -701,7 +753,8 @@ void Controller::WorkerLoop() {
 }
 
 void Controller::ReconcileLock(const std::string& key) {
-  std::vector<std::string> ns_name = absl::StrSplit(key, absl::MaxSplits('/', 1));
+  std::vector<std::string> ns_name =
+      absl::StrSplit(key, absl::MaxSplits('/', 1));
   if (ns_name.size() != 2) return;
   for (int iteration = 0; iteration < 8 && !stopping_.load(); ++iteration) {
     kube::ObjectPtr obj = informer_->GetByKey(key);
@@ -714,9 +767,11 @@ void Controller::ReconcileLock(const std::string& key) {
       absl::MutexLock l(&mu_);
       auto w = written_.find(key);
       if (w != written_.end()) {
-        // Our own write's answer is newer than the informer until the informer catches up.
+        // Our own write's answer is newer than the informer until the informer
+        // catches up.
         if (obj != nullptr &&
-            RvNumber(kube::ResourceVersionOf(*obj)) >= RvNumber(kube::ResourceVersionOf(w->second))) {
+            RvNumber(kube::ResourceVersionOf(*obj)) >=
+                RvNumber(kube::ResourceVersionOf(w->second))) {
           written_.erase(w);
         } else if (obj != nullptr) {
           cur = w->second;
@@ -738,7 +793,10 @@ void Controller::ReconcileLock(const std::string& key) {
       auto v = CrViewFromJson(cur);
       if (!v.ok()) {
         absl::MutexLock l(&mu_);
-        if (warned_.insert(absl::StrCat(key, "#", std::string(v.status().message()))).second) {
+        if (warned_
+                .insert(
+                    absl::StrCat(key, "#", std::string(v.status().message())))
+                .second) {
           Warn("cannot use this MultiClusterLease",
                {{"lock", key}, {"error", std::string(v.status().message())}});
         }
@@ -753,7 +811,8 @@ void Controller::ReconcileLock(const std::string& key) {
       memory_.erase(key);
       written_.erase(key);
       auto k = keys_.find(key);
-      if (k != keys_.end() && !k->second.present) keys_.erase(k);  // drop the tombstone too
+      if (k != keys_.end() && !k->second.present)
+        keys_.erase(k);  // drop the tombstone too
       failures_.erase(key);
       last_why_.erase(key);
       return;
@@ -771,7 +830,8 @@ void Controller::ReconcileLock(const std::string& key) {
         }
         failures_.erase(key);
       }
-      if (plan.requeue_at) queue_.AddAt(key, *plan.requeue_at + absl::Milliseconds(1));
+      if (plan.requeue_at)
+        queue_.AddAt(key, *plan.requeue_at + absl::Milliseconds(1));
       return;
     }
     Info(plan.why, {{"lock", key},
@@ -786,8 +846,8 @@ void Controller::ReconcileLock(const std::string& key) {
         n = ++failures_[key];
         last_why_.erase(key);
       }
-      const absl::Duration delay =
-          std::min(absl::Seconds(5), absl::Milliseconds(50) * (1 << std::min(n - 1, 7)));
+      const absl::Duration delay = std::min(
+          absl::Seconds(5), absl::Milliseconds(50) * (1 << std::min(n - 1, 7)));
       queue_.AddAt(key, clock_->Monotonic() + delay);
       return;
     }
@@ -800,11 +860,13 @@ void Controller::ReconcileLock(const std::string& key) {
       last_why_.erase(key);
     }
   }
-  if (!stopping_.load()) queue_.Add(key);  // still busy after 8 steps: let other locks run
+  if (!stopping_.load())
+    queue_.Add(key);  // still busy after 8 steps: let other locks run
 }
 
-bool Controller::Execute(const std::string& key, const Json& cur, const CrView* view,
-                         const Plan& plan, LockMemory& mem) {
+bool Controller::Execute(const std::string& key, const Json& cur,
+                         const CrView* view, const Plan& plan,
+                         LockMemory& mem) {
   const Action& a = plan.action;
   const kube::Resource& res = kube::MultiClusterLeaseResource();
   switch (a.kind) {
@@ -812,7 +874,8 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
       return true;
     case Action::kAddFinalizer:
     case Action::kRemoveFinalizer: {
-      auto r = kube_->Update(res, WithFinalizer(cur, kFinalizer, a.kind == Action::kAddFinalizer));
+      auto r = kube_->Update(
+          res, WithFinalizer(cur, kFinalizer, a.kind == Action::kAddFinalizer));
       metrics_.apiserver_writes++;
       if (r.ok()) {
         absl::MutexLock l(&mu_);
@@ -821,14 +884,16 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
       }
       if (absl::IsNotFound(r.status())) return true;
       if (!kube::IsConflict(r.status())) {
-        Warn("finalizer update failed", {{"lock", key}, {"error", std::string(r.status().message())}});
+        Warn("finalizer update failed",
+             {{"lock", key}, {"error", std::string(r.status().message())}});
       }
       return false;
     }
     case Action::kWriteStatus: {
       metrics_.status_writes++;
       metrics_.apiserver_writes++;
-      auto r = kube_->UpdateStatus(res, WithStatus(cur, a.status, a.precondition_rv));
+      auto r = kube_->UpdateStatus(
+          res, WithStatus(cur, a.status, a.precondition_rv));
       WriteOutcome outcome = WriteOutcome::kApplied;
       if (!r.ok()) {
         outcome = (kube::IsConflict(r.status()) || absl::IsNotFound(r.status()))
@@ -845,7 +910,8 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
         metrics_.status_conflicts++;
       } else {
         metrics_.status_write_errors++;
-        Warn("status write failed", {{"lock", key}, {"error", std::string(r.status().message())}});
+        Warn("status write failed",
+             {{"lock", key}, {"error", std::string(r.status().message())}});
       }
       return false;
     }
@@ -863,13 +929,15 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
       po.lease = sid;
       if (a.kind == Action::kTxnCreate) {
         metrics_.contention_attempts++;
-        txn.If(etcd::CreateRevision(ek) == 0).Then(etcd::Op::Put(ek, a.value, po));
+        txn.If(etcd::CreateRevision(ek) == 0)
+            .Then(etcd::Op::Put(ek, a.value, po));
       } else if (a.kind == Action::kTxnRepoint) {
         txn.If(etcd::ModRevision(ek) == a.expected_mod_revision)
             .If(etcd::LeaseOf(ek) == sid)
             .Then(etcd::Op::Put(ek, a.value, po));
       } else {
-        txn.If(etcd::ModRevision(ek) == a.expected_mod_revision).Then(etcd::Op::Delete(ek));
+        txn.If(etcd::ModRevision(ek) == a.expected_mod_revision)
+            .Then(etcd::Op::Delete(ek));
       }
       txn.Else(etcd::Op::Get(ek));
       const absl::Time t0 = absl::Now();
@@ -879,9 +947,12 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
       absl::MutexLock l(&mu_);
       if (!r.ok()) {
         metrics_.etcd_errors++;
-        if (Unreachable(r.status())) tracker_.OnCallResult(false, clock_->Monotonic());
+        if (Unreachable(r.status()))
+          tracker_.OnCallResult(false, clock_->Monotonic());
         Warn("etcd transaction failed",
-             {{"lock", key}, {"action", ActionName(a.kind)}, {"error", std::string(r.status().message())}});
+             {{"lock", key},
+              {"action", ActionName(a.kind)},
+              {"error", std::string(r.status().message())}});
         return false;
       }
       tracker_.OnCallResult(true, clock_->Monotonic());
@@ -895,10 +966,12 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
         }
         return true;
       }
-      // Lost the race (or the key changed under us): learn the current state from Else's Get.
+      // Lost the race (or the key changed under us): learn the current state
+      // from Else's Get.
       if (!r->results.empty() && !r->results[0].range.kvs.empty()) {
         const auto& kv = r->results[0].range.kvs[0];
-        ApplyKey(key, KeyEntry{true, kv.mod_revision, kv.lease, kv.value, kv.mod_revision});
+        ApplyKey(key, KeyEntry{true, kv.mod_revision, kv.lease, kv.value,
+                               kv.mod_revision});
       } else {
         ApplyKey(key, KeyEntry{false, 0, 0, "", r->revision});
       }
@@ -908,7 +981,8 @@ bool Controller::Execute(const std::string& key, const Json& cur, const CrView* 
   return false;
 }
 
-// ---- Events ------------------------------------------------------------------------------------
+// ---- Events
+// ------------------------------------------------------------------------------------
 
 void Controller::PostEvent(const CrView& cr, const EventNote& note) {
   absl::MutexLock l(&events_mu_);
@@ -927,7 +1001,8 @@ void Controller::EventLoop() {
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_) {
         return !events_.empty() || stopping_.load();
       };
-      events_mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Milliseconds(100));
+      events_mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                  absl::Milliseconds(100));
       if (stopping_.load()) {
         metrics_.events_dropped += static_cast<int64_t>(events_.size());
         events_.clear();
@@ -942,7 +1017,8 @@ void Controller::EventLoop() {
     e["apiVersion"] = Json::string("v1");
     e["kind"] = Json::string("Event");
     Json& meta = kube::ChildObject(e, "metadata");
-    // Names stay short whatever the lock's name (a 253-character lock name must still work).
+    // Names stay short whatever the lock's name (a 253-character lock name must
+    // still work).
     meta["name"] = Json::string(absl::StrCat("mcl-", RandomHex(16)));
     meta["namespace"] = Json::string(ev.ns);
     Json& inv = kube::ChildObject(e, "involvedObject");
@@ -965,19 +1041,25 @@ void Controller::EventLoop() {
     auto r = kube_->Create(kube::EventResource(), ev.ns, e);
     metrics_.apiserver_writes++;
     if (!r.ok()) {
-      Warn("event not recorded", {{"lock", absl::StrCat(ev.ns, "/", ev.name)},
-                                  {"reason", ev.note.reason},
-                                  {"error", std::string(r.status().message())}});
+      Warn("event not recorded",
+           {{"lock", absl::StrCat(ev.ns, "/", ev.name)},
+            {"reason", ev.note.reason},
+            {"error", std::string(r.status().message())}});
     }
   }
 }
 
-// ---- Run ---------------------------------------------------------------------------------------
+// ---- Run
+// ---------------------------------------------------------------------------------------
 
 int Controller::Run(const std::atomic<bool>* stop) {
   std::map<std::string, HttpServer::Handler> handlers;
-  handlers["/metrics"] = [this] { return std::make_pair(200, metrics_.Render()); };
-  handlers["/healthz"] = [] { return std::make_pair(200, std::string("ok\n")); };
+  handlers["/metrics"] = [this] {
+    return std::make_pair(200, metrics_.Render());
+  };
+  handlers["/healthz"] = [] {
+    return std::make_pair(200, std::string("ok\n"));
+  };
   handlers["/readyz"] = [this] {
     bool alive;
     {
@@ -985,17 +1067,19 @@ int Controller::Run(const std::atomic<bool>* stop) {
       alive = tracker_.View(clock_->Monotonic()).alive && keys_known_;
     }
     const bool ready = active_.load() && alive && synced_.load();
-    return std::make_pair(ready ? 200 : 503,
-                          std::string(ready ? "ready\n"
-                                            : active_.load() ? "not ready: session/informer\n"
-                                                             : "standby\n"));
+    return std::make_pair(
+        ready ? 200 : 503,
+        std::string(ready            ? "ready\n"
+                    : active_.load() ? "not ready: session/informer\n"
+                                     : "standby\n"));
   };
   auto port = http_.Start(options_.metrics_address, std::move(handlers));
   if (!port.ok()) {
     Error("metrics server", {{"error", std::string(port.status().message())}});
     return 2;
   }
-  Info("metrics listening", {{"address", options_.metrics_address}, {"port", absl::StrCat(*port)}});
+  Info("metrics listening",
+       {{"address", options_.metrics_address}, {"port", absl::StrCat(*port)}});
   Info("starting", {{"cluster", options_.cluster},
                     {"identity", options_.identity},
                     {"etcd", absl::StrJoin(options_.etcd_endpoints, ",")},
@@ -1011,13 +1095,15 @@ int Controller::Run(const std::atomic<bool>* stop) {
   active_ = true;
   threads_.emplace_back([this] { RenewActiveLoop(); });
 
-  // The first session decides whether the previous one is adopted; locks are reconciled only after,
-  // so that statuses naming a live session are treated as announced grants (design.md §Ack).
+  // The first session decides whether the previous one is adopted; locks are
+  // reconciled only after, so that statuses naming a live session are treated
+  // as announced grants (design.md §Ack).
   Backoff backoff({absl::Milliseconds(100), absl::Seconds(5), 2.0});
   while (true) {
     absl::Status st = EstablishSession(true);
     if (st.ok()) break;
-    Warn("cannot reach etcd for the session; retrying", {{"error", std::string(st.message())}});
+    Warn("cannot reach etcd for the session; retrying",
+         {{"error", std::string(st.message())}});
     if (stop->load()) break;
     SleepFor(backoff.Next(), stop);
   }
@@ -1036,15 +1122,18 @@ int Controller::Run(const std::atomic<bool>* stop) {
 
   while (!stop->load()) absl::SleepFor(absl::Milliseconds(20));
 
-  // SIGTERM: revoke every lock (waiting for acks, bounded by the ack timeout), then the session.
+  // SIGTERM: revoke every lock (waiting for acks, bounded by the ack timeout),
+  // then the session.
   const absl::Time t0 = absl::Now();
-  Info("shutting down: releasing held locks", {{"held", absl::StrCat(LocksHeld())}});
+  Info("shutting down: releasing held locks",
+       {{"held", absl::StrCat(LocksHeld())}});
   {
     absl::MutexLock l(&mu_);
     tracker_.SetShuttingDown();
   }
   EnqueueAll();
-  const absl::Duration deadline = clock_->Monotonic() + options_.shutdown_timeout;
+  const absl::Duration deadline =
+      clock_->Monotonic() + options_.shutdown_timeout;
   while (clock_->Monotonic() < deadline && LocksHeld() > 0) {
     absl::SleepFor(absl::Milliseconds(10));
   }

@@ -1,13 +1,15 @@
-// Controller: the election controller process of one cluster. Thin adapters around the pure
-// LockReconciler: the one MultiClusterLease informer, one etcd watch on the key prefix, one etcd
-// session lease (kept alive about every TTL/3, shared by every key), a work queue keyed by
-// namespace/name, the heartbeat Lease, the replica-election Lease, Events, metrics.
+// Controller: the election controller process of one cluster. Thin adapters
+// around the pure LockReconciler: the one MultiClusterLease informer, one etcd
+// watch on the key prefix, one etcd session lease (kept alive about every
+// TTL/3, shared by every key), a work queue keyed by namespace/name, the
+// heartbeat Lease, the replica-election Lease, Events, metrics.
 //
-// Threads: N workers (reconcile + the one action each plan names), a session thread (session
-// (re)creation, the etcd watch, heartbeat writes, reachability changes), a sampler (informer
-// resourceVersion → SessionTracker every 10 ms), the replica-election renewer, the event sender and
-// the metrics server. Shared state lives under mu_; a lock's LockMemory is touched only by the
-// worker that holds the lock's key (the work queue hands a key to one worker at a time).
+// Threads: N workers (reconcile + the one action each plan names), a session
+// thread (session (re)creation, the etcd watch, heartbeat writes, reachability
+// changes), a sampler (informer resourceVersion → SessionTracker every 10 ms),
+// the replica-election renewer, the event sender and the metrics server. Shared
+// state lives under mu_; a lock's LockMemory is touched only by the worker that
+// holds the lock's key (the work queue hands a key to one worker at a time).
 #ifndef MCL_CONTROLLER_CONTROLLER_H_
 #define MCL_CONTROLLER_CONTROLLER_H_
 
@@ -51,19 +53,22 @@ struct ControllerOptions {
   std::vector<std::string> watch_namespaces;  // empty = all
   std::string identity;
   std::string metrics_address = "127.0.0.1:0";
-  absl::Duration election_lease_duration = absl::ZeroDuration();  // 0: clamp(3·TTL, 3 s, 15 s)
+  absl::Duration election_lease_duration =
+      absl::ZeroDuration();  // 0: clamp(3·TTL, 3 s, 15 s)
   absl::Duration default_lease_duration = absl::Seconds(15);
-  absl::Duration shutdown_timeout = absl::ZeroDuration();  // at least TTL·(1+rho) + m
+  absl::Duration shutdown_timeout =
+      absl::ZeroDuration();  // at least TTL·(1+rho) + m
   int workers = 8;
 };
 
 class Controller {
  public:
-  static absl::StatusOr<std::unique_ptr<Controller>> Create(ControllerOptions options);
+  static absl::StatusOr<std::unique_ptr<Controller>> Create(
+      ControllerOptions options);
   ~Controller();
 
-  // Runs until *stop becomes true (SIGTERM/SIGINT), then releases every lock it holds and returns
-  // the process exit code.
+  // Runs until *stop becomes true (SIGTERM/SIGINT), then releases every lock it
+  // holds and returns the process exit code.
   int Run(const std::atomic<bool>* stop);
 
  private:
@@ -72,7 +77,8 @@ class Controller {
     int64_t mod_revision = 0;
     int64_t lease = 0;
     std::string raw;
-    int64_t rev = 0;  // revision this information is from (a put's mod_revision, a delete's)
+    int64_t rev = 0;  // revision this information is from (a put's
+                      // mod_revision, a delete's)
   };
   struct PendingEvent {
     std::string ns, name, uid;
@@ -86,7 +92,8 @@ class Controller {
   void RenewActiveLoop();
   void ReleaseActive();
 
-  // etcd session: adopt the heartbeat's session if etcd says it lives, else a new one.
+  // etcd session: adopt the heartbeat's session if etcd says it lives, else a
+  // new one.
   absl::Status EstablishSession(bool try_adopt);
   absl::Status StartKeyWatch();
   void SessionLoop();
@@ -96,11 +103,12 @@ class Controller {
   void WorkerLoop();
   void ReconcileLock(const std::string& key);
   // Runs the action; false when it failed (requeue with backoff).
-  bool Execute(const std::string& key, const kube::Json& cur, const CrView* view,
-               const Plan& plan, LockMemory& mem);
+  bool Execute(const std::string& key, const kube::Json& cur,
+               const CrView* view, const Plan& plan, LockMemory& mem);
   void ApplyKey(const std::string& lock_key, const KeyEntry& entry)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  KeyView KeyViewFor(const std::string& lock_key) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  KeyView KeyViewFor(const std::string& lock_key) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   std::string EtcdKey(const std::string& lock_key) const;
   // "ns/name" of an etcd key under the prefix; "" if it is not a lock key.
   std::string LockKeyOf(const std::string& etcd_key) const;
@@ -134,7 +142,8 @@ class Controller {
   bool keys_known_ ABSL_GUARDED_BY(mu_) = false;
   bool watch_needs_restart_ ABSL_GUARDED_BY(mu_) = true;
   std::map<std::string, LockMemory> memory_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, kube::Json> written_ ABSL_GUARDED_BY(mu_);  // our last write's answer
+  std::map<std::string, kube::Json> written_
+      ABSL_GUARDED_BY(mu_);  // our last write's answer
   std::map<std::string, int> failures_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> warned_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> last_why_ ABSL_GUARDED_BY(mu_);
@@ -143,7 +152,8 @@ class Controller {
   std::atomic<bool> active_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> synced_{false};
-  kube::Json election_obj_;  // the election Lease as last written (renewer thread only)
+  kube::Json election_obj_;  // the election Lease as last written (renewer
+                             // thread only)
   absl::Duration election_renewed_at_;
 
   absl::Mutex events_mu_;

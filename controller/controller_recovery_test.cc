@@ -1,13 +1,14 @@
-// Recovery on the real test bed: a standby replica taking over (session adopted, nothing lost or
-// double-granted) and an etcd outage of 3×TTL (BackendReachable=False, nobody claims once the
-// lease could have expired, a leader again after the restart). A binary of its own: stopping the
-// global etcd must not disturb other tests.
+// Recovery on the real test bed: a standby replica taking over (session
+// adopted, nothing lost or double-granted) and an etcd outage of 3×TTL
+// (BackendReachable=False, nobody claims once the lease could have expired, a
+// leader again after the restart). A binary of its own: stopping the global
+// etcd must not disturb other tests.
 #include <signal.h>
 
 #include <atomic>
+#include <iostream>
 #include <memory>
 #include <string>
-#include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -26,11 +27,13 @@ using testbed::WaitUntil;
 
 constexpr absl::Duration kSlack = absl::Milliseconds(1500);
 
-// Samples both CRs and the etcd key until stopped, recording any instant at which both clusters'
-// statuses claim the lock or the status of a holder disagrees with the key.
+// Samples both CRs and the etcd key until stopped, recording any instant at
+// which both clusters' statuses claim the lock or the status of a holder
+// disagrees with the key.
 class DoubleGrantMonitor {
  public:
-  DoubleGrantMonitor(Env* env, std::string lock) : env_(env), lock_(std::move(lock)) {
+  DoubleGrantMonitor(Env* env, std::string lock)
+      : env_(env), lock_(std::move(lock)) {
     thread_ = std::thread([this] {
       while (!stop_.load()) {
         auto a = env_->Read(0, lock_);
@@ -39,8 +42,9 @@ class DoubleGrantMonitor {
           samples_++;
           if (Holds(*a) && Holds(*b)) {
             absl::MutexLock l(&mu_);
-            violations_.push_back(absl::StrCat("both hold: ", a->status.fencing_token, " and ",
-                                               b->status.fencing_token));
+            violations_.push_back(
+                absl::StrCat("both hold: ", a->status.fencing_token, " and ",
+                             b->status.fencing_token));
           }
         }
         absl::SleepFor(absl::Milliseconds(20));
@@ -70,14 +74,17 @@ class DoubleGrantMonitor {
 
 class RecoveryTest : public ::testing::Test {
  protected:
-  void SetUp() override { env_ = std::make_unique<Env>(testbed::SharedTestbed(2)); }
+  void SetUp() override {
+    env_ = std::make_unique<Env>(testbed::SharedTestbed(2));
+  }
   void TearDown() override {
     for (auto& c : candidates_) c->Stop();
     for (auto& p : procs_) {
       if (p) (void)p->Stop(absl::Seconds(10));
     }
   }
-  testbed::Subprocess* Start(int c, const std::string& id, const std::vector<std::string>& extra = {},
+  testbed::Subprocess* Start(int c, const std::string& id,
+                             const std::vector<std::string>& extra = {},
                              bool wait_ready = true) {
     auto p = env_->StartController(c, id, extra, wait_ready);
     EXPECT_TRUE(p.ok()) << p.status();
@@ -85,12 +92,15 @@ class RecoveryTest : public ::testing::Test {
     procs_.push_back(std::move(*p));
     return procs_.back().get();
   }
-  Candidate* Campaign(int c, const std::string& name, const std::string& holder) {
-    candidates_.push_back(std::make_unique<Candidate>(env_->sidecar(c), env_->ns, name, holder));
+  Candidate* Campaign(int c, const std::string& name,
+                      const std::string& holder) {
+    candidates_.push_back(
+        std::make_unique<Candidate>(env_->sidecar(c), env_->ns, name, holder));
     candidates_.back()->Start();
     return candidates_.back().get();
   }
-  std::optional<CrView> WaitHeld(int c, const std::string& name, const std::string& holder,
+  std::optional<CrView> WaitHeld(int c, const std::string& name,
+                                 const std::string& holder,
                                  absl::Duration timeout) {
     std::optional<CrView> seen;
     WaitUntil(
@@ -108,10 +118,13 @@ class RecoveryTest : public ::testing::Test {
   std::vector<std::unique_ptr<Candidate>> candidates_;
 };
 
-TEST_F(RecoveryTest, StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) {
-  // Cluster-0 runs two replicas. The session TTL (6 s) outlives the replica hand-over (election
-  // Lease 2 s + polling), so the standby adopts the session and the grant survives unchanged.
-  const std::vector<std::string> flags = {"--session-ttl", "6s", "--election-lease-duration", "2s"};
+TEST_F(RecoveryTest,
+       StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) {
+  // Cluster-0 runs two replicas. The session TTL (6 s) outlives the replica
+  // hand-over (election Lease 2 s + polling), so the standby adopts the session
+  // and the grant survives unchanged.
+  const std::vector<std::string> flags = {"--session-ttl", "6s",
+                                          "--election-lease-duration", "2s"};
   testbed::Subprocess* r1 = Start(0, "r1", flags);
   ASSERT_NE(r1, nullptr);
   testbed::Subprocess* r2 = Start(0, "r2", flags, /*wait_ready=*/false);
@@ -131,13 +144,17 @@ TEST_F(RecoveryTest, StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) 
   DoubleGrantMonitor monitor(env_.get(), lock);
   const absl::Time t0 = absl::Now();
   ASSERT_TRUE(r1->Signal(SIGKILL).ok());
-  ASSERT_TRUE(r2->WaitForLog("msg=\"active replica\"", absl::Seconds(2) + kSlack + absl::Seconds(1)))
+  ASSERT_TRUE(r2->WaitForLog("msg=\"active replica\"",
+                             absl::Seconds(2) + kSlack + absl::Seconds(1)))
       << r2->Log();
   const absl::Duration takeover = absl::Now() - t0;
-  EXPECT_LE(takeover, absl::Seconds(2) + kSlack) << "standby must take over within its lease";
-  ASSERT_TRUE(r2->WaitForLog("adopted etcd session", absl::Seconds(5))) << r2->Log();
+  EXPECT_LE(takeover, absl::Seconds(2) + kSlack)
+      << "standby must take over within its lease";
+  ASSERT_TRUE(r2->WaitForLog("adopted etcd session", absl::Seconds(5)))
+      << r2->Log();
   ASSERT_TRUE(r2->WaitForLog("informer synced", absl::Seconds(10)));
-  // The same key (same lease, same revision): nothing was released or re-granted.
+  // The same key (same lease, same revision): nothing was released or
+  // re-granted.
   absl::SleepFor(absl::Seconds(1));
   auto after = env_->Key(lock);
   ASSERT_TRUE(after.ok() && after->has_value());
@@ -149,7 +166,8 @@ TEST_F(RecoveryTest, StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) 
   EXPECT_EQ(v0->status.fencing_token, g1->status.fencing_token);
   // The new active replica serves: the candidate goes stale, cluster-1 wins.
   candidates_[0]->Stop();
-  auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(6) * 1.01 + kSlack + absl::Seconds(3));
+  auto g2 = WaitHeld(1, lock, "pod-b",
+                     absl::Seconds(6) * 1.01 + kSlack + absl::Seconds(3));
   ASSERT_TRUE(g2.has_value()) << r2->Log();
   EXPECT_GT(g2->status.fencing_token, g1->status.fencing_token);
   monitor.Stop();
@@ -157,7 +175,8 @@ TEST_F(RecoveryTest, StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) 
   EXPECT_TRUE(monitor.violations().empty()) << monitor.violations()[0];
 }
 
-TEST_F(RecoveryTest, EtcdOutageWithdrawsEveryClaimAndALeaderReturnsAfterTheRestart) {
+TEST_F(RecoveryTest,
+       EtcdOutageWithdrawsEveryClaimAndALeaderReturnsAfterTheRestart) {
   ASSERT_NE(Start(0, "c0"), nullptr);
   ASSERT_NE(Start(1, "c1"), nullptr);
   const std::string lock = "outage";
@@ -170,8 +189,9 @@ TEST_F(RecoveryTest, EtcdOutageWithdrawsEveryClaimAndALeaderReturnsAfterTheResta
 
   const absl::Time t0 = absl::Now();
   ASSERT_TRUE(env_->tb.Stop("global-etcd").ok());
-  // BackendReachable=False in both clusters, and by the time the lease could have expired
-  // (TTL after the last answered keepalive, which was before t0) no cluster claims the lock.
+  // BackendReachable=False in both clusters, and by the time the lease could
+  // have expired (TTL after the last answered keepalive, which was before t0)
+  // no cluster claims the lock.
   auto nobody_claims = [&] {
     for (int c = 0; c < 2; ++c) {
       auto v = env_->Read(c, lock);
@@ -194,15 +214,18 @@ TEST_F(RecoveryTest, EtcdOutageWithdrawsEveryClaimAndALeaderReturnsAfterTheResta
   }
   ASSERT_TRUE(env_->tb.StartAgain("global-etcd").ok());
   const absl::Time t1 = absl::Now();
-  // A leader again: new sessions (backoff ≤ 5 s), old sessions revoked, contention by watch.
+  // A leader again: new sessions (backoff ≤ 5 s), old sessions revoked,
+  // contention by watch.
   std::optional<std::pair<CrView, CrView>> agreed;
   ASSERT_TRUE(WaitUntil(
       [&] {
         auto a = env_->Read(0, lock);
         auto b = env_->Read(1, lock);
-        if (a.ok() && b.ok() && (Holds(*a) || Holds(*b)) && !a->status.leader.empty() &&
+        if (a.ok() && b.ok() && (Holds(*a) || Holds(*b)) &&
+            !a->status.leader.empty() &&
             a->status.fencing_token == b->status.fencing_token &&
-            CondIs(*a, kBackendReachable, "True") && CondIs(*b, kBackendReachable, "True")) {
+            CondIs(*a, kBackendReachable, "True") &&
+            CondIs(*b, kBackendReachable, "True")) {
           agreed = std::make_pair(*a, *b);
         }
         return agreed.has_value();

@@ -1,8 +1,9 @@
-// The election controller on the real test bed: two clusters (real kube-apiservers), one global
-// etcd, controllers as real processes. Candidates are simulated by threads that renew spec as the
-// sidecar identity (every leaseDuration/4). Every wait is bounded; every bound asserted is derived
-// from docs/design.md's timings (leaseDuration, TTL·(1+rho)+m) plus stated slack for the
-// apiserver/etcd round trips on a 2-core machine.
+// The election controller on the real test bed: two clusters (real
+// kube-apiservers), one global etcd, controllers as real processes. Candidates
+// are simulated by threads that renew spec as the sidecar identity (every
+// leaseDuration/4). Every wait is bounded; every bound asserted is derived from
+// docs/design.md's timings (leaseDuration, TTL·(1+rho)+m) plus stated slack for
+// the apiserver/etcd round trips on a 2-core machine.
 #include <signal.h>
 
 #include <memory>
@@ -24,13 +25,16 @@ namespace {
 
 using testbed::WaitUntil;
 
-// Round trips on the path from "decided" to "visible in the other cluster's status": a status
-// write, a Txn, a watch delivery, a Txn, a status write, plus our 20 ms polling of the CR.
+// Round trips on the path from "decided" to "visible in the other cluster's
+// status": a status write, a Txn, a watch delivery, a Txn, a status write, plus
+// our 20 ms polling of the CR.
 constexpr absl::Duration kSlack = absl::Milliseconds(1500);
 
 class ControllerTest : public ::testing::Test {
  protected:
-  void SetUp() override { env_ = std::make_unique<Env>(testbed::SharedTestbed(2)); }
+  void SetUp() override {
+    env_ = std::make_unique<Env>(testbed::SharedTestbed(2));
+  }
   void TearDown() override {
     for (auto& c : candidates_) c->Stop();
     for (auto& p : procs_) {
@@ -48,13 +52,15 @@ class ControllerTest : public ::testing::Test {
   }
   Candidate* Campaign(int c, const std::string& name, const std::string& holder,
                       int lease_seconds = kLeaseSeconds) {
-    candidates_.push_back(std::make_unique<Candidate>(env_->sidecar(c), env_->ns, name, holder,
-                                                      lease_seconds));
+    candidates_.push_back(std::make_unique<Candidate>(
+        env_->sidecar(c), env_->ns, name, holder, lease_seconds));
     candidates_.back()->Start();
     return candidates_.back().get();
   }
-  // Waits until cluster c's status says its candidate `holder` holds the lock; returns the view.
-  std::optional<CrView> WaitHeld(int c, const std::string& name, const std::string& holder,
+  // Waits until cluster c's status says its candidate `holder` holds the lock;
+  // returns the view.
+  std::optional<CrView> WaitHeld(int c, const std::string& name,
+                                 const std::string& holder,
                                  absl::Duration timeout) {
     std::optional<CrView> seen;
     WaitUntil(
@@ -66,7 +72,8 @@ class ControllerTest : public ::testing::Test {
         timeout);
     return seen;
   }
-  // Waits until both clusters' statuses name the same leader and token; returns them.
+  // Waits until both clusters' statuses name the same leader and token; returns
+  // them.
   std::optional<std::pair<CrView, CrView>> WaitAgree(const std::string& name,
                                                      absl::Duration timeout) {
     std::optional<std::pair<CrView, CrView>> seen;
@@ -85,7 +92,8 @@ class ControllerTest : public ::testing::Test {
         timeout);
     return seen;
   }
-  // Exactly one cluster's status claims the lock (when both claim, S1 is broken).
+  // Exactly one cluster's status claims the lock (when both claim, S1 is
+  // broken).
   void ExpectAtMostOneHolds(const std::string& name) {
     auto a = env_->Read(0, name);
     auto b = env_->Read(1, name);
@@ -98,7 +106,8 @@ class ControllerTest : public ::testing::Test {
   std::vector<std::unique_ptr<Candidate>> candidates_;
 };
 
-TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToken) {
+TEST_F(ControllerTest,
+       TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToken) {
   ASSERT_NE(Start(0, "c0"), nullptr);
   ASSERT_NE(Start(1, "c1"), nullptr);
   const std::string lock = "shared";
@@ -120,8 +129,10 @@ TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToke
   EXPECT_EQ(a.status.fencing_token, b.status.fencing_token);
   EXPECT_GT(a.status.fencing_token, 0);
   EXPECT_FALSE(a.status.session.empty());
-  EXPECT_EQ(b.status.session, "") << "a foreign grant must never be confirmable locally";
-  EXPECT_EQ(a.status.heartbeat, env_->ns + "/mcl-heartbeat-" + env_->tb.cluster(0).name);
+  EXPECT_EQ(b.status.session, "")
+      << "a foreign grant must never be confirmable locally";
+  EXPECT_EQ(a.status.heartbeat,
+            env_->ns + "/mcl-heartbeat-" + env_->tb.cluster(0).name);
   EXPECT_EQ(a.status.session_ttl_ms, 2000);
   EXPECT_TRUE(CondIs(a, kBackendReachable, "True"));
   EXPECT_TRUE(CondIs(a, kCandidateLive, "True"));
@@ -132,7 +143,8 @@ TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToke
       },
       absl::Seconds(5)))
       << "cluster-1 never reported its live candidate";
-  // The etcd key: attached to the session the status names; the token is its mod_revision.
+  // The etcd key: attached to the session the status names; the token is its
+  // mod_revision.
   auto key = env_->Key(lock);
   ASSERT_TRUE(key.ok() && key->has_value());
   EXPECT_EQ((*key)->mod_revision, a.status.fencing_token);
@@ -141,7 +153,8 @@ TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToke
   ASSERT_TRUE(value.has_value());
   EXPECT_EQ(value->cluster, env_->tb.cluster(0).name);
   EXPECT_EQ(value->holder, "pod-a");
-  // The grant is an Event on the CR; the heartbeat Lease confirms the same session.
+  // The grant is an Event on the CR; the heartbeat Lease confirms the same
+  // session.
   EXPECT_TRUE(WaitUntil(
       [&] {
         auto ev = env_->tb.Kubectl(0, {"get", "events", "-n", env_->ns, "-o",
@@ -149,21 +162,25 @@ TEST_F(ControllerTest, TwoClustersExactlyOneHoldsAndBothShowTheSameLeaderAndToke
         return ev.ok() && ev->find("Granted") != std::string::npos;
       },
       absl::Seconds(5)));
-  auto hb = env_->tb.Kubectl(0, {"get", "lease", "-n", env_->ns,
-                                 "mcl-heartbeat-" + env_->tb.cluster(0).name, "-o",
-                                 "jsonpath={.metadata.annotations.mcl\\.dev/session}"});
+  auto hb = env_->tb.Kubectl(
+      0, {"get", "lease", "-n", env_->ns,
+          "mcl-heartbeat-" + env_->tb.cluster(0).name, "-o",
+          "jsonpath={.metadata.annotations.mcl\\.dev/session}"});
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_EQ(*hb, a.status.session);
-  // Renewals do not cause status writes: the status stays byte-identical for a few renewals.
+  // Renewals do not cause status writes: the status stays byte-identical for a
+  // few renewals.
   auto before = env_->Read(0, lock);
   absl::SleepFor(absl::Milliseconds(1200));
   auto after = env_->Read(0, lock);
   ASSERT_TRUE(before.ok() && after.ok());
-  EXPECT_GT(after->generation, before->generation) << "the candidate kept renewing";
+  EXPECT_GT(after->generation, before->generation)
+      << "the candidate kept renewing";
   EXPECT_FALSE(StatusDiffers(before->status, after->status));
 }
 
-TEST_F(ControllerTest, StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWithAGreaterToken) {
+TEST_F(ControllerTest,
+       StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWithAGreaterToken) {
   ASSERT_NE(Start(0, "c0"), nullptr);
   ASSERT_NE(Start(1, "c1"), nullptr);
   const std::string lock = "stale";
@@ -187,8 +204,8 @@ TEST_F(ControllerTest, StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWith
     for (const auto& e : events) {
       if (e.type == etcd::Event::Type::kDelete && deleted_at == absl::Time()) {
         deleted_at = absl::Now();
-      } else if (e.type == etcd::Event::Type::kPut && deleted_at != absl::Time() &&
-                 put_at == absl::Time()) {
+      } else if (e.type == etcd::Event::Type::kPut &&
+                 deleted_at != absl::Time() && put_at == absl::Time()) {
         put_at = absl::Now();
         new_token = e.kv.mod_revision;
       }
@@ -202,17 +219,21 @@ TEST_F(ControllerTest, StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWith
   auto won = WaitHeld(1, lock, "pod-b", absl::Seconds(15));
   const absl::Time won_at = absl::Now();
   ASSERT_TRUE(won.has_value()) << "cluster-1 never took over";
-  // design.md "Failover timings": staleness (leaseDuration) then the ack timeout, overlapping.
-  const absl::Duration bound = std::max(absl::Seconds(kLeaseSeconds), AckTimeout()) + kSlack;
+  // design.md "Failover timings": staleness (leaseDuration) then the ack
+  // timeout, overlapping.
+  const absl::Duration bound =
+      std::max(absl::Seconds(kLeaseSeconds), AckTimeout()) + kSlack;
   EXPECT_LE(won_at - last, bound);
-  EXPECT_GE(won_at - last, absl::Seconds(kLeaseSeconds)) << "released before it was stale";
+  EXPECT_GE(won_at - last, absl::Seconds(kLeaseSeconds))
+      << "released before it was stale";
   EXPECT_GT(won->status.fencing_token, first->status.fencing_token);
   EXPECT_EQ(won->status.transitions, 2);
   {
     absl::MutexLock l(&mu);
     ASSERT_NE(deleted_at, absl::Time());
     ASSERT_NE(put_at, absl::Time());
-    // By watch, not polling: the other controller creates the key right after the delete.
+    // By watch, not polling: the other controller creates the key right after
+    // the delete.
     EXPECT_LT(put_at - deleted_at, absl::Milliseconds(500));
     EXPECT_EQ(new_token, won->status.fencing_token);
   }
@@ -224,7 +245,8 @@ TEST_F(ControllerTest, StaleCandidateIsReleasedAndTheOtherClusterWinsByWatchWith
   (*watch)->Stop();
 }
 
-TEST_F(ControllerTest, ResignHandsOverAtOnceAndTokensGrowOnEveryChangeOfHolder) {
+TEST_F(ControllerTest,
+       ResignHandsOverAtOnceAndTokensGrowOnEveryChangeOfHolder) {
   ASSERT_NE(Start(0, "c0"), nullptr);
   ASSERT_NE(Start(1, "c1"), nullptr);
   const std::string lock = "resign";
@@ -242,7 +264,8 @@ TEST_F(ControllerTest, ResignHandsOverAtOnceAndTokensGrowOnEveryChangeOfHolder) 
   ASSERT_TRUE(a->Resign().ok());
   auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(5));
   ASSERT_TRUE(g2.has_value());
-  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1500)) << "resign must not wait for a timeout";
+  EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1500))
+      << "resign must not wait for a timeout";
   tokens.push_back(g2->status.fencing_token);
 
   // And back: pod-a campaigns again, pod-b resigns.
@@ -255,8 +278,8 @@ TEST_F(ControllerTest, ResignHandsOverAtOnceAndTokensGrowOnEveryChangeOfHolder) 
   EXPECT_LT(absl::Now() - t0, absl::Milliseconds(1500));
   tokens.push_back(g3->status.fencing_token);
 
-  // A local replica failover inside cluster-0: pod-a2 takes over the candidacy; the key follows
-  // after pod-a's validity ran out, with a new token.
+  // A local replica failover inside cluster-0: pod-a2 takes over the candidacy;
+  // the key follows after pod-a's validity ran out, with a new token.
   a->Stop();
   Campaign(0, lock, "pod-a2");
   auto g4 = WaitHeld(0, lock, "pod-a2", absl::Seconds(10));
@@ -288,8 +311,9 @@ TEST_F(ControllerTest, ControllerSigkillFreesTheLockAfterTheSessionTtl) {
   auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(15));
   ASSERT_TRUE(g2.has_value());
   const absl::Duration took = absl::Now() - t0;
-  // etcd expires the lease between TTL − (time since the last keepalive ≤ TTL/3) and TTL after
-  // the kill, checks expiry about every 500 ms, then the watch fires.
+  // etcd expires the lease between TTL − (time since the last keepalive ≤
+  // TTL/3) and TTL after the kill, checks expiry about every 500 ms, then the
+  // watch fires.
   EXPECT_GE(took, kTtl * 2 / 3 - absl::Milliseconds(100));
   EXPECT_LE(took, kTtl + absl::Milliseconds(500) + kSlack);
   EXPECT_GT(g2->status.fencing_token, g1->status.fencing_token);
@@ -311,8 +335,10 @@ TEST_F(ControllerTest, ControllerSigtermReleasesAtOnceAndExitsZero) {
   auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(10));
   ASSERT_TRUE(g2.has_value());
   const absl::Duration took = absl::Now() - t0;
-  // Revoke (status) → the candidate's next renewal acks (≤ leaseDuration/4) → delete → watch.
-  EXPECT_LT(took, kTtl * 3 / 4) << "SIGTERM must release well before the TTL would";
+  // Revoke (status) → the candidate's next renewal acks (≤ leaseDuration/4) →
+  // delete → watch.
+  EXPECT_LT(took, kTtl * 3 / 4)
+      << "SIGTERM must release well before the TTL would";
   auto code = c0->Wait(absl::Seconds(10));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
@@ -337,10 +363,14 @@ TEST_F(ControllerTest, DeletedCrReleasesItsKeyAndLosesTheFinalizer) {
   Campaign(1, lock, "pod-b");
   ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
   const absl::Time t0 = absl::Now();
-  ASSERT_TRUE(env_->tb.Kubectl(0, {"delete", "mcl", "-n", env_->ns, lock, "--wait=false"}).ok());
+  ASSERT_TRUE(
+      env_->tb
+          .Kubectl(0, {"delete", "mcl", "-n", env_->ns, lock, "--wait=false"})
+          .ok());
   // Gone entirely: the finalizer was removed after the key was released.
-  EXPECT_TRUE(WaitUntil([&] { return absl::IsNotFound(env_->Read(0, lock).status()); },
-                        AckTimeout() + kSlack));
+  EXPECT_TRUE(
+      WaitUntil([&] { return absl::IsNotFound(env_->Read(0, lock).status()); },
+                AckTimeout() + kSlack));
   auto g2 = WaitHeld(1, lock, "pod-b", absl::Seconds(5));
   ASSERT_TRUE(g2.has_value());
   EXPECT_LT(absl::Now() - t0, AckTimeout() + kSlack);
@@ -351,7 +381,8 @@ TEST_F(ControllerTest, DeletedCrReleasesItsKeyAndLosesTheFinalizer) {
 }
 
 TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
-  // Garbage under the prefix before the controller starts: one for a lock, two that name none.
+  // Garbage under the prefix before the controller starts: one for a lock, two
+  // that name none.
   ASSERT_TRUE(env_->kv().Put(env_->EtcdKey("garbage"), "not json {").ok());
   ASSERT_TRUE(env_->kv().Put(env_->prefix + "/stray", "x").ok());
   ASSERT_TRUE(env_->kv().Put(env_->prefix + "/a/b/c", "{}").ok());
@@ -361,7 +392,11 @@ TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
   ASSERT_TRUE(env_->CreateLock(0, "garbage").ok());
   Campaign(0, "garbage", "pod-g");
   ASSERT_TRUE(env_->CreateLock(0, "noholder").ok());
-  ASSERT_TRUE(env_->CreateLock(0, "absurd", R"({"holderIdentity":"pod-x","leaseDurationSeconds":3600})").ok());
+  ASSERT_TRUE(
+      env_->CreateLock(
+              0, "absurd",
+              R"({"holderIdentity":"pod-x","leaseDurationSeconds":3600})")
+          .ok());
   const std::string long_name(253, 'a');
   ASSERT_TRUE(env_->CreateLock(0, long_name).ok());
   Campaign(0, long_name, "pod-long");
@@ -369,10 +404,12 @@ TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
   Campaign(0, "good", "pod-good");
 
   EXPECT_TRUE(WaitHeld(0, "good", "pod-good", absl::Seconds(10)).has_value());
-  EXPECT_TRUE(WaitHeld(0, long_name, "pod-long", absl::Seconds(10)).has_value());
+  EXPECT_TRUE(
+      WaitHeld(0, long_name, "pod-long", absl::Seconds(10)).has_value());
   auto long_key = env_->Key(long_name);
   ASSERT_TRUE(long_key.ok() && long_key->has_value());
-  // The absurd (but valid) policy is honoured: one renewal at creation keeps it live for an hour.
+  // The absurd (but valid) policy is honoured: one renewal at creation keeps it
+  // live for an hour.
   EXPECT_TRUE(WaitHeld(0, "absurd", "pod-x", absl::Seconds(10)).has_value());
   EXPECT_TRUE(WaitUntil(
       [&] {
@@ -384,14 +421,16 @@ TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
   EXPECT_TRUE(WaitUntil(
       [&] {
         auto v = env_->Read(0, "garbage");
-        return v.ok() && CondIs(*v, kGlobalLockHeld, "False", "InvalidKeyValue") &&
+        return v.ok() &&
+               CondIs(*v, kGlobalLockHeld, "False", "InvalidKeyValue") &&
                v->status.leader.empty();
       },
       absl::Seconds(10)));
   EXPECT_TRUE(WaitUntil(
       [&] {
-        auto ev = env_->tb.Kubectl(0, {"get", "events", "-n", env_->ns, "--field-selector",
-                                       "type=Warning", "-o", "jsonpath={.items[*].reason}"});
+        auto ev = env_->tb.Kubectl(
+            0, {"get", "events", "-n", env_->ns, "--field-selector",
+                "type=Warning", "-o", "jsonpath={.items[*].reason}"});
         return ev.ok() && ev->find("InvalidKeyValue") != std::string::npos;
       },
       absl::Seconds(5)));

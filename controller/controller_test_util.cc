@@ -19,8 +19,9 @@ Env::Env(testbed::Testbed& tb_) : tb(tb_) {
   for (int c = 0; c < tb.clusters(); ++c) {
     auto out = tb.Kubectl(c, {"create", "namespace", ns});
     EXPECT_TRUE(out.ok()) << out.status();
-    for (auto [who, vec] : {std::make_pair(testbed::Identity::kAdmin, &admin_),
-                            std::make_pair(testbed::Identity::kSidecar, &sidecar_)}) {
+    for (auto [who, vec] :
+         {std::make_pair(testbed::Identity::kAdmin, &admin_),
+          std::make_pair(testbed::Identity::kSidecar, &sidecar_)}) {
       auto cfg = kube::LoadKubeconfigFile(tb.kubeconfig(c, who));
       EXPECT_TRUE(cfg.ok()) << cfg.status();
       auto client = kube::KubeClient::Create(*cfg);
@@ -39,41 +40,44 @@ Env::Env(testbed::Testbed& tb_) : tb(tb_) {
 Env::~Env() = default;
 
 absl::StatusOr<std::unique_ptr<testbed::Subprocess>> Env::StartController(
-    int c, const std::string& identity, const std::vector<std::string>& extra, bool wait_ready) {
+    int c, const std::string& identity, const std::vector<std::string>& extra,
+    bool wait_ready) {
   const char* out_dir = getenv("TEST_UNDECLARED_OUTPUTS_DIR");
-  std::string log = absl::StrCat(out_dir != nullptr ? out_dir : tb.dir(), "/", ns, "-cluster", c,
-                                 "-", identity, ".log");
-  std::vector<std::string> argv = {testbed::Runfile("controller/mcl-controller"),
-                                   "--kubeconfig",
-                                   tb.kubeconfig(c, testbed::Identity::kController),
-                                   "--cluster-name",
-                                   tb.cluster(c).name,
-                                   "--etcd-endpoints",
-                                   tb.global_etcd_address(),
-                                   "--session-ttl",
-                                   absl::FormatDuration(kTtl),
-                                   "--namespace",
-                                   ns,
-                                   "--watch-namespaces",
-                                   ns,
-                                   "--key-prefix",
-                                   prefix,
-                                   "--identity",
-                                   identity,
-                                   "--metrics-address",
-                                   "127.0.0.1:0"};
+  std::string log = absl::StrCat(out_dir != nullptr ? out_dir : tb.dir(), "/",
+                                 ns, "-cluster", c, "-", identity, ".log");
+  std::vector<std::string> argv = {
+      testbed::Runfile("controller/mcl-controller"),
+      "--kubeconfig",
+      tb.kubeconfig(c, testbed::Identity::kController),
+      "--cluster-name",
+      tb.cluster(c).name,
+      "--etcd-endpoints",
+      tb.global_etcd_address(),
+      "--session-ttl",
+      absl::FormatDuration(kTtl),
+      "--namespace",
+      ns,
+      "--watch-namespaces",
+      ns,
+      "--key-prefix",
+      prefix,
+      "--identity",
+      identity,
+      "--metrics-address",
+      "127.0.0.1:0"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto p = testbed::Subprocess::Start(argv, log);
   if (!p.ok()) return p.status();
   auto proc = std::make_unique<testbed::Subprocess>(std::move(*p));
   if (wait_ready && !proc->WaitForLog("informer synced", absl::Seconds(30))) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("controller ", identity, " did not get ready; log:\n", proc->Log()));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "controller ", identity, " did not get ready; log:\n", proc->Log()));
   }
   return proc;
 }
 
-absl::Status Env::CreateLock(int c, const std::string& name, const std::string& spec_json) {
+absl::Status Env::CreateLock(int c, const std::string& name,
+                             const std::string& spec_json) {
   auto spec = kube::ParseJson(spec_json, "spec");
   if (!spec.ok()) return spec.status();
   Json obj = Json::object();
@@ -91,7 +95,8 @@ absl::StatusOr<CrView> Env::Read(int c, const std::string& name) {
   return CrViewFromJson(*j);
 }
 
-absl::StatusOr<std::optional<etcd::KeyValue>> Env::Key(const std::string& name) {
+absl::StatusOr<std::optional<etcd::KeyValue>> Env::Key(
+    const std::string& name) {
   return kv_->Get(EtcdKey(name));
 }
 
@@ -111,7 +116,8 @@ absl::Status Candidate::RenewOnce() {
   spec["holderIdentity"] = Json::string(holder_);
   spec["leaseDurationSeconds"] = Json::number(lease_seconds_);
   spec["renewTime"] = Json::string(kube::FormatMicroTime(absl::Now()));
-  auto r = client_->MergePatch(kube::MultiClusterLeaseResource(), ns_, name_, patch);
+  auto r =
+      client_->MergePatch(kube::MultiClusterLeaseResource(), ns_, name_, patch);
   if (r.ok()) {
     renewals_++;
     absl::MutexLock l(&mu_);
@@ -127,7 +133,8 @@ void Candidate::Start() {
     const absl::Duration period = absl::Seconds(lease_seconds_) / 4;
     while (!stop_.load()) {
       const absl::Time next = absl::Now() + period;
-      while (!stop_.load() && absl::Now() < next) absl::SleepFor(absl::Milliseconds(5));
+      while (!stop_.load() && absl::Now() < next)
+        absl::SleepFor(absl::Milliseconds(5));
       if (stop_.load()) break;
       (void)RenewOnce();
     }
@@ -145,7 +152,9 @@ absl::Status Candidate::Resign() {
   Stop();
   Json patch = Json::object();
   kube::ChildObject(patch, "spec")["holderIdentity"] = Json::null();
-  return client_->MergePatch(kube::MultiClusterLeaseResource(), ns_, name_, patch).status();
+  return client_
+      ->MergePatch(kube::MultiClusterLeaseResource(), ns_, name_, patch)
+      .status();
 }
 
 const Condition* FindCondition(const CrView& v, const std::string& type) {
@@ -155,7 +164,8 @@ const Condition* FindCondition(const CrView& v, const std::string& type) {
 bool CondIs(const CrView& v, const std::string& type, const std::string& status,
             const std::string& reason) {
   const Condition* c = v.status.Find(type);
-  return c != nullptr && c->status == status && (reason.empty() || c->reason == reason);
+  return c != nullptr && c->status == status &&
+         (reason.empty() || c->reason == reason);
 }
 
 bool Holds(const CrView& v) { return CondIs(v, kGlobalLockHeld, "True"); }

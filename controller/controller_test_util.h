@@ -1,6 +1,7 @@
-// Helpers for the controller's integration tests: controllers as real processes on the real test
-// bed, candidates simulated by a thread that renews spec with the SIDECAR identity (every
-// leaseDuration/4, like the sidecar), and readers for CRs and the etcd key.
+// Helpers for the controller's integration tests: controllers as real processes
+// on the real test bed, candidates simulated by a thread that renews spec with
+// the SIDECAR identity (every leaseDuration/4, like the sidecar), and readers
+// for CRs and the etcd key.
 #ifndef MCL_CONTROLLER_CONTROLLER_TEST_UTIL_H_
 #define MCL_CONTROLLER_CONTROLLER_TEST_UTIL_H_
 
@@ -28,8 +29,9 @@ constexpr int kLeaseSeconds = 2;
 // TTL·(1+rho)+m: the ack timeout of design.md §Ack.
 inline absl::Duration AckTimeout() { return kTtl * (1 + kRho) + kMargin; }
 
-// One test's world: its own namespace in every cluster (locks, heartbeat and election Leases) and
-// its own etcd key prefix, so tests sharing the test bed never see each other.
+// One test's world: its own namespace in every cluster (locks, heartbeat and
+// election Leases) and its own etcd key prefix, so tests sharing the test bed
+// never see each other.
 class Env {
  public:
   explicit Env(testbed::Testbed& tb);
@@ -39,21 +41,29 @@ class Env {
   std::string ns;
   std::string prefix;
 
-  kube::KubeClient* admin(int c) { return admin_[static_cast<size_t>(c)].get(); }
-  kube::KubeClient* sidecar(int c) { return sidecar_[static_cast<size_t>(c)].get(); }
+  kube::KubeClient* admin(int c) {
+    return admin_[static_cast<size_t>(c)].get();
+  }
+  kube::KubeClient* sidecar(int c) {
+    return sidecar_[static_cast<size_t>(c)].get();
+  }
   etcd::KV& kv() { return *kv_; }
   etcd::Client* etcd() { return etcd_.get(); }
 
-  // Starts a controller for cluster c; waits until it serves (informer synced). `extra` flags last.
+  // Starts a controller for cluster c; waits until it serves (informer synced).
+  // `extra` flags last.
   absl::StatusOr<std::unique_ptr<testbed::Subprocess>> StartController(
-      int c, const std::string& identity, const std::vector<std::string>& extra = {},
-      bool wait_ready = true);
+      int c, const std::string& identity,
+      const std::vector<std::string>& extra = {}, bool wait_ready = true);
 
-  absl::Status CreateLock(int c, const std::string& name, const std::string& spec_json = "{}");
+  absl::Status CreateLock(int c, const std::string& name,
+                          const std::string& spec_json = "{}");
   absl::StatusOr<CrView> Read(int c, const std::string& name);
   // The etcd key of a lock (nullopt: absent).
   absl::StatusOr<std::optional<etcd::KeyValue>> Key(const std::string& name);
-  std::string EtcdKey(const std::string& name) const { return prefix + "/" + ns + "/" + name; }
+  std::string EtcdKey(const std::string& name) const {
+    return prefix + "/" + ns + "/" + name;
+  }
 
  private:
   std::vector<std::unique_ptr<kube::KubeClient>> admin_, sidecar_;
@@ -61,15 +71,17 @@ class Env {
   std::unique_ptr<etcd::KV> kv_;
 };
 
-// A simulated candidate: renews spec (holderIdentity, leaseDurationSeconds, renewTime) every
-// leaseDuration/4 as the sidecar identity, until Stop (goes stale) or Resign (removes itself).
+// A simulated candidate: renews spec (holderIdentity, leaseDurationSeconds,
+// renewTime) every leaseDuration/4 as the sidecar identity, until Stop (goes
+// stale) or Resign (removes itself).
 class Candidate {
  public:
-  Candidate(kube::KubeClient* client, std::string ns, std::string name, std::string holder,
-            int lease_seconds = kLeaseSeconds);
+  Candidate(kube::KubeClient* client, std::string ns, std::string name,
+            std::string holder, int lease_seconds = kLeaseSeconds);
   ~Candidate();
   void Start();
-  // Stops renewing; returns the monotonic... wall time the last renewal was answered.
+  // Stops renewing; returns the monotonic... wall time the last renewal was
+  // answered.
   absl::Time Stop();
   absl::Status Resign();
   int renewals() const { return renewals_.load(); }

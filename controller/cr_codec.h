@@ -1,5 +1,6 @@
-// Conversions between the MultiClusterLease JSON of the apiserver and the reconciler's views.
-// Never throws; a field of the wrong type is an error naming it (kube::JsonReader).
+// Conversions between the MultiClusterLease JSON of the apiserver and the
+// reconciler's views. Never throws; a field of the wrong type is an error
+// naming it (kube::JsonReader).
 #ifndef MCL_CONTROLLER_CR_CODEC_H_
 #define MCL_CONTROLLER_CR_CODEC_H_
 
@@ -12,12 +13,16 @@ namespace mcl::controller {
 absl::StatusOr<CrView> CrViewFromJson(const kube::Json& obj);
 // status as the CRD spells it; empty/zero fields omitted.
 kube::Json StatusToJson(const LockStatus& s);
-// `obj` with its status replaced by `s` and metadata.resourceVersion set to `rv` (the precondition).
-kube::Json WithStatus(const kube::Json& obj, const LockStatus& s, const std::string& rv);
-// `obj` with the finalizer added or removed (keeping the others), preconditioned on its own
-// resourceVersion.
-kube::Json WithFinalizer(const kube::Json& obj, const std::string& finalizer, bool present);
-// resourceVersion compared as an integer (design.md §Confirmation 5); -1 when not a number.
+// `obj` with its status replaced by `s` and metadata.resourceVersion set to
+// `rv` (the precondition).
+kube::Json WithStatus(const kube::Json& obj, const LockStatus& s,
+                      const std::string& rv);
+// `obj` with the finalizer added or removed (keeping the others),
+// preconditioned on its own resourceVersion.
+kube::Json WithFinalizer(const kube::Json& obj, const std::string& finalizer,
+                         bool present);
+// resourceVersion compared as an integer (design.md §Confirmation 5); -1 when
+// not a number.
 int64_t RvNumber(const std::string& rv);
 
 }  // namespace mcl::controller

@@ -1,7 +1,7 @@
 #include "controller/cr_codec.h"
 
-#include "gtest/gtest.h"
 #include "controller/work_queue.h"
+#include "gtest/gtest.h"
 
 namespace mcl::controller {
 namespace {
@@ -16,7 +16,7 @@ TEST(CrCodecTest, ReadsEveryFieldTheReconcilerUses) {
               "heartbeat":"mcl-system/hb","sessionTTLMilliseconds":2000,
               "conditions":[{"type":"GlobalLockHeld","status":"True","reason":"Granted","message":"m",
                              "lastTransitionTime":"2026-01-01T00:00:00Z"}]}})",
-                            "test");
+                           "test");
   ASSERT_TRUE(j.ok()) << j.status();
   auto v = CrViewFromJson(*j);
   ASSERT_TRUE(v.ok()) << v.status();
@@ -33,15 +33,18 @@ TEST(CrCodecTest, ReadsEveryFieldTheReconcilerUses) {
 }
 
 TEST(CrCodecTest, MissingSpecFieldsAreAbsentAndWrongTypesAreErrors) {
-  auto j = kube::ParseJson(R"({"metadata":{"name":"l","namespace":"ns"},"spec":{}})", "t");
+  auto j = kube::ParseJson(
+      R"({"metadata":{"name":"l","namespace":"ns"},"spec":{}})", "t");
   auto v = CrViewFromJson(*j);
   ASSERT_TRUE(v.ok());
   EXPECT_FALSE(v->holder.has_value());
   EXPECT_EQ(v->lease_duration_seconds, 0);
-  auto bad = kube::ParseJson(R"({"metadata":{"name":"l"},"spec":{"holderIdentity":5}})", "t");
+  auto bad = kube::ParseJson(
+      R"({"metadata":{"name":"l"},"spec":{"holderIdentity":5}})", "t");
   auto e = CrViewFromJson(*bad);
   ASSERT_FALSE(e.ok());
-  EXPECT_NE(std::string(e.status().message()).find("spec.holderIdentity"), std::string::npos);
+  EXPECT_NE(std::string(e.status().message()).find("spec.holderIdentity"),
+            std::string::npos);
 }
 
 TEST(CrCodecTest, StatusRoundTripsAndOmitsEmptyFields) {
@@ -49,7 +52,9 @@ TEST(CrCodecTest, StatusRoundTripsAndOmitsEmptyFields) {
   s.leader = "a";
   s.fencing_token = 4;
   s.conditions.push_back({"CandidateLive", "True", "Renewing", "m", "t"});
-  auto obj = kube::ParseJson(R"({"metadata":{"name":"l","namespace":"n","resourceVersion":"1"}})", "t");
+  auto obj = kube::ParseJson(
+      R"({"metadata":{"name":"l","namespace":"n","resourceVersion":"1"}})",
+      "t");
   kube::Json out = WithStatus(*obj, s, "7");
   EXPECT_EQ(out.at("metadata").at("resourceVersion").as_string(), "7");
   EXPECT_FALSE(out.at("status").has_field("session"));
@@ -59,13 +64,17 @@ TEST(CrCodecTest, StatusRoundTripsAndOmitsEmptyFields) {
 }
 
 TEST(CrCodecTest, FinalizerIsAddedOnceAndRemovedAlone) {
-  auto obj = kube::ParseJson(R"({"metadata":{"name":"l","finalizers":["other"]}})", "t");
-  kube::Json added = WithFinalizer(WithFinalizer(*obj, "mcl.dev/release", true), "mcl.dev/release", true);
+  auto obj = kube::ParseJson(
+      R"({"metadata":{"name":"l","finalizers":["other"]}})", "t");
+  kube::Json added = WithFinalizer(WithFinalizer(*obj, "mcl.dev/release", true),
+                                   "mcl.dev/release", true);
   EXPECT_EQ(added.at("metadata").at("finalizers").size(), 2u);
   kube::Json removed = WithFinalizer(added, "mcl.dev/release", false);
   ASSERT_EQ(removed.at("metadata").at("finalizers").size(), 1u);
   EXPECT_EQ(removed.at("metadata").at("finalizers").at(0).as_string(), "other");
-  EXPECT_FALSE(WithFinalizer(removed, "other", false).at("metadata").has_field("finalizers"));
+  EXPECT_FALSE(WithFinalizer(removed, "other", false)
+                   .at("metadata")
+                   .has_field("finalizers"));
 }
 
 TEST(WorkQueueTest, DeduplicatesAndHandsAKeyToOneWorkerAtATime) {

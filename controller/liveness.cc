@@ -6,7 +6,8 @@
 namespace mcl::controller {
 
 void LivenessTracker::Observe(const std::string& uid, int64_t generation,
-                              const std::optional<std::string>& holder, absl::Duration now) {
+                              const std::optional<std::string>& holder,
+                              absl::Duration now) {
   if (first_seen_.has_value() && uid != uid_) {
     // A new incarnation of the lock: nothing we knew applies to it.
     *this = LivenessTracker();
@@ -20,7 +21,8 @@ void LivenessTracker::Observe(const std::string& uid, int64_t generation,
     if (holder.has_value()) last_renewal_[*holder] = now;
     return;
   }
-  if (generation <= generation_) return;  // nothing new in spec (or an old re-delivery)
+  if (generation <= generation_)
+    return;  // nothing new in spec (or an old re-delivery)
   const bool consecutive = generation == generation_ + 1;
   if (!consecutive) last_gap_ = now;
   if (!holder.has_value()) {
@@ -37,20 +39,23 @@ void LivenessTracker::Observe(const std::string& uid, int64_t generation,
 
 absl::Duration LivenessTracker::LastRenewal(const std::string& holder) const {
   auto it = last_renewal_.find(holder);
-  absl::Duration t =
-      it != last_renewal_.end() ? it->second : first_seen_.value_or(absl::ZeroDuration());
+  absl::Duration t = it != last_renewal_.end()
+                         ? it->second
+                         : first_seen_.value_or(absl::ZeroDuration());
   return std::max(t, last_gap_);
 }
 
 void LivenessTracker::Prune(const std::optional<std::string>& keep_a,
                             const std::optional<std::string>& keep_b) {
   for (auto it = last_renewal_.begin(); it != last_renewal_.end();) {
-    const bool keep = (keep_a && *keep_a == it->first) || (keep_b && *keep_b == it->first) ||
+    const bool keep = (keep_a && *keep_a == it->first) ||
+                      (keep_b && *keep_b == it->first) ||
                       (holder_ && *holder_ == it->first);
     it = keep ? std::next(it) : last_renewal_.erase(it);
   }
   for (auto it = resigned_at_.begin(); it != resigned_at_.end();) {
-    const bool keep = (keep_a && *keep_a == it->first) || (keep_b && *keep_b == it->first);
+    const bool keep =
+        (keep_a && *keep_a == it->first) || (keep_b && *keep_b == it->first);
     it = keep ? std::next(it) : resigned_at_.erase(it);
   }
 }

@@ -17,9 +17,11 @@ TEST(LivenessTest, FirstSightCountsAsObservedNowForEveryHolder) {
 TEST(LivenessTest, OnlyNewGenerationsAreRenewals) {
   LivenessTracker t;
   t.Observe("u", 7, std::string("a"), T0);
-  t.Observe("u", 7, std::string("a"), T0 + absl::Seconds(1));  // status write, resync
+  t.Observe("u", 7, std::string("a"),
+            T0 + absl::Seconds(1));  // status write, resync
   EXPECT_EQ(t.LastRenewal("a"), T0);
-  t.Observe("u", 6, std::string("a"), T0 + absl::Seconds(2));  // old re-delivery
+  t.Observe("u", 6, std::string("a"),
+            T0 + absl::Seconds(2));  // old re-delivery
   EXPECT_EQ(t.LastRenewal("a"), T0);
   t.Observe("u", 8, std::string("a"), T0 + absl::Seconds(3));
   EXPECT_EQ(t.LastRenewal("a"), T0 + absl::Seconds(3));
@@ -43,7 +45,8 @@ TEST(LivenessTest, ResignIsAttributedOnlyAcrossConsecutiveGenerations) {
   t.Observe("u", 3, std::string("a"), T0 + absl::Seconds(2));
   EXPECT_FALSE(t.resigned().has_value());
   t.Observe("u", 5, std::nullopt, T0 + absl::Seconds(3));
-  EXPECT_FALSE(t.resigned().has_value()) << "a skipped generation hides who wrote";
+  EXPECT_FALSE(t.resigned().has_value())
+      << "a skipped generation hides who wrote";
 }
 
 TEST(LivenessTest, SkippedGenerationsCountAsARenewalOfAnyoneAtThatMoment) {

@@ -22,16 +22,19 @@ Condition* FindMutable(LockStatus& s, const std::string& type) {
   return nullptr;
 }
 
-// Sets a condition, keeping lastTransitionTime while its status does not change.
-void SetCondition(LockStatus& s, const std::string& type, bool ok, const std::string& reason,
-                  const std::string& message, const std::string& now) {
+// Sets a condition, keeping lastTransitionTime while its status does not
+// change.
+void SetCondition(LockStatus& s, const std::string& type, bool ok,
+                  const std::string& reason, const std::string& message,
+                  const std::string& now) {
   const std::string status = ok ? "True" : "False";
   Condition* c = FindMutable(s, type);
   if (c == nullptr) {
     s.conditions.push_back(Condition{type, status, reason, message, now});
     return;
   }
-  if (c->status != status || c->last_transition_time.empty()) c->last_transition_time = now;
+  if (c->status != status || c->last_transition_time.empty())
+    c->last_transition_time = now;
   c->status = status;
   c->reason = reason;
   c->message = message;
@@ -47,7 +50,9 @@ void ClearLeader(LockStatus& s) {
   s.session_ttl_ms = 0;
 }
 
-std::string Seconds(absl::Duration d) { return absl::StrFormat("%.3gs", absl::ToDoubleSeconds(d)); }
+std::string Seconds(absl::Duration d) {
+  return absl::StrFormat("%.3gs", absl::ToDoubleSeconds(d));
+}
 
 }  // namespace
 
@@ -61,8 +66,9 @@ const Condition* LockStatus::Find(const std::string& type) const {
 bool StatusDiffers(const LockStatus& a, const LockStatus& b) {
   if (a.leader != b.leader || a.leader_cluster != b.leader_cluster ||
       a.acquire_time != b.acquire_time || a.fencing_token != b.fencing_token ||
-      a.transitions != b.transitions || a.session != b.session || a.heartbeat != b.heartbeat ||
-      a.session_ttl_ms != b.session_ttl_ms || a.conditions.size() != b.conditions.size()) {
+      a.transitions != b.transitions || a.session != b.session ||
+      a.heartbeat != b.heartbeat || a.session_ttl_ms != b.session_ttl_ms ||
+      a.conditions.size() != b.conditions.size()) {
     return true;
   }
   for (const auto& ca : a.conditions) {
@@ -94,9 +100,10 @@ std::optional<KeyValue> ParseKeyValue(const std::string& raw) {
     if (!f.is_string()) return std::nullopt;
     return f.as_string();
   };
-  auto cluster = str("cluster"), holder = str("holder"), session = str("session"),
-       acquire = str("acquireTime");
-  if (!cluster || !holder || !session || !acquire || cluster->empty() || holder->empty()) {
+  auto cluster = str("cluster"), holder = str("holder"),
+       session = str("session"), acquire = str("acquireTime");
+  if (!cluster || !holder || !session || !acquire || cluster->empty() ||
+      holder->empty()) {
     return std::nullopt;
   }
   return KeyValue{*cluster, *holder, *session, *acquire};
@@ -104,13 +111,20 @@ std::optional<KeyValue> ParseKeyValue(const std::string& raw) {
 
 const char* ActionName(Action::Kind k) {
   switch (k) {
-    case Action::kNone: return "none";
-    case Action::kAddFinalizer: return "add-finalizer";
-    case Action::kRemoveFinalizer: return "remove-finalizer";
-    case Action::kTxnCreate: return "txn-create";
-    case Action::kTxnRepoint: return "txn-repoint";
-    case Action::kTxnDelete: return "txn-delete";
-    case Action::kWriteStatus: return "write-status";
+    case Action::kNone:
+      return "none";
+    case Action::kAddFinalizer:
+      return "add-finalizer";
+    case Action::kRemoveFinalizer:
+      return "remove-finalizer";
+    case Action::kTxnCreate:
+      return "txn-create";
+    case Action::kTxnRepoint:
+      return "txn-repoint";
+    case Action::kTxnDelete:
+      return "txn-delete";
+    case Action::kWriteStatus:
+      return "write-status";
   }
   return "?";
 }
@@ -122,28 +136,32 @@ std::string MetaTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
 }
 
-// design.md §Ack. The timeout: every renewal of g.holder that any confirmation can cover was
-// observed by us no later than LastRenewal (liveness.h), and the sidecar's validity ends by
-// T_w + TTL·(1−rho) − m on its clock, T_w before our observation; TTL·(1+rho) + m on ours is a
-// safe upper bound for the same instant.
-absl::Duration LockReconciler::AckDeadline(const Grantee& g, const SessionView& s,
+// design.md §Ack. The timeout: every renewal of g.holder that any confirmation
+// can cover was observed by us no later than LastRenewal (liveness.h), and the
+// sidecar's validity ends by T_w + TTL·(1−rho) − m on its clock, T_w before our
+// observation; TTL·(1+rho) + m on ours is a safe upper bound for the same
+// instant.
+absl::Duration LockReconciler::AckDeadline(const Grantee& g,
+                                           const SessionView& s,
                                            const LockMemory& mem) const {
   return mem.liveness.LastRenewal(g.holder) + s.ttl * (1 + kRho) + kMargin;
 }
 
-bool LockReconciler::Acked(const Grantee& g, const SessionView& s, const LockMemory& mem,
-                           absl::Duration now) const {
+bool LockReconciler::Acked(const Grantee& g, const SessionView& s,
+                           const LockMemory& mem, absl::Duration now) const {
   if (mem.revoke.has_value() && mem.revoke->grantee.holder == g.holder &&
       mem.revoke->grantee.token == g.token && mem.revoke->acked) {
     return true;
   }
-  // Resigned after the grant (design.md §Ack), even if another local holder has taken over since.
-  if (g.generation > 0 && mem.liveness.ResignedAt(g.holder) > g.generation) return true;
+  // Resigned after the grant (design.md §Ack), even if another local holder has
+  // taken over since.
+  if (g.generation > 0 && mem.liveness.ResignedAt(g.holder) > g.generation)
+    return true;
   return now >= AckDeadline(g, s, mem);
 }
 
-Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const SessionView& s,
-                               LockMemory& mem) const {
+Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key,
+                               const SessionView& s, LockMemory& mem) const {
   const absl::Duration now = clock_->Monotonic();
   const std::string wall = MetaTime(clock_->WallNow());
   Plan plan;
@@ -156,17 +174,21 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
     if (!mem.initialized) {
       mem.initialized = true;
       mem.max_token_seen = cr->status.fencing_token;
-      // Restart: a status of ours naming a local leader under the live session means that
-      // candidate may believe it leads. Under another session it cannot: only our heartbeat
-      // confirms, and it names our session.
-      if (!cr->status.leader.empty() && cr->status.leader_cluster == config_.cluster &&
-          s.alive && cr->status.session == SessionHex(s.id)) {
-        mem.announced = Grantee{cr->status.leader, cr->status.fencing_token, cr->generation};
+      // Restart: a status of ours naming a local leader under the live session
+      // means that candidate may believe it leads. Under another session it
+      // cannot: only our heartbeat confirms, and it names our session.
+      if (!cr->status.leader.empty() &&
+          cr->status.leader_cluster == config_.cluster && s.alive &&
+          cr->status.session == SessionHex(s.id)) {
+        mem.announced = Grantee{cr->status.leader, cr->status.fencing_token,
+                                cr->generation};
       }
     }
-    // An ack of a revocation: a spec write by the grantee after our revoking write (the sidecar's
-    // write invariant: it had seen the revocation before writing).
-    if (mem.revoke && !mem.revoke->acked && cr->generation > mem.revoke->generation &&
+    // An ack of a revocation: a spec write by the grantee after our revoking
+    // write (the sidecar's write invariant: it had seen the revocation before
+    // writing).
+    if (mem.revoke && !mem.revoke->acked &&
+        cr->generation > mem.revoke->generation &&
         cr->holder == mem.revoke->grantee.holder) {
       mem.revoke->acked = true;
     }
@@ -175,12 +197,14 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
   std::optional<KeyValue> kv;
   if (key.present) kv = ParseKeyValue(key.raw);
   const bool trusted = key.known && s.alive;
-  const bool ours = trusted && key.present && kv && kv->cluster == config_.cluster &&
-                    s.id != 0 && key.lease == s.id;
+  const bool ours = trusted && key.present && kv &&
+                    kv->cluster == config_.cluster && s.id != 0 &&
+                    key.lease == s.id;
 
-  // Rule 7: without a live session nothing of ours is held any more, and every candidate we had
-  // told has lapsed (confirmations stop before the lease can expire). A key that is known not to
-  // be ours likewise ends any grant we had: it went with our lease.
+  // Rule 7: without a live session nothing of ours is held any more, and every
+  // candidate we had told has lapsed (confirmations stop before the lease can
+  // expire). A key that is known not to be ours likewise ends any grant we had:
+  // it went with our lease.
   if (!s.alive || (key.known && !ours)) {
     mem.announced.reset();
     mem.revoke.reset();
@@ -188,11 +212,13 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
   if (cr == nullptr) {
     if (ours) {
-      // Deleted without (or past) our finalizer while we hold the key: no status can be written,
-      // so only the timeout can end the grant.
+      // Deleted without (or past) our finalizer while we hold the key: no
+      // status can be written, so only the timeout can end the grant.
       if (mem.announced && !Acked(*mem.announced, s, mem, now)) {
         requeue(AckDeadline(*mem.announced, s, mem));
-        plan.why = "CR gone; waiting for the grantee's validity to run out before release";
+        plan.why =
+            "CR gone; waiting for the grantee's validity to run out before "
+            "release";
         return plan;
       }
       if (!s.reachable) {
@@ -212,9 +238,9 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
   // ---- Candidate liveness (rule 2) ----
   const std::optional<std::string>& holder = cr->holder;
-  const absl::Duration lease_duration = cr->lease_duration_seconds > 0
-                                            ? absl::Seconds(cr->lease_duration_seconds)
-                                            : config_.default_lease_duration;
+  const absl::Duration lease_duration =
+      cr->lease_duration_seconds > 0 ? absl::Seconds(cr->lease_duration_seconds)
+                                     : config_.default_lease_duration;
   absl::Duration stale_at = absl::ZeroDuration();
   bool candidate_live = false;
   if (holder.has_value() && !cr->deleting) {
@@ -223,37 +249,44 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
   }
   if (candidate_live) requeue(stale_at);
   const bool want_hold = candidate_live && !s.shutting_down;
-  mem.liveness.Prune(holder, mem.announced ? std::optional<std::string>(mem.announced->holder)
-                                           : std::nullopt);
+  mem.liveness.Prune(
+      holder, mem.announced ? std::optional<std::string>(mem.announced->holder)
+                            : std::nullopt);
 
   // ---- Desired status pieces ----
   LockStatus desired = cr->status;
   desired.observed_generation = cr->generation;
   if (s.alive && s.reachable) {
-    SetCondition(desired, kBackendReachable, true, "Reachable", "etcd answers keepalives", wall);
+    SetCondition(desired, kBackendReachable, true, "Reachable",
+                 "etcd answers keepalives", wall);
   } else if (s.alive) {
     SetCondition(desired, kBackendReachable, false, "Unreachable",
                  "etcd does not answer; confirmations stopped", wall);
   } else {
-    SetCondition(desired, kBackendReachable, false, "SessionLost",
-                 "no live etcd session; locks held by this cluster are released", wall);
+    SetCondition(
+        desired, kBackendReachable, false, "SessionLost",
+        "no live etcd session; locks held by this cluster are released", wall);
   }
   if (cr->deleting) {
-    SetCondition(desired, kCandidateLive, false, "Deleting", "the lock is being deleted", wall);
+    SetCondition(desired, kCandidateLive, false, "Deleting",
+                 "the lock is being deleted", wall);
   } else if (!holder.has_value()) {
-    SetCondition(desired, kCandidateLive, false, "NoHolder", "spec.holderIdentity is not set",
-                 wall);
+    SetCondition(desired, kCandidateLive, false, "NoHolder",
+                 "spec.holderIdentity is not set", wall);
   } else if (candidate_live) {
-    SetCondition(desired, kCandidateLive, true, "Renewing",
-                 absl::StrCat(*holder, " renews within ", Seconds(lease_duration)), wall);
+    SetCondition(
+        desired, kCandidateLive, true, "Renewing",
+        absl::StrCat(*holder, " renews within ", Seconds(lease_duration)),
+        wall);
   } else {
     SetCondition(desired, kCandidateLive, false, "Stale",
                  absl::StrCat("no renewal by ", *holder, " observed for ",
                               Seconds(lease_duration)),
                  wall);
   }
-  // A new token is a change of leader. Memory moves only when a status showing it is applied
-  // (OnStatusResult), so a write that conflicts and is recomputed still counts it once.
+  // A new token is a change of leader. Memory moves only when a status showing
+  // it is applied (OnStatusResult), so a write that conflicts and is recomputed
+  // still counts it once.
   auto count_token = [&](int64_t token) {
     if (token > std::max(mem.max_token_seen, cr->status.fencing_token)) {
       desired.transitions = cr->status.transitions + 1;
@@ -280,11 +313,13 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
     if (want_hold && *holder == key_holder) {
       if (announced && announced->holder != key_holder) {
-        // Someone else may still think they lead (a crash between re-point and status, seen after
-        // restart): they must lapse before the new holder is told.
+        // Someone else may still think they lead (a crash between re-point and
+        // status, seen after restart): they must lapse before the new holder is
+        // told.
         if (!Acked(*announced, s, mem, now)) {
           requeue(AckDeadline(*announced, s, mem));
-          plan.why = absl::StrCat("waiting for ", announced->holder, " to stop leading");
+          plan.why = absl::StrCat("waiting for ", announced->holder,
+                                  " to stop leading");
           return plan;
         }
         announced.reset();
@@ -301,23 +336,27 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
       if (!s.confirmed_rv.empty()) {
         desired.confirmed_resource_version = s.confirmed_rv;
         int64_t c = 0, rv = 0;
-        if (absl::SimpleAtoi(s.confirmed_rv, &c) && absl::SimpleAtoi(cr->resource_version, &rv) &&
-            rv <= c) {
+        if (absl::SimpleAtoi(s.confirmed_rv, &c) &&
+            absl::SimpleAtoi(cr->resource_version, &rv) && rv <= c) {
           desired.last_confirmed_renew_time = cr->renew_time;
         }
       }
       SetCondition(desired, kGlobalLockHeld, true, "Granted",
-                   absl::StrCat("held by ", key_holder, " in cluster ", config_.cluster,
-                                " with fencing token ", token),
+                   absl::StrCat("held by ", key_holder, " in cluster ",
+                                config_.cluster, " with fencing token ", token),
                    wall);
-      // Announced from the moment the write may land (a lost answer may still have applied it).
+      // Announced from the moment the write may land (a lost answer may still
+      // have applied it).
       announced = Grantee{key_holder, token, cr->generation};
       mem.revoke.reset();
       if (write_if_changed(Action::kGrant)) {
-        if (cr->status.fencing_token != token || cr->status.leader != key_holder) {
-          plan.events.push_back({false, "Granted",
-                                 absl::StrCat("global lock granted to ", key_holder, " in cluster ",
-                                              config_.cluster, ", fencing token ", token)});
+        if (cr->status.fencing_token != token ||
+            cr->status.leader != key_holder) {
+          plan.events.push_back(
+              {false, "Granted",
+               absl::StrCat("global lock granted to ", key_holder,
+                            " in cluster ", config_.cluster, ", fencing token ",
+                            token)});
         }
         plan.why = "grant";
       }
@@ -325,12 +364,14 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
     }
 
     if (want_hold) {
-      // Rule 4: a local replica took over the candidacy. The old grantee must stop first.
+      // Rule 4: a local replica took over the candidacy. The old grantee must
+      // stop first.
       if (announced && announced->holder != *holder) {
         if (!Acked(*announced, s, mem, now)) {
           requeue(AckDeadline(*announced, s, mem));
-          plan.why = absl::StrCat("holder changed to ", *holder, "; waiting for ",
-                                  announced->holder, " to stop leading");
+          plan.why =
+              absl::StrCat("holder changed to ", *holder, "; waiting for ",
+                           announced->holder, " to stop leading");
           return plan;
         }
         announced.reset();
@@ -342,27 +383,32 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
       }
       plan.action.kind = Action::kTxnRepoint;
       plan.action.expected_mod_revision = token;
-      plan.action.value = EncodeKeyValue(
-          KeyValue{config_.cluster, *holder, SessionHex(s.id), MicroTime(clock_->WallNow())});
-      plan.events.push_back({false, "HolderChanged",
-                             absl::StrCat("global lock moves from ", key_holder, " to ", *holder,
-                                          " within cluster ", config_.cluster)});
+      plan.action.value =
+          EncodeKeyValue(KeyValue{config_.cluster, *holder, SessionHex(s.id),
+                                  MicroTime(clock_->WallNow())});
+      plan.events.push_back(
+          {false, "HolderChanged",
+           absl::StrCat("global lock moves from ", key_holder, " to ", *holder,
+                        " within cluster ", config_.cluster)});
       plan.why = "re-point to the new local holder";
       return plan;
     }
 
     // Rule 5: release (resigned, stale, deleting, shutting down).
-    const std::string why = cr->deleting        ? "the lock is being deleted"
-                            : s.shutting_down   ? "the controller is shutting down"
+    const std::string why = cr->deleting ? "the lock is being deleted"
+                            : s.shutting_down
+                                ? "the controller is shutting down"
                             : !holder.has_value() ? "the candidate resigned"
                                                   : "the candidate is stale";
     if (announced) {
-      const bool revoked = mem.revoke && mem.revoke->grantee.holder == announced->holder &&
+      const bool revoked = mem.revoke &&
+                           mem.revoke->grantee.holder == announced->holder &&
                            mem.revoke->grantee.token == announced->token;
       if (!revoked) {
-        // First tell everyone the grant is over (leader cleared), so that any later spec write by
-        // the grantee proves it had seen this (the write invariant). Even for a resign: otherwise
-        // the same holder could re-campaign on the old status and count as leader again.
+        // First tell everyone the grant is over (leader cleared), so that any
+        // later spec write by the grantee proves it had seen this (the write
+        // invariant). Even for a resign: otherwise the same holder could
+        // re-campaign on the old status and count as leader again.
         no_leader("Releasing", absl::StrCat("releasing: ", why));
         plan.action.kind = Action::kWriteStatus;
         plan.action.status = desired;
@@ -371,18 +417,21 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
         plan.action.revoke_holder = announced->holder;
         plan.action.revoke_token = announced->token;
         plan.action.revoke_generation = cr->generation;
-        // The resign is the ack (design.md §Ack) when the spec we revoke on top of still shows it.
+        // The resign is the ack (design.md §Ack) when the spec we revoke on top
+        // of still shows it.
         plan.action.revoke_is_resign_ack =
             !holder.has_value() && mem.liveness.resigned() == announced->holder;
-        plan.events.push_back({false, "Revoking",
-                               absl::StrCat("revoking ", announced->holder, "'s grant (token ",
-                                            announced->token, "): ", why)});
+        plan.events.push_back(
+            {false, "Revoking",
+             absl::StrCat("revoking ", announced->holder, "'s grant (token ",
+                          announced->token, "): ", why)});
         plan.why = absl::StrCat("revoke: ", why);
         return plan;
       }
       if (!Acked(*announced, s, mem, now)) {
         requeue(AckDeadline(*announced, s, mem));
-        plan.why = absl::StrCat("revoked; waiting for ", announced->holder, "'s ack or timeout");
+        plan.why = absl::StrCat("revoked; waiting for ", announced->holder,
+                                "'s ack or timeout");
         return plan;
       }
     }
@@ -395,7 +444,8 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
     plan.action.kind = Action::kTxnDelete;
     plan.action.expected_mod_revision = token;
     plan.events.push_back(
-        {false, "Released", absl::StrCat("global lock released (token ", token, "): ", why)});
+        {false, "Released",
+         absl::StrCat("global lock released (token ", token, "): ", why)});
     plan.why = absl::StrCat("release: ", why);
     return plan;
   }
@@ -413,16 +463,19 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
   }
 
   if (!s.alive) {
-    no_leader("SessionLost", "no live etcd session; this cluster claims nothing");
+    no_leader("SessionLost",
+              "no live etcd session; this cluster claims nothing");
     if (write_if_changed(Action::kInfo)) {
-      plan.events.push_back({true, "SessionLost", "no live etcd session; leadership withdrawn"});
+      plan.events.push_back(
+          {true, "SessionLost", "no live etcd session; leadership withdrawn"});
     }
     plan.why = "no session";
     return plan;
   }
   if (!key.known) {
-    // etcd is unreachable: keep showing what we last knew, with BackendReachable=False. Local
-    // candidates lapse by themselves (confirmations stopped).
+    // etcd is unreachable: keep showing what we last knew, with
+    // BackendReachable=False. Local candidates lapse by themselves
+    // (confirmations stopped).
     write_if_changed(Action::kInfo);
     plan.why = "etcd state unknown";
     return plan;
@@ -436,8 +489,9 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
         return plan;
       }
       plan.action.kind = Action::kTxnCreate;
-      plan.action.value = EncodeKeyValue(
-          KeyValue{config_.cluster, *holder, SessionHex(s.id), MicroTime(clock_->WallNow())});
+      plan.action.value =
+          EncodeKeyValue(KeyValue{config_.cluster, *holder, SessionHex(s.id),
+                                  MicroTime(clock_->WallNow())});
       plan.why = "contend";
       return plan;
     }
@@ -451,19 +505,22 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
   if (!kv) {
     no_leader("InvalidKeyValue",
-              "the etcd key of this lock holds a value that is not mcl's; the lock stays blocked "
+              "the etcd key of this lock holds a value that is not mcl's; the "
+              "lock stays blocked "
               "until the key is removed or its lease expires");
     if (mem.warned_value != key.raw) {
       mem.warned_value = key.raw;
-      plan.events.push_back({true, "InvalidKeyValue",
-                             "the etcd key of this lock holds a value that is not mcl's"});
+      plan.events.push_back(
+          {true, "InvalidKeyValue",
+           "the etcd key of this lock holds a value that is not mcl's"});
     }
     write_if_changed(Action::kInfo);
     plan.why = "garbage key value";
     return plan;
   }
 
-  // Rule 6: a foreign holder (another cluster, or another session of ours being expired).
+  // Rule 6: a foreign holder (another cluster, or another session of ours being
+  // expired).
   count_token(key.mod_revision);
   desired.leader = kv->holder;
   desired.leader_cluster = kv->cluster;
@@ -479,10 +536,12 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
                             " with fencing token ", key.mod_revision),
                wall);
   if (write_if_changed(Action::kInfo) &&
-      (cr->status.fencing_token != key.mod_revision || cr->status.leader != kv->holder)) {
-    plan.events.push_back({false, "LeaderElsewhere",
-                           absl::StrCat("leader is ", kv->holder, " in cluster ", kv->cluster,
-                                        ", fencing token ", key.mod_revision)});
+      (cr->status.fencing_token != key.mod_revision ||
+       cr->status.leader != kv->holder)) {
+    plan.events.push_back(
+        {false, "LeaderElsewhere",
+         absl::StrCat("leader is ", kv->holder, " in cluster ", kv->cluster,
+                      ", fencing token ", key.mod_revision)});
   }
   plan.why = "held elsewhere";
   return plan;
@@ -490,9 +549,12 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key, const Sessi
 
 void LockReconciler::OnStatusResult(const Action& action, WriteOutcome outcome,
                                     LockMemory& mem) const {
-  if (action.kind != Action::kWriteStatus || outcome != WriteOutcome::kApplied) return;
-  mem.max_token_seen = std::max(mem.max_token_seen, action.status.fencing_token);
-  // Only a write known to be applied counts as a revocation: acks are judged against it.
+  if (action.kind != Action::kWriteStatus || outcome != WriteOutcome::kApplied)
+    return;
+  mem.max_token_seen =
+      std::max(mem.max_token_seen, action.status.fencing_token);
+  // Only a write known to be applied counts as a revocation: acks are judged
+  // against it.
   if (action.purpose != Action::kRevoke) return;
   LockMemory::Revoke r;
   r.grantee = Grantee{action.revoke_holder, action.revoke_token};

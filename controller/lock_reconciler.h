@@ -1,14 +1,18 @@
-// LockReconciler: the per-lock election logic of docs/design.md §"Controller reconcile" and §Ack, as
-// a pure function of its inputs with an injected clock. No I/O: the adapter (controller.cc) turns
-// the CR, the etcd key and the session into the views below, runs the one Action the Plan names,
-// reports the outcome (OnStatusResult), and reconciles again. Level-triggered: the same inputs give
-// the same plan, so re-running after any event or timeout is always right.
+// LockReconciler: the per-lock election logic of docs/design.md §"Controller
+// reconcile" and §Ack, as a pure function of its inputs with an injected clock.
+// No I/O: the adapter (controller.cc) turns the CR, the etcd key and the
+// session into the views below, runs the one Action the Plan names, reports the
+// outcome (OnStatusResult), and reconciles again. Level-triggered: the same
+// inputs give the same plan, so re-running after any event or timeout is always
+// right.
 //
-// The one invariant everything here serves (S1): at most one holder is "announced" per lock — a
-// candidate that may believe it leads because a status we wrote (or may have written) names it.
-// Before the key is deleted, re-pointed to another holder, or a different holder is announced, the
-// announced one must have acknowledged (resign, or a spec write after our revoking status write) or
-// timed out (its last observed renewal + TTL·(1+rho) + m). See Acked().
+// The one invariant everything here serves (S1): at most one holder is
+// "announced" per lock — a candidate that may believe it leads because a status
+// we wrote (or may have written) names it. Before the key is deleted,
+// re-pointed to another holder, or a different holder is announced, the
+// announced one must have acknowledged (resign, or a spec write after our
+// revoking status write) or timed out (its last observed renewal + TTL·(1+rho)
+// + m). See Acked().
 #ifndef MCL_CONTROLLER_LOCK_RECONCILER_H_
 #define MCL_CONTROLLER_LOCK_RECONCILER_H_
 
@@ -36,7 +40,8 @@ struct Condition {
   std::string status;  // "True" / "False" / "Unknown"
   std::string reason;
   std::string message;
-  std::string last_transition_time;  // RFC 3339; kept while status stays the same
+  std::string
+      last_transition_time;  // RFC 3339; kept while status stays the same
 };
 
 // MultiClusterLease .status (the CRD's fields).
@@ -57,8 +62,9 @@ struct LockStatus {
   const Condition* Find(const std::string& type) const;
 };
 
-// True when a and b differ in anything a reader acts on. observedGeneration and the confirmation
-// fields change with every renewal; comparing them would turn every renewal into a status write.
+// True when a and b differ in anything a reader acts on. observedGeneration and
+// the confirmation fields change with every renewal; comparing them would turn
+// every renewal into a status write.
 bool StatusDiffers(const LockStatus& a, const LockStatus& b);
 
 // The CR as the informer (or our own last write) has it.
@@ -84,12 +90,14 @@ struct KeyValue {
   std::string acquire_time;
 };
 std::string EncodeKeyValue(const KeyValue& v);
-// nullopt for anything that is not such an object with non-empty cluster and holder.
+// nullopt for anything that is not such an object with non-empty cluster and
+// holder.
 std::optional<KeyValue> ParseKeyValue(const std::string& raw);
 
 // The etcd key of the lock, from the watch (or our own Txn results).
 struct KeyView {
-  bool known = false;  // listed/watched since the last (re)connect; false while etcd is down
+  bool known = false;  // listed/watched since the last (re)connect; false while
+                       // etcd is down
   bool present = false;
   int64_t mod_revision = 0;
   int64_t lease = 0;
@@ -99,7 +107,8 @@ struct KeyView {
 struct ReconcilerConfig {
   std::string cluster;    // this cluster's name
   std::string heartbeat;  // namespace/name of our heartbeat Lease
-  // Staleness when spec.leaseDurationSeconds is absent (15 s, client-go's default).
+  // Staleness when spec.leaseDurationSeconds is absent (15 s, client-go's
+  // default).
   absl::Duration default_lease_duration = absl::Seconds(15);
 };
 
@@ -108,10 +117,13 @@ struct Action {
     kNone,
     kAddFinalizer,
     kRemoveFinalizer,
-    kTxnCreate,   // create the key if absent, value `value`, attached to the session
-    kTxnRepoint,  // if mod_revision == expected_mod_revision: put `value` (same session)
+    kTxnCreate,   // create the key if absent, value `value`, attached to the
+                  // session
+    kTxnRepoint,  // if mod_revision == expected_mod_revision: put `value` (same
+                  // session)
     kTxnDelete,   // if mod_revision == expected_mod_revision: delete
-    kWriteStatus, // write `status` through /status, preconditioned on precondition_rv
+    kWriteStatus,  // write `status` through /status, preconditioned on
+                   // precondition_rv
   };
   enum Purpose { kInfo, kGrant, kRevoke };
   Kind kind = kNone;
@@ -120,7 +132,8 @@ struct Action {
   LockStatus status;
   std::string precondition_rv;
   Purpose purpose = kInfo;
-  // For kRevoke: the revoked grant and the CR generation the write was computed from.
+  // For kRevoke: the revoked grant and the CR generation the write was computed
+  // from.
   std::string revoke_holder;
   int64_t revoke_token = 0;
   int64_t revoke_generation = 0;
@@ -135,19 +148,22 @@ struct EventNote {
 };
 
 struct Plan {
-  Action action;                           // at most one mutation
-  std::optional<absl::Duration> requeue_at;  // monotonic time to reconcile again by itself
-  std::vector<EventNote> events;           // emit when the action succeeds (or now, if none)
-  std::string why;                         // for the log line
-  bool forget = false;                     // CR gone and nothing held: drop this lock's memory
+  Action action;  // at most one mutation
+  std::optional<absl::Duration>
+      requeue_at;  // monotonic time to reconcile again by itself
+  std::vector<EventNote>
+      events;           // emit when the action succeeds (or now, if none)
+  std::string why;      // for the log line
+  bool forget = false;  // CR gone and nothing held: drop this lock's memory
 };
 
 struct Grantee {
   std::string holder;
   int64_t token = 0;
-  // The CR generation the grant was computed from. A resign by `holder` at a later generation is
-  // its ack: the grant's status write was preconditioned on this version, so any later spec write
-  // came after it, and the sidecar writes only after applying what it has seen.
+  // The CR generation the grant was computed from. A resign by `holder` at a
+  // later generation is its ack: the grant's status write was preconditioned on
+  // this version, so any later spec write came after it, and the sidecar writes
+  // only after applying what it has seen.
   int64_t generation = 0;
 };
 
@@ -161,38 +177,43 @@ struct LockMemory {
   struct Revoke {
     Grantee grantee;
     int64_t generation = 0;  // CR generation the write was computed from
-    bool acked = false;      // resign seen, or a spec write by the grantee after the revoke
+    bool acked =
+        false;  // resign seen, or a spec write by the grantee after the revoke
   };
   std::optional<Revoke> revoke;
-  int64_t max_token_seen = 0;     // for status.transitions
-  std::string warned_value;       // garbage key value already reported
+  int64_t max_token_seen = 0;  // for status.transitions
+  std::string warned_value;    // garbage key value already reported
 };
 
 enum class WriteOutcome { kApplied, kConflict, kFailed };
 
 class LockReconciler {
  public:
-  LockReconciler(ReconcilerConfig config, Clock* clock) : config_(std::move(config)), clock_(clock) {}
+  LockReconciler(ReconcilerConfig config, Clock* clock)
+      : config_(std::move(config)), clock_(clock) {}
 
-  // `cr` null: the CR is gone from the cache. Updates `mem` (observations, acks) and returns what to
-  // do next.
-  Plan Reconcile(const CrView* cr, const KeyView& key, const SessionView& session,
-                 LockMemory& mem) const;
+  // `cr` null: the CR is gone from the cache. Updates `mem` (observations,
+  // acks) and returns what to do next.
+  Plan Reconcile(const CrView* cr, const KeyView& key,
+                 const SessionView& session, LockMemory& mem) const;
   // The outcome of a kWriteStatus action.
-  void OnStatusResult(const Action& action, WriteOutcome outcome, LockMemory& mem) const;
+  void OnStatusResult(const Action& action, WriteOutcome outcome,
+                      LockMemory& mem) const;
 
   const ReconcilerConfig& config() const { return config_; }
 
  private:
   bool Acked(const Grantee& g, const SessionView& s, const LockMemory& mem,
              absl::Duration now) const;
-  absl::Duration AckDeadline(const Grantee& g, const SessionView& s, const LockMemory& mem) const;
+  absl::Duration AckDeadline(const Grantee& g, const SessionView& s,
+                             const LockMemory& mem) const;
 
   ReconcilerConfig config_;
   Clock* clock_;
 };
 
-// Time formats of the CR: MicroTime (RFC 3339, microseconds) and metav1.Time (seconds).
+// Time formats of the CR: MicroTime (RFC 3339, microseconds) and metav1.Time
+// (seconds).
 std::string MicroTime(absl::Time t);
 std::string MetaTime(absl::Time t);
 

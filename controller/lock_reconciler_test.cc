@@ -1,6 +1,7 @@
-// Every branch of the per-lock reconcile (docs/design.md §"Controller reconcile", §Ack), driven with
-// a fake clock: grant, follow, foreign, garbage, release by resign / ack / timeout, local holder
-// change, deletion, session loss, unreachable etcd, shutdown, restart.
+// Every branch of the per-lock reconcile (docs/design.md §"Controller
+// reconcile", §Ack), driven with a fake clock: grant, follow, foreign, garbage,
+// release by resign / ack / timeout, local holder change, deletion, session
+// loss, unreachable etcd, shutdown, restart.
 #include "controller/lock_reconciler.h"
 
 #include "gtest/gtest.h"
@@ -13,7 +14,9 @@ constexpr char kCluster[] = "cluster-a";
 
 class ReconcilerTest : public ::testing::Test {
  protected:
-  ReconcilerTest() : r_(ReconcilerConfig{kCluster, "mcl-system/mcl-heartbeat-cluster-a"}, &clock_) {
+  ReconcilerTest()
+      : r_(ReconcilerConfig{kCluster, "mcl-system/mcl-heartbeat-cluster-a"},
+           &clock_) {
     cr_.namespace_ = "default";
     cr_.name = "lock";
     cr_.uid = "uid-1";
@@ -33,14 +36,18 @@ class ReconcilerTest : public ::testing::Test {
 
   Plan Run() { return r_.Reconcile(&cr_, key_, session_, mem_); }
 
-  // A spec write (renewal) by `holder` (nullopt = resign), as the informer would deliver it.
+  // A spec write (renewal) by `holder` (nullopt = resign), as the informer
+  // would deliver it.
   void SpecWrite(std::optional<std::string> holder) {
     cr_.generation++;
     cr_.holder = std::move(holder);
     BumpRv();
   }
-  void BumpRv() { cr_.resource_version = std::to_string(std::stoll(cr_.resource_version) + 1); }
-  // Applies a status write the way the apiserver would (and reports the outcome).
+  void BumpRv() {
+    cr_.resource_version = std::to_string(std::stoll(cr_.resource_version) + 1);
+  }
+  // Applies a status write the way the apiserver would (and reports the
+  // outcome).
   void Apply(const Plan& p) {
     ASSERT_EQ(p.action.kind, Action::kWriteStatus);
     EXPECT_EQ(p.action.precondition_rv, cr_.resource_version);
@@ -54,7 +61,8 @@ class ReconcilerTest : public ::testing::Test {
     key_.lease = kSession;
     key_.raw = EncodeKeyValue({kCluster, holder, SessionHex(kSession), "t0"});
   }
-  void KeyForeign(const std::string& cluster, const std::string& holder, int64_t rev) {
+  void KeyForeign(const std::string& cluster, const std::string& holder,
+                  int64_t rev) {
     key_.present = true;
     key_.mod_revision = rev;
     key_.lease = 0x99;
@@ -78,7 +86,8 @@ class ReconcilerTest : public ::testing::Test {
   LockMemory mem_;
 };
 
-TEST_F(ReconcilerTest, FreeLockWithLiveCandidateAddsFinalizerThenCreatesTheKey) {
+TEST_F(ReconcilerTest,
+       FreeLockWithLiveCandidateAddsFinalizerThenCreatesTheKey) {
   cr_.has_finalizer = false;
   Plan p = Run();
   EXPECT_EQ(p.action.kind, Action::kAddFinalizer);
@@ -147,7 +156,8 @@ TEST_F(ReconcilerTest, ForeignHolderIsShownWithItsTokenAndTheCandidateFollows) {
   EXPECT_EQ(p.action.status.leader_cluster, "cluster-b");
   EXPECT_EQ(p.action.status.fencing_token, 77);
   EXPECT_EQ(p.action.status.session, "");  // never confirmable by our heartbeat
-  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason, "HeldByOtherCluster");
+  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason,
+            "HeldByOtherCluster");
   ASSERT_EQ(p.events.size(), 1u);
   EXPECT_EQ(p.events[0].reason, "LeaderElsewhere");
   Apply(p);
@@ -188,12 +198,15 @@ TEST_F(ReconcilerTest, KeyOfOurClusterUnderAnotherSessionIsNotOurs) {
   ASSERT_EQ(p.action.kind, Action::kWriteStatus);
   EXPECT_EQ(p.action.status.leader, "pod-a");
   EXPECT_EQ(p.action.status.session, "");
-  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason, "HeldByOtherSession");
+  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason,
+            "HeldByOtherSession");
   EXPECT_FALSE(mem_.announced.has_value());
 }
 
-TEST_F(ReconcilerTest, GarbageKeyValueBlocksTheLockWithAClearConditionAndOneWarning) {
-  for (const char* garbage : {"not json", "{\"cluster\":5}", "[]", "{}", "\xff\xfe"}) {
+TEST_F(ReconcilerTest,
+       GarbageKeyValueBlocksTheLockWithAClearConditionAndOneWarning) {
+  for (const char* garbage :
+       {"not json", "{\"cluster\":5}", "[]", "{}", "\xff\xfe"}) {
     key_ = KeyView{true, true, 9, 0, garbage};
     mem_ = LockMemory();
     cr_.status = LockStatus();
@@ -227,7 +240,8 @@ TEST_F(ReconcilerTest, StaleCandidateIsRevokedThenReleasedAtTheTimeoutBound) {
   EXPECT_EQ(p.action.kind, Action::kNone);
   ASSERT_TRUE(p.requeue_at.has_value());
   EXPECT_EQ(*p.requeue_at, last_renewal + AckTimeout());
-  clock_.Advance(last_renewal + AckTimeout() - clock_.Monotonic() - absl::Microseconds(1));
+  clock_.Advance(last_renewal + AckTimeout() - clock_.Monotonic() -
+                 absl::Microseconds(1));
   EXPECT_EQ(Run().action.kind, Action::kNone);
   clock_.Advance(absl::Microseconds(1));
   p = Run();
@@ -261,11 +275,13 @@ TEST_F(ReconcilerTest, SpecWriteBeforeTheRevocationIsNoAck) {
   Granted(42);
   cr_.deleting = true;
   Plan p = Run();
-  // A renewal lands first: the revoke is computed from an old version and conflicts.
+  // A renewal lands first: the revoke is computed from an old version and
+  // conflicts.
   r_.OnStatusResult(p.action, WriteOutcome::kConflict, mem_);
   SpecWrite("pod-a");
   p = Run();
-  ASSERT_EQ(p.action.purpose, Action::kRevoke) << "must revoke again, not release";
+  ASSERT_EQ(p.action.purpose, Action::kRevoke)
+      << "must revoke again, not release";
   Apply(p);
   EXPECT_EQ(Run().action.kind, Action::kNone);
 }
@@ -280,12 +296,14 @@ TEST_F(ReconcilerTest, ResignIsTheAckOnceTheRevocationIsApplied) {
   EXPECT_EQ(p.action.status.Find(kCandidateLive)->reason, "NoHolder");
   Apply(p);
   p = Run();
-  ASSERT_EQ(p.action.kind, Action::kTxnDelete) << "no timer on the graceful path";
+  ASSERT_EQ(p.action.kind, Action::kTxnDelete)
+      << "no timer on the graceful path";
 }
 
 TEST_F(ReconcilerTest, ResignSeenAfterAGapWaitsForTheTimeout) {
   Granted(42);
-  cr_.generation += 2;  // two spec writes coalesced: someone else may have written in between
+  cr_.generation +=
+      2;  // two spec writes coalesced: someone else may have written in between
   cr_.holder.reset();
   BumpRv();
   Plan p = Run();
@@ -295,7 +313,8 @@ TEST_F(ReconcilerTest, ResignSeenAfterAGapWaitsForTheTimeout) {
   p = Run();
   EXPECT_EQ(p.action.kind, Action::kNone);
   ASSERT_TRUE(p.requeue_at.has_value());
-  EXPECT_EQ(*p.requeue_at, clock_.Monotonic() + AckTimeout());  // the gap counts as "now"
+  EXPECT_EQ(*p.requeue_at,
+            clock_.Monotonic() + AckTimeout());  // the gap counts as "now"
 }
 
 TEST_F(ReconcilerTest, RecampaignBeforeTheRevocationKeepsTheGrant) {
@@ -306,7 +325,8 @@ TEST_F(ReconcilerTest, RecampaignBeforeTheRevocationKeepsTheGrant) {
   r_.OnStatusResult(p.action, WriteOutcome::kConflict, mem_);
   SpecWrite("pod-a");  // the same holder campaigns again on the old status
   p = Run();
-  EXPECT_EQ(p.action.kind, Action::kNone) << "key, holder and status agree again";
+  EXPECT_EQ(p.action.kind, Action::kNone)
+      << "key, holder and status agree again";
   EXPECT_EQ(mem_.announced->holder, "pod-a");
 }
 
@@ -331,7 +351,8 @@ TEST_F(ReconcilerTest, LocalHolderChangeWaitsForTheOldGranteeThenRepoints) {
   EXPECT_EQ(p.action.expected_mod_revision, 42);
   EXPECT_EQ(ParseKeyValue(p.action.value)->holder, "pod-b");
   EXPECT_FALSE(mem_.announced.has_value());
-  // The re-point succeeded with a new revision: pod-b is announced with the new token.
+  // The re-point succeeded with a new revision: pod-b is announced with the new
+  // token.
   KeyOurs("pod-b", 57);
   p = Run();
   ASSERT_EQ(p.action.purpose, Action::kGrant);
@@ -355,9 +376,11 @@ TEST_F(ReconcilerTest, HolderNeverToldIsReleasedWithoutWaiting) {
   KeyOurs("pod-a", 42);
   Plan p = Run();  // grant status...
   r_.OnStatusResult(p.action, WriteOutcome::kConflict, mem_);
-  // ...conservatively counts as announced even when it conflicted: the answer can lie.
+  // ...conservatively counts as announced even when it conflicted: the answer
+  // can lie.
   ASSERT_TRUE(mem_.announced.has_value());
-  // Without any announcement (e.g. the key was created and the candidate vanished):
+  // Without any announcement (e.g. the key was created and the candidate
+  // vanished):
   mem_.announced.reset();
   cr_.holder.reset();
   cr_.generation++;
@@ -403,17 +426,20 @@ TEST_F(ReconcilerTest, SessionLostClearsTheLeaderAndStopsAllEtcdWork) {
   EXPECT_TRUE(p.events[0].warning);
   Apply(p);
   EXPECT_EQ(Run().action.kind, Action::kNone);
-  // A new session: the old key (old lease) is someone else's until etcd expires it.
+  // A new session: the old key (old lease) is someone else's until etcd expires
+  // it.
   session_.alive = session_.reachable = true;
   session_.id = 0x5e55;
   p = Run();
   ASSERT_EQ(p.action.kind, Action::kWriteStatus);
-  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason, "HeldByOtherSession");
+  EXPECT_EQ(p.action.status.Find(kGlobalLockHeld)->reason,
+            "HeldByOtherSession");
   KeyAbsent();
   EXPECT_EQ(Run().action.kind, Action::kTxnCreate);
 }
 
-TEST_F(ReconcilerTest, UnreachableEtcdShowsBackendReachableFalseAndDefersEtcdWork) {
+TEST_F(ReconcilerTest,
+       UnreachableEtcdShowsBackendReachableFalseAndDefersEtcdWork) {
   Granted(42);
   session_.reachable = false;
   Plan p = Run();
@@ -422,7 +448,8 @@ TEST_F(ReconcilerTest, UnreachableEtcdShowsBackendReachableFalseAndDefersEtcdWor
   EXPECT_EQ(p.action.status.Find(kBackendReachable)->reason, "Unreachable");
   EXPECT_EQ(p.action.status.leader, "pod-a");
   Apply(p);
-  // The candidate resigns meanwhile: the revocation is written, the delete waits for etcd.
+  // The candidate resigns meanwhile: the revocation is written, the delete
+  // waits for etcd.
   SpecWrite(std::nullopt);
   p = Run();
   ASSERT_EQ(p.action.purpose, Action::kRevoke);
@@ -441,8 +468,9 @@ TEST_F(ReconcilerTest, ShutdownRevokesWaitsForTheAckAndReleases) {
   session_.shutting_down = true;
   Plan p = Run();
   ASSERT_EQ(p.action.purpose, Action::kRevoke);
-  EXPECT_NE(p.action.status.Find(kGlobalLockHeld)->message.find("shutting down"),
-            std::string::npos);
+  EXPECT_NE(
+      p.action.status.Find(kGlobalLockHeld)->message.find("shutting down"),
+      std::string::npos);
   Apply(p);
   SpecWrite("pod-a");  // the sidecar's next renewal acks
   EXPECT_EQ(Run().action.kind, Action::kTxnDelete);
@@ -463,12 +491,14 @@ TEST_F(ReconcilerTest, RestartTreatsOurStatusAsAnnouncedAndCountsFromStart) {
   Plan p = Run();
   EXPECT_EQ(p.action.kind, Action::kNone);
   ASSERT_TRUE(mem_.announced.has_value());
-  EXPECT_EQ(*p.requeue_at, start + absl::Seconds(2)) << "pod-b's staleness comes first";
+  EXPECT_EQ(*p.requeue_at, start + absl::Seconds(2))
+      << "pod-b's staleness comes first";
   clock_.Advance(absl::Seconds(1));
   SpecWrite("pod-b");
   p = Run();
   EXPECT_EQ(p.action.kind, Action::kNone);
-  EXPECT_EQ(*p.requeue_at, start + AckTimeout()) << "pod-a never observed: counts from start";
+  EXPECT_EQ(*p.requeue_at, start + AckTimeout())
+      << "pod-a never observed: counts from start";
   clock_.Advance(start + AckTimeout() - clock_.Monotonic());
   EXPECT_EQ(Run().action.kind, Action::kTxnRepoint);
 }
@@ -483,10 +513,12 @@ TEST_F(ReconcilerTest, RestartUnderANewSessionAnnouncesNothing) {
 }
 
 TEST_F(ReconcilerTest, CandidateStalenessUsesObservationTimeNotRenewTime) {
-  cr_.renew_time = "1999-01-01T00:00:00.000000Z";  // an absurd clock on the sidecar's node
+  cr_.renew_time =
+      "1999-01-01T00:00:00.000000Z";  // an absurd clock on the sidecar's node
   clock_.StepWall(absl::Hours(1000));
   Plan p = Run();
-  EXPECT_EQ(p.action.kind, Action::kTxnCreate) << "renewTime's value is never compared";
+  EXPECT_EQ(p.action.kind, Action::kTxnCreate)
+      << "renewTime's value is never compared";
   clock_.Advance(absl::Milliseconds(1999));
   EXPECT_EQ(Run().action.kind, Action::kTxnCreate);
   clock_.Advance(absl::Milliseconds(1));
@@ -495,7 +527,8 @@ TEST_F(ReconcilerTest, CandidateStalenessUsesObservationTimeNotRenewTime) {
   EXPECT_EQ(p.action.status.Find(kCandidateLive)->reason, "Stale");
 }
 
-TEST_F(ReconcilerTest, MissingLeaseDurationUsesTheDefaultAndAbsurdOnesAreHonoured) {
+TEST_F(ReconcilerTest,
+       MissingLeaseDurationUsesTheDefaultAndAbsurdOnesAreHonoured) {
   cr_.lease_duration_seconds = 0;
   Plan p = Run();
   EXPECT_EQ(*p.requeue_at, clock_.Monotonic() + absl::Seconds(15));
@@ -563,7 +596,8 @@ TEST(KeyValueTest, RoundTripsAndRejectsWhatIsNotOurs) {
   EXPECT_FALSE(ParseKeyValue("{\"cluster\":\"c\",\"holder\":\"\"}"));
   EXPECT_FALSE(ParseKeyValue("{\"cluster\":\"c\",\"holder\":1}"));
   EXPECT_FALSE(ParseKeyValue("{\"cluster\":\"c\",\"holder\":\"h\""));
-  EXPECT_TRUE(ParseKeyValue("{\"cluster\":\"c\",\"holder\":\"h\",\"extra\":[1]}"));
+  EXPECT_TRUE(
+      ParseKeyValue("{\"cluster\":\"c\",\"holder\":\"h\",\"extra\":[1]}"));
 }
 
 }  // namespace

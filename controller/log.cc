@@ -32,12 +32,16 @@ std::string Quote(absl::string_view v) {
 
 }  // namespace
 
-void Log(absl::string_view level, absl::string_view msg, const LogFields& fields) {
+void Log(absl::string_view level, absl::string_view msg,
+         const LogFields& fields) {
   static absl::Mutex mu(absl::kConstInit);
-  std::string line = absl::StrCat(
-      "ts=", absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone()),
-      " level=", level, " msg=", Quote(msg));
-  for (const auto& [k, v] : fields) absl::StrAppend(&line, " ", k, "=", Quote(v));
+  std::string line =
+      absl::StrCat("ts=",
+                   absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   " level=", level, " msg=", Quote(msg));
+  for (const auto& [k, v] : fields)
+    absl::StrAppend(&line, " ", k, "=", Quote(v));
   line.push_back('\n');
   absl::MutexLock l(&mu);
   fwrite(line.data(), 1, line.size(), stderr);

@@ -1,4 +1,5 @@
-// mcl-controller: the election controller of one cluster (docs/design.md). Flags below; --help.
+// mcl-controller: the election controller of one cluster (docs/design.md).
+// Flags below; --help.
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -36,48 +37,86 @@ std::vector<Flag> Flags() {
   char host[256] = "controller";
   gethostname(host, sizeof(host) - 1);
   return {
-      {"kubeconfig", "Path of a kubeconfig file. Empty: in-cluster config (service account).", ""},
-      {"cluster-name", "Name of this cluster, written into etcd values and CR status. Required.", ""},
-      {"etcd-endpoints", "Comma-separated etcd endpoints (host:port or http(s)://host:port). Required.", ""},
-      {"etcd-ca", "PEM file of the CA that signs etcd's server certificate (enables TLS).", ""},
-      {"etcd-cert", "PEM client certificate for etcd mTLS (with --etcd-key).", ""},
+      {"kubeconfig",
+       "Path of a kubeconfig file. Empty: in-cluster config (service account).",
+       ""},
+      {"cluster-name",
+       "Name of this cluster, written into etcd values and CR status. "
+       "Required.",
+       ""},
+      {"etcd-endpoints",
+       "Comma-separated etcd endpoints (host:port or http(s)://host:port). "
+       "Required.",
+       ""},
+      {"etcd-ca",
+       "PEM file of the CA that signs etcd's server certificate (enables TLS).",
+       ""},
+      {"etcd-cert", "PEM client certificate for etcd mTLS (with --etcd-key).",
+       ""},
       {"etcd-key", "PEM private key of --etcd-cert.", ""},
       {"etcd-username", "etcd user (with --etcd-password-file).", ""},
-      {"etcd-password-file", "File whose content (trimmed) is the etcd user's password.", ""},
-      {"key-prefix", "etcd key prefix; a lock's key is <prefix>/<namespace>/<name>.", "/mcl/locks"},
-      {"session-ttl", "TTL of the controller's etcd session lease (>= 1s). Kept alive every TTL/3; "
-                      "a crashed controller's locks are free after it.", "10s"},
-      {"namespace", "Namespace of this controller's heartbeat Lease and replica-election Lease. "
-                    "Default: $POD_NAMESPACE, else mcl-system.", ns != nullptr && *ns ? ns : "mcl-system"},
-      {"watch-namespaces", "Comma-separated namespaces whose MultiClusterLeases are served. Empty: all.", ""},
-      {"identity", "This replica's identity in the election Lease. Default: <hostname>_<pid>.",
+      {"etcd-password-file",
+       "File whose content (trimmed) is the etcd user's password.", ""},
+      {"key-prefix",
+       "etcd key prefix; a lock's key is <prefix>/<namespace>/<name>.",
+       "/mcl/locks"},
+      {"session-ttl",
+       "TTL of the controller's etcd session lease (>= 1s). Kept alive every "
+       "TTL/3; "
+       "a crashed controller's locks are free after it.",
+       "10s"},
+      {"namespace",
+       "Namespace of this controller's heartbeat Lease and replica-election "
+       "Lease. "
+       "Default: $POD_NAMESPACE, else mcl-system.",
+       ns != nullptr && *ns ? ns : "mcl-system"},
+      {"watch-namespaces",
+       "Comma-separated namespaces whose MultiClusterLeases are served. Empty: "
+       "all.",
+       ""},
+      {"identity",
+       "This replica's identity in the election Lease. Default: "
+       "<hostname>_<pid>.",
        absl::StrCat(host, "_", getpid())},
-      {"metrics-address", "host:port for /metrics, /healthz, /readyz (port 0: any; the bound port "
-                          "is logged).", "127.0.0.1:0"},
-      {"election-lease-duration", "Duration of the replica-election Lease; a standby takes over "
-                                  "within it. 0: 3 x session TTL, clamped to [3s, 15s].", "0s"},
-      {"default-lease-duration", "Candidate staleness when spec.leaseDurationSeconds is absent.", "15s"},
-      {"shutdown-timeout", "On SIGTERM, how long to wait for candidates' acks before revoking the "
-                           "session (which releases the rest). At least TTL*(1+1%) + 150ms, the "
-                           "time after which no local candidate can still count itself leader "
-                           "(heartbeats stop at SIGTERM).", "0s"},
+      {"metrics-address",
+       "host:port for /metrics, /healthz, /readyz (port 0: any; the bound port "
+       "is logged).",
+       "127.0.0.1:0"},
+      {"election-lease-duration",
+       "Duration of the replica-election Lease; a standby takes over "
+       "within it. 0: 3 x session TTL, clamped to [3s, 15s].",
+       "0s"},
+      {"default-lease-duration",
+       "Candidate staleness when spec.leaseDurationSeconds is absent.", "15s"},
+      {"shutdown-timeout",
+       "On SIGTERM, how long to wait for candidates' acks before revoking the "
+       "session (which releases the rest). At least TTL*(1+1%) + 150ms, the "
+       "time after which no local candidate can still count itself leader "
+       "(heartbeats stop at SIGTERM).",
+       "0s"},
       {"workers", "Locks reconciled in parallel.", "8"},
   };
 }
 
 void Usage(const std::vector<Flag>& flags) {
   fprintf(stdout,
-          "mcl-controller: multi-cluster leader election controller for one cluster.\n"
-          "Watches MultiClusterLeases, contends for one etcd key per lock on behalf of the live\n"
-          "local candidate, and writes the outcome into each lease's status.\n\nFlags:\n");
+          "mcl-controller: multi-cluster leader election controller for one "
+          "cluster.\n"
+          "Watches MultiClusterLeases, contends for one etcd key per lock on "
+          "behalf of the live\n"
+          "local candidate, and writes the outcome into each lease's "
+          "status.\n\nFlags:\n");
   for (const auto& f : flags) {
-    fprintf(stdout, "  --%s (default \"%s\")\n      %s\n", f.name, f.value.c_str(), f.help);
+    fprintf(stdout, "  --%s (default \"%s\")\n      %s\n", f.name,
+            f.value.c_str(), f.help);
   }
 }
 
-bool ParseDuration(const std::string& flag, const std::string& v, absl::Duration* d) {
+bool ParseDuration(const std::string& flag, const std::string& v,
+                   absl::Duration* d) {
   if (absl::ParseDuration(v, d)) return true;
-  fprintf(stderr, "--%s: not a duration: \"%s\" (e.g. 2s, 500ms)\n", flag.c_str(), v.c_str());
+  fprintf(stderr, "--%s: not a duration: \"%s\" (e.g. 2s, 500ms)\n",
+          flag.c_str(), v.c_str());
   return false;
 }
 
@@ -92,9 +131,10 @@ std::vector<std::string> SplitList(const std::string& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // glibc gives each busy thread its own malloc arena; with the HTTP client's thread pool that
-  // fragments the informer's many small JSON nodes across arenas. Two arenas keep RSS close to the
-  // live heap (docs/benchmarks.md, "Controller").
+  // glibc gives each busy thread its own malloc arena; with the HTTP client's
+  // thread pool that fragments the informer's many small JSON nodes across
+  // arenas. Two arenas keep RSS close to the live heap (docs/benchmarks.md,
+  // "Controller").
   mallopt(M_ARENA_MAX, 2);
   std::vector<Flag> flags = Flags();
   std::map<std::string, Flag*> by_name;
@@ -143,7 +183,8 @@ int main(int argc, char** argv) {
   if (!get("etcd-password-file").empty()) {
     std::ifstream in(get("etcd-password-file"));
     if (!in) {
-      fprintf(stderr, "--etcd-password-file: cannot read %s\n", get("etcd-password-file").c_str());
+      fprintf(stderr, "--etcd-password-file: cannot read %s\n",
+              get("etcd-password-file").c_str());
       return 2;
     }
     std::stringstream ss;
@@ -160,7 +201,8 @@ int main(int argc, char** argv) {
                      &o.election_lease_duration) ||
       !ParseDuration("default-lease-duration", get("default-lease-duration"),
                      &o.default_lease_duration) ||
-      !ParseDuration("shutdown-timeout", get("shutdown-timeout"), &o.shutdown_timeout)) {
+      !ParseDuration("shutdown-timeout", get("shutdown-timeout"),
+                     &o.shutdown_timeout)) {
     return 2;
   }
   if (!absl::SimpleAtoi(get("workers"), &o.workers) || o.workers < 1) {
@@ -174,7 +216,9 @@ int main(int argc, char** argv) {
 
   auto controller = mcl::controller::Controller::Create(o);
   if (!controller.ok()) {
-    mcl::controller::Error("cannot start", {{"error", std::string(controller.status().message())}});
+    mcl::controller::Error(
+        "cannot start",
+        {{"error", std::string(controller.status().message())}});
     return 2;
   }
   struct sigaction sa {};

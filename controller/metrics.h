@@ -1,5 +1,6 @@
-// Prometheus text metrics of the controller and a tiny HTTP/1.0 server for /metrics, /healthz and
-// /readyz (a few GETs per scrape interval; one thread, one connection at a time is plenty).
+// Prometheus text metrics of the controller and a tiny HTTP/1.0 server for
+// /metrics, /healthz and /readyz (a few GETs per scrape interval; one thread,
+// one connection at a time is plenty).
 #ifndef MCL_CONTROLLER_METRICS_H_
 #define MCL_CONTROLLER_METRICS_H_
 
@@ -19,10 +20,11 @@ namespace mcl::controller {
 
 class Histogram {
  public:
-  static constexpr std::array<double, 12> kBounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                     0.05,   0.1,   0.25,   0.5,   1,    2.5};
+  static constexpr std::array<double, 12> kBounds = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
   void Observe(absl::Duration d);
-  void Render(const std::string& name, const std::string& help, std::string* out) const;
+  void Render(const std::string& name, const std::string& help,
+              std::string* out) const;
 
  private:
   std::array<std::atomic<int64_t>, kBounds.size() + 1> buckets_{};
@@ -32,14 +34,16 @@ class Histogram {
 
 struct Metrics {
   std::atomic<int64_t> contention_attempts{0};  // Txn create-if-absent sent
-  std::atomic<int64_t> grants{0};               // creates and re-points that succeeded
-  std::atomic<int64_t> releases{0};             // deletes that succeeded
-  std::atomic<int64_t> etcd_requests{0};        // unary etcd calls (txn, range, lease)
+  std::atomic<int64_t> grants{0};    // creates and re-points that succeeded
+  std::atomic<int64_t> releases{0};  // deletes that succeeded
+  std::atomic<int64_t> etcd_requests{
+      0};  // unary etcd calls (txn, range, lease)
   std::atomic<int64_t> etcd_errors{0};
   std::atomic<int64_t> status_writes{0};
   std::atomic<int64_t> status_write_errors{0};  // failures other than conflicts
   std::atomic<int64_t> status_conflicts{0};
-  std::atomic<int64_t> apiserver_writes{0};     // every write: status, finalizer, lease, event
+  std::atomic<int64_t> apiserver_writes{
+      0};  // every write: status, finalizer, lease, event
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> reconciles{0};
   std::atomic<int64_t> events_dropped{0};
@@ -61,7 +65,8 @@ class HttpServer {
   HttpServer() = default;
   ~HttpServer();
   // Listens on "host:port" (port 0: any); returns the bound port.
-  absl::StatusOr<int> Start(const std::string& address, std::map<std::string, Handler> handlers);
+  absl::StatusOr<int> Start(const std::string& address,
+                            std::map<std::string, Handler> handlers);
   void Stop();
 
  private:

@@ -6,25 +6,30 @@
 
 namespace mcl::controller {
 
-std::string SessionHex(int64_t id) { return absl::StrFormat("%x", static_cast<uint64_t>(id)); }
+std::string SessionHex(int64_t id) {
+  return absl::StrFormat("%x", static_cast<uint64_t>(id));
+}
 
 void SessionTracker::RecordProcessed(int64_t rv, absl::Duration now) {
   if (!processed_.empty() && rv <= processed_.back().second) return;
   processed_.emplace_back(now, rv);
-  // Bounded: a keepalive's sent_at is at most a few seconds old; samples older than the newest
-  // one at least a minute old are never needed.
-  while (processed_.size() > 2 && processed_[1].first + absl::Minutes(1) < now) {
+  // Bounded: a keepalive's sent_at is at most a few seconds old; samples older
+  // than the newest one at least a minute old are never needed.
+  while (processed_.size() > 2 &&
+         processed_[1].first + absl::Minutes(1) < now) {
     processed_.pop_front();
   }
   if (processed_.size() > 4096) processed_.pop_front();
 }
 
-void SessionTracker::Started(int64_t id, absl::Duration ttl, absl::Duration valid_from,
+void SessionTracker::Started(int64_t id, absl::Duration ttl,
+                             absl::Duration valid_from,
                              absl::Duration remaining) {
   id_ = id;
   ttl_ = ttl;
   lost_ = false;
-  // Loss is judged as if the lease had `remaining` of its TTL left at valid_from.
+  // Loss is judged as if the lease had `remaining` of its TTL left at
+  // valid_from.
   expiry_base_ = valid_from - (ttl - std::min(remaining, ttl));
   last_answer_ = valid_from;
   call_failed_ = false;
@@ -32,15 +37,18 @@ void SessionTracker::Started(int64_t id, absl::Duration ttl, absl::Duration vali
   confirmed_rv_ = 0;
 }
 
-void SessionTracker::OnRenewed(int64_t id, int64_t ttl_seconds, absl::Duration sent_at,
+void SessionTracker::OnRenewed(int64_t id, int64_t ttl_seconds,
+                               absl::Duration sent_at,
                                absl::Duration received_at) {
-  if (id != id_ || id_ == 0 || lost_) return;  // a lost session stays lost (rule 7)
+  if (id != id_ || id_ == 0 || lost_)
+    return;  // a lost session stays lost (rule 7)
   if (ttl_seconds <= 0) {
     lost_ = true;
     return;
   }
   if (Lost(received_at)) {
-    // The answer came after we had to assume expiry; too late to trust (sidecars lapsed).
+    // The answer came after we had to assume expiry; too late to trust
+    // (sidecars lapsed).
     lost_ = true;
     return;
   }
@@ -48,7 +56,8 @@ void SessionTracker::OnRenewed(int64_t id, int64_t ttl_seconds, absl::Duration s
   last_answer_ = std::max(last_answer_, received_at);
   call_failed_ = false;
   // c = greatest rv processed at or before sent_at.
-  while (processed_.size() > 1 && processed_[1].first <= sent_at) processed_.pop_front();
+  while (processed_.size() > 1 && processed_[1].first <= sent_at)
+    processed_.pop_front();
   if (!processed_.empty() && processed_.front().first <= sent_at) {
     if (!has_confirmation_ || processed_.front().second > confirmed_rv_) {
       confirmed_rv_ = processed_.front().second;
@@ -82,19 +91,23 @@ SessionView SessionTracker::View(absl::Duration now) const {
   v.id = id_;
   v.ttl = ttl_;
   v.alive = id_ != 0 && !Lost(now);
-  // Keepalives go out every TTL/3; two missed answers mean etcd is not answering.
-  v.reachable = v.alive && !call_failed_ && now - last_answer_ < ttl_ * 2 / 3 + kMargin;
-  v.confirmed_rv = has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
+  // Keepalives go out every TTL/3; two missed answers mean etcd is not
+  // answering.
+  v.reachable =
+      v.alive && !call_failed_ && now - last_answer_ < ttl_ * 2 / 3 + kMargin;
+  v.confirmed_rv =
+      has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
   v.shutting_down = shutting_down_;
   return v;
 }
 
 std::optional<Heartbeat> SessionTracker::TakeHeartbeat(absl::Duration now) {
-  // Shutting down: confirm nothing new, so every local leader lapses within TTL·(1−rho)−m of the
-  // shutdown and the session can then be revoked whatever the state of each lock.
+  // Shutting down: confirm nothing new, so every local leader lapses within
+  // TTL·(1−rho)−m of the shutdown and the session can then be revoked whatever
+  // the state of each lock.
   if (id_ == 0 || Lost(now) || shutting_down_) return std::nullopt;
-  // A new session is published at once, before it confirms anything (c = 0 covers no write): a
-  // standby learns which session to adopt from it.
+  // A new session is published at once, before it confirms anything (c = 0
+  // covers no write): a standby learns which session to adopt from it.
   const int64_t rv = has_confirmation_ ? confirmed_rv_ : 0;
   if (published_session_ == id_ && published_rv_ == rv) return std::nullopt;
   published_session_ = id_;

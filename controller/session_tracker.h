@@ -1,19 +1,24 @@
-// SessionTracker: the controller's etcd session as the election logic sees it, and the bookkeeping
-// behind confirmations (design.md §Confirmation). Pure; the adapter feeds it events with monotonic
-// timestamps and asks it what to publish. Not thread-safe (the adapter serialises calls).
+// SessionTracker: the controller's etcd session as the election logic sees it,
+// and the bookkeeping behind confirmations (design.md §Confirmation). Pure; the
+// adapter feeds it events with monotonic timestamps and asks it what to
+// publish. Not thread-safe (the adapter serialises calls).
 //
-// Confirmation. The informer reports, after its handlers have run for a MultiClusterLease event,
-// the resourceVersion it has processed (RecordProcessed). The etcd Lease client reports for each
-// answered keepalive the monotonic time `sent_at` taken just before that keepalive was sent. We
-// publish c = the greatest resourceVersion processed at or before `sent_at`: every renewal w <= c was
-// observed before the keepalive left, so etcd refreshed the lease after the sidecar sent w
-// (design.md §Confirmation step 3). Picking c from samples taken *before* sent_at is the same as
-// "read c before sending", without a hook inside the keepalive loop.
+// Confirmation. The informer reports, after its handlers have run for a
+// MultiClusterLease event, the resourceVersion it has processed
+// (RecordProcessed). The etcd Lease client reports for each answered keepalive
+// the monotonic time `sent_at` taken just before that keepalive was sent. We
+// publish c = the greatest resourceVersion processed at or before `sent_at`:
+// every renewal w <= c was observed before the keepalive left, so etcd
+// refreshed the lease after the sidecar sent w (design.md §Confirmation step
+// 3). Picking c from samples taken *before* sent_at is the same as "read c
+// before sending", without a hook inside the keepalive loop.
 //
-// Loss. etcd refreshed the lease no earlier than the last answered keepalive's sent_at (S), so it
-// may expire at S + TTL by etcd's clock; by ours, allowing clock-rate drift rho and margin m, from
-// S + TTL·(1−rho) − m on. From then on the session counts as lost: no key of it is ours any more
-// (design.md §"Controller reconcile" rule 7) and no confirmation is published for it again.
+// Loss. etcd refreshed the lease no earlier than the last answered keepalive's
+// sent_at (S), so it may expire at S + TTL by etcd's clock; by ours, allowing
+// clock-rate drift rho and margin m, from S + TTL·(1−rho) − m on. From then on
+// the session counts as lost: no key of it is ours any more (design.md
+// §"Controller reconcile" rule 7) and no confirmation is published for it
+// again.
 #ifndef MCL_CONTROLLER_SESSION_TRACKER_H_
 #define MCL_CONTROLLER_SESSION_TRACKER_H_
 
@@ -33,11 +38,13 @@ inline constexpr absl::Duration kMargin = absl::Milliseconds(150);
 
 // The session as one lock's reconcile needs it.
 struct SessionView {
-  int64_t id = 0;            // etcd lease ID; 0 = none
-  bool alive = false;        // a session whose lease cannot have expired yet
-  bool reachable = false;    // etcd answers (keepalives answered recently, last KV call worked)
+  int64_t id = 0;          // etcd lease ID; 0 = none
+  bool alive = false;      // a session whose lease cannot have expired yet
+  bool reachable = false;  // etcd answers (keepalives answered recently, last
+                           // KV call worked)
   absl::Duration ttl = absl::Seconds(10);
-  std::string confirmed_rv;  // c of the last answered keepalive ("" before the first)
+  std::string
+      confirmed_rv;  // c of the last answered keepalive ("" before the first)
   bool shutting_down = false;
 };
 
@@ -52,42 +59,48 @@ std::string SessionHex(int64_t id);
 
 class SessionTracker {
  public:
-  // The informer has processed every MultiClusterLease event up to `rv` by monotonic time `now`.
+  // The informer has processed every MultiClusterLease event up to `rv` by
+  // monotonic time `now`.
   void RecordProcessed(int64_t rv, absl::Duration now);
 
-  // A new (or adopted) session. `valid_from`: a monotonic time before which etcd had granted or
-  // refreshed the lease (Grant's sent_at; for an adopted lease, the sent_at of the TimeToLive that
-  // reported `remaining`).
+  // A new (or adopted) session. `valid_from`: a monotonic time before which
+  // etcd had granted or refreshed the lease (Grant's sent_at; for an adopted
+  // lease, the sent_at of the TimeToLive that reported `remaining`).
   void Started(int64_t id, absl::Duration ttl, absl::Duration valid_from,
                absl::Duration remaining);
-  // An answered keepalive of session `id`. ttl_seconds <= 0 means etcd says the lease is gone.
+  // An answered keepalive of session `id`. ttl_seconds <= 0 means etcd says the
+  // lease is gone.
   void OnRenewed(int64_t id, int64_t ttl_seconds, absl::Duration sent_at,
                  absl::Duration received_at);
-  // The keepalive loop gave up on `id` (etcd said gone, or nothing answered for a TTL).
+  // The keepalive loop gave up on `id` (etcd said gone, or nothing answered for
+  // a TTL).
   void OnLost(int64_t id);
-  // Result of an etcd KV call (Txn, Range, Watch): a failure makes the backend unreachable until
-  // the next success or answered keepalive.
+  // Result of an etcd KV call (Txn, Range, Watch): a failure makes the backend
+  // unreachable until the next success or answered keepalive.
   void OnCallResult(bool ok, absl::Duration now);
   // From now on no heartbeat is published (TakeHeartbeat returns nothing).
   void SetShuttingDown() { shutting_down_ = true; }
 
   SessionView View(absl::Duration now) const;
   bool Lost(absl::Duration now) const;
-  // The next moment View() can change by itself (the loss deadline), for scheduling a re-check.
+  // The next moment View() can change by itself (the loss deadline), for
+  // scheduling a re-check.
   std::optional<absl::Duration> LossDeadline() const;
   int64_t id() const { return id_; }
 
-  // A confirmation not yet published (session or c changed since the last TakeHeartbeat). A new
-  // session is published at once with c = "0", which confirms no write.
+  // A confirmation not yet published (session or c changed since the last
+  // TakeHeartbeat). A new session is published at once with c = "0", which
+  // confirms no write.
   std::optional<Heartbeat> TakeHeartbeat(absl::Duration now);
   // The heartbeat write failed: publish again with the next TakeHeartbeat.
   void PublishFailed() { published_rv_ = -1; }
 
  private:
-  std::deque<std::pair<absl::Duration, int64_t>> processed_;  // (time, rv), both increasing
+  std::deque<std::pair<absl::Duration, int64_t>>
+      processed_;  // (time, rv), both increasing
   int64_t id_ = 0;
   absl::Duration ttl_ = absl::Seconds(10);
-  absl::Duration expiry_base_;           // S: etcd refreshed the lease after this
+  absl::Duration expiry_base_;  // S: etcd refreshed the lease after this
   bool lost_ = false;
   absl::Duration last_answer_;
   bool call_failed_ = false;

@@ -10,14 +10,17 @@ const absl::Duration kTtl = absl::Seconds(2);
 
 absl::Duration Ms(int64_t n) { return absl::Milliseconds(n); }
 
-TEST(SessionTrackerTest, ConfirmsOnlyWhatWasProcessedBeforeTheKeepaliveWasSent) {
+TEST(SessionTrackerTest,
+     ConfirmsOnlyWhatWasProcessedBeforeTheKeepaliveWasSent) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
   t.RecordProcessed(10, T0 + Ms(100));
   t.RecordProcessed(11, T0 + Ms(200));
   t.RecordProcessed(12, T0 + Ms(300));
-  EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(300))->confirmed_rv, "0") << "new session: published at once";
-  // Keepalive sent at +250: rv 12 was processed after it was sent and is not covered.
+  EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(300))->confirmed_rv, "0")
+      << "new session: published at once";
+  // Keepalive sent at +250: rv 12 was processed after it was sent and is not
+  // covered.
   t.OnRenewed(1, 2, T0 + Ms(250), T0 + Ms(400));
   EXPECT_EQ(t.View(T0 + Ms(400)).confirmed_rv, "11");
   auto hb = t.TakeHeartbeat(T0 + Ms(400));
@@ -33,7 +36,8 @@ TEST(SessionTrackerTest, ALateAnswerConfirmsNothingNewer) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
   t.RecordProcessed(10, T0 + Ms(100));
-  t.OnRenewed(1, 2, T0 + Ms(50), T0 + Ms(900));  // sent before rv 10 was processed
+  t.OnRenewed(1, 2, T0 + Ms(50),
+              T0 + Ms(900));  // sent before rv 10 was processed
   EXPECT_EQ(t.View(T0 + Ms(900)).confirmed_rv, "");
   // Only the session itself is published, confirming nothing.
   EXPECT_EQ(t.TakeHeartbeat(T0 + Ms(900))->confirmed_rv, "0");
@@ -47,9 +51,11 @@ TEST(SessionTrackerTest, LostWhenTheLeaseCouldHaveExpired) {
   const absl::Duration deadline = T0 + Ms(500) + kTtl * (1 - kRho) - kMargin;
   EXPECT_EQ(*t.LossDeadline(), deadline);
   EXPECT_TRUE(t.View(deadline - Ms(1)).alive);
-  EXPECT_FALSE(t.View(deadline - Ms(1)).reachable) << "no answer for over 2/3 TTL";
+  EXPECT_FALSE(t.View(deadline - Ms(1)).reachable)
+      << "no answer for over 2/3 TTL";
   EXPECT_FALSE(t.View(deadline).alive);
-  // An answer arriving after that does not revive it: sidecars have already lapsed.
+  // An answer arriving after that does not revive it: sidecars have already
+  // lapsed.
   t.OnRenewed(1, 2, T0 + Ms(1000), deadline + Ms(1));
   EXPECT_FALSE(t.View(deadline + Ms(2)).alive);
   EXPECT_FALSE(t.TakeHeartbeat(deadline + Ms(2)).has_value());
@@ -71,10 +77,12 @@ TEST(SessionTrackerTest, EtcdSayingGoneLosesAtOnce) {
 TEST(SessionTrackerTest, AnAdoptedLeaseCountsOnlyItsRemainingTtl) {
   SessionTracker t;
   t.Started(1, kTtl, T0, Ms(800));
-  EXPECT_EQ(*t.LossDeadline(), T0 - (kTtl - Ms(800)) + kTtl * (1 - kRho) - kMargin);
+  EXPECT_EQ(*t.LossDeadline(),
+            T0 - (kTtl - Ms(800)) + kTtl * (1 - kRho) - kMargin);
 }
 
-TEST(SessionTrackerTest, FailedCallsMakeTheBackendUnreachableUntilTheNextAnswer) {
+TEST(SessionTrackerTest,
+     FailedCallsMakeTheBackendUnreachableUntilTheNextAnswer) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
   EXPECT_TRUE(t.View(T0 + Ms(10)).reachable);

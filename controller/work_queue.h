@@ -1,7 +1,8 @@
-// WorkQueue: lock keys ("namespace/name") to reconcile, deduplicated, with delayed adds, in the
-// shape of client-go's workqueue: a key is handed to one worker at a time; a key added while it is
-// being processed is queued again when that worker calls Done. Level-triggered reconciles make
-// coalescing safe: one run sees the latest state of everything.
+// WorkQueue: lock keys ("namespace/name") to reconcile, deduplicated, with
+// delayed adds, in the shape of client-go's workqueue: a key is handed to one
+// worker at a time; a key added while it is being processed is queued again
+// when that worker calls Done. Level-triggered reconciles make coalescing safe:
+// one run sees the latest state of everything.
 #ifndef MCL_CONTROLLER_WORK_QUEUE_H_
 #define MCL_CONTROLLER_WORK_QUEUE_H_
 
@@ -22,8 +23,10 @@ class WorkQueue {
   explicit WorkQueue(Clock* clock) : clock_(clock) {}
 
   void Add(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
-  // Adds `key` at monotonic time `at` (or earlier, if another add asks for earlier).
-  void AddAt(const std::string& key, absl::Duration at) ABSL_LOCKS_EXCLUDED(mu_);
+  // Adds `key` at monotonic time `at` (or earlier, if another add asks for
+  // earlier).
+  void AddAt(const std::string& key, absl::Duration at)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks for the next key; false once shut down.
   bool Get(std::string* key) ABSL_LOCKS_EXCLUDED(mu_);
   void Done(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
@@ -42,7 +45,8 @@ class WorkQueue {
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> processing_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Duration> delayed_at_ ABSL_GUARDED_BY(mu_);
-  std::set<std::pair<absl::Duration, std::string>> delayed_ ABSL_GUARDED_BY(mu_);
+  std::set<std::pair<absl::Duration, std::string>> delayed_
+      ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -1,15 +1,17 @@
-// controller_bench: one mcl-controller serving N MultiClusterLeases on the real test bed (one
-// cluster + the global etcd), with a bounded load tool renewing every candidate every
-// leaseDuration/4. Reports the controller's CPU and RSS, etcd requests/s and apiserver writes/s
-// (from its own /metrics), the time to grant every lock, and the time to release them on SIGTERM.
-// Not a test: run by hand (see docs/benchmarks.md, "Controller").
+// controller_bench: one mcl-controller serving N MultiClusterLeases on the real
+// test bed (one cluster + the global etcd), with a bounded load tool renewing
+// every candidate every leaseDuration/4. Reports the controller's CPU and RSS,
+// etcd requests/s and apiserver writes/s (from its own /metrics), the time to
+// grant every lock, and the time to release them on SIGTERM. Not a test: run by
+// hand (see docs/benchmarks.md, "Controller").
 //
 //   bazel build //controller:mcl-controller //controller/bench:controller_bench
-//   bazel-bin/controller/bench/controller_bench --locks=1000 --lease-seconds=15 --window=60s
+//   bazel-bin/controller/bench/controller_bench --locks=1000 --lease-seconds=15
+//   --window=60s
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -62,13 +64,15 @@ std::map<std::string, double> Scrape(int port) {
   std::string body;
   char buf[8192];
   ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) > 0) body.append(buf, static_cast<size_t>(n));
+  while ((n = read(fd, buf, sizeof(buf))) > 0)
+    body.append(buf, static_cast<size_t>(n));
   close(fd);
   for (absl::string_view line : absl::StrSplit(body, '\n')) {
     if (line.empty() || line[0] == '#') continue;
     std::vector<absl::string_view> kv = absl::StrSplit(line, ' ');
     double v;
-    if (kv.size() == 2 && absl::SimpleAtod(kv[1], &v)) out[std::string(kv[0])] = v;
+    if (kv.size() == 2 && absl::SimpleAtod(kv[1], &v))
+      out[std::string(kv[0])] = v;
   }
   return out;
 }
@@ -76,14 +80,17 @@ std::map<std::string, double> Scrape(int port) {
 // utime+stime of pid in seconds, and VmRSS in MiB.
 std::pair<double, double> CpuAndRss(pid_t pid) {
   std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
-  std::string s((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::string s((std::istreambuf_iterator<char>(stat)),
+                std::istreambuf_iterator<char>());
   double cpu = 0;
   size_t close_paren = s.rfind(')');
   if (close_paren != std::string::npos) {
     std::vector<std::string> f = absl::StrSplit(s.substr(close_paren + 2), ' ');
-    // Fields after "(comm) ": state is f[0]; utime is field 14 overall = f[11], stime f[12].
+    // Fields after "(comm) ": state is f[0]; utime is field 14 overall = f[11],
+    // stime f[12].
     double ut = 0, st = 0;
-    if (f.size() > 12 && absl::SimpleAtod(f[11], &ut) && absl::SimpleAtod(f[12], &st)) {
+    if (f.size() > 12 && absl::SimpleAtod(f[11], &ut) &&
+        absl::SimpleAtod(f[12], &st)) {
       cpu = (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
     }
   }
@@ -105,13 +112,16 @@ std::string Name(int i) { return absl::StrCat("lock-", i); }
 int Main(const Args& args) {
   auto tb = mcl::testbed::Testbed::Start(1);
   if (!tb.ok()) {
-    fprintf(stderr, "test bed: %s\n", std::string(tb.status().message()).c_str());
+    fprintf(stderr, "test bed: %s\n",
+            std::string(tb.status().message()).c_str());
     return 1;
   }
   (void)(*tb)->Kubectl(0, {"create", "namespace", "bench"});
   (void)(*tb)->Kubectl(0, {"create", "namespace", "mcl-system"});
-  auto admin_cfg = mcl::kube::LoadKubeconfigFile((*tb)->kubeconfig(0, mcl::testbed::Identity::kAdmin));
-  auto side_cfg = mcl::kube::LoadKubeconfigFile((*tb)->kubeconfig(0, mcl::testbed::Identity::kSidecar));
+  auto admin_cfg = mcl::kube::LoadKubeconfigFile(
+      (*tb)->kubeconfig(0, mcl::testbed::Identity::kAdmin));
+  auto side_cfg = mcl::kube::LoadKubeconfigFile(
+      (*tb)->kubeconfig(0, mcl::testbed::Identity::kSidecar));
   auto admin = mcl::kube::KubeClient::Create(*admin_cfg);
   auto sidecar = mcl::kube::KubeClient::Create(*side_cfg);
   if (!admin.ok() || !sidecar.ok()) return 1;
@@ -128,11 +138,13 @@ int Main(const Args& args) {
           Json obj = Json::object();
           obj["apiVersion"] = Json::string("mcl.dev/v1alpha1");
           obj["kind"] = Json::string("MultiClusterLease");
-          mcl::kube::ChildObject(obj, "metadata")["name"] = Json::string(Name(i));
+          mcl::kube::ChildObject(obj, "metadata")["name"] =
+              Json::string(Name(i));
           Json& spec = mcl::kube::ChildObject(obj, "spec");
           spec["holderIdentity"] = Json::string(absl::StrCat("cand-", i));
           spec["leaseDurationSeconds"] = Json::number(args.lease_seconds);
-          spec["renewTime"] = Json::string(mcl::kube::FormatMicroTime(absl::Now()));
+          spec["renewTime"] =
+              Json::string(mcl::kube::FormatMicroTime(absl::Now()));
           if (!(*sidecar)->Create(res, "bench", obj).ok()) failed++;
         }
       });
@@ -142,7 +154,8 @@ int Main(const Args& args) {
             absl::FormatDuration(absl::Now() - t).c_str(), failed.load());
   }
 
-  // 2. The load tool: every lock renewed every leaseDuration/4, paced evenly, bounded.
+  // 2. The load tool: every lock renewed every leaseDuration/4, paced evenly,
+  // bounded.
   std::atomic<bool> stop_load{false};
   std::atomic<int64_t> renewals{0}, renew_errors{0};
   std::vector<std::thread> load;
@@ -175,9 +188,11 @@ int Main(const Args& args) {
   // 3. The controller.
   std::string log = absl::StrCat((*tb)->dir(), "/controller.log");
   auto proc = mcl::testbed::Subprocess::Start(
-      {args.controller, "--kubeconfig", (*tb)->kubeconfig(0, mcl::testbed::Identity::kController),
-       "--cluster-name", (*tb)->cluster(0).name, "--etcd-endpoints", (*tb)->global_etcd_address(),
-       "--session-ttl", absl::FormatDuration(args.session_ttl), "--namespace", "mcl-system",
+      {args.controller, "--kubeconfig",
+       (*tb)->kubeconfig(0, mcl::testbed::Identity::kController),
+       "--cluster-name", (*tb)->cluster(0).name, "--etcd-endpoints",
+       (*tb)->global_etcd_address(), "--session-ttl",
+       absl::FormatDuration(args.session_ttl), "--namespace", "mcl-system",
        "--watch-namespaces", "bench", "--workers", absl::StrCat(args.workers),
        "--metrics-address", "127.0.0.1:0"},
       log);
@@ -191,15 +206,19 @@ int Main(const Args& args) {
     absl::SimpleAtoi(l.substr(p + 5, l.find_first_of(" \n", p) - p - 5), &port);
   }
   bool all = mcl::testbed::WaitUntil(
-      [&] { return Scrape(port)["mcl_controller_locks_held"] >= args.locks; }, absl::Minutes(15));
+      [&] { return Scrape(port)["mcl_controller_locks_held"] >= args.locks; },
+      absl::Minutes(15));
   const absl::Duration grant_all = absl::Now() - started;
-  // Let the Events of the initial grants drain, so the window measures the steady state.
-  mcl::testbed::WaitUntil([&] { return Scrape(port)["mcl_controller_events_pending"] == 0; },
-                          absl::Minutes(5));
+  // Let the Events of the initial grants drain, so the window measures the
+  // steady state.
+  mcl::testbed::WaitUntil(
+      [&] { return Scrape(port)["mcl_controller_events_pending"] == 0; },
+      absl::Minutes(5));
   auto [cpu_startup, rss_startup] = CpuAndRss(proc->pid());
-  fprintf(stderr, "all %d granted: %s after start (%s); cpu %.1fs rss %.0fMiB\n", args.locks,
-          absl::FormatDuration(grant_all).c_str(), all ? "ok" : "TIMEOUT", cpu_startup,
-          rss_startup);
+  fprintf(stderr,
+          "all %d granted: %s after start (%s); cpu %.1fs rss %.0fMiB\n",
+          args.locks, absl::FormatDuration(grant_all).c_str(),
+          all ? "ok" : "TIMEOUT", cpu_startup, rss_startup);
 
   // 4. Steady state.
   auto m0 = Scrape(port);
@@ -225,18 +244,28 @@ int Main(const Args& args) {
   stop_load = true;
   for (auto& x : load) x.join();
 
-  printf("| locks | lease s | renewals/s | grant all | CPU (cores) | RSS MiB (max) | etcd req/s "
-         "(txn+range) | keepalives/s | apiserver writes/s | status writes/s | reconciles/s | "
-         "SIGTERM release | held |\n");
-  printf("| %d | %d | %.0f | %s | %.3f | %.0f (%.0f) | %.2f | %.2f | %.2f | %.2f | %.0f | %s "
-         "(exit %d) | %.0f |\n",
-         args.locks, args.lease_seconds, (renewals.load() - renew0) / secs,
-         absl::FormatDuration(absl::Trunc(grant_all, absl::Milliseconds(100))).c_str(),
-         (cpu1 - cpu0) / secs, rss1, rss_max, rate("mcl_controller_etcd_requests_total"),
-         rate("mcl_controller_keepalives_total"), rate("mcl_controller_apiserver_writes_total"),
-         rate("mcl_controller_status_writes_total"), rate("mcl_controller_reconciles_total"),
-         absl::FormatDuration(absl::Trunc(release, absl::Milliseconds(100))).c_str(),
-         code.ok() ? *code : -1, held);
+  printf(
+      "| locks | lease s | renewals/s | grant all | CPU (cores) | RSS MiB "
+      "(max) | etcd req/s "
+      "(txn+range) | keepalives/s | apiserver writes/s | status writes/s | "
+      "reconciles/s | "
+      "SIGTERM release | held |\n");
+  printf(
+      "| %d | %d | %.0f | %s | %.3f | %.0f (%.0f) | %.2f | %.2f | %.2f | %.2f "
+      "| %.0f | %s "
+      "(exit %d) | %.0f |\n",
+      args.locks, args.lease_seconds, (renewals.load() - renew0) / secs,
+      absl::FormatDuration(absl::Trunc(grant_all, absl::Milliseconds(100)))
+          .c_str(),
+      (cpu1 - cpu0) / secs, rss1, rss_max,
+      rate("mcl_controller_etcd_requests_total"),
+      rate("mcl_controller_keepalives_total"),
+      rate("mcl_controller_apiserver_writes_total"),
+      rate("mcl_controller_status_writes_total"),
+      rate("mcl_controller_reconciles_total"),
+      absl::FormatDuration(absl::Trunc(release, absl::Milliseconds(100)))
+          .c_str(),
+      code.ok() ? *code : -1, held);
   fprintf(stderr, "heap in use at the end of the window: %.0f MiB\n",
           m1["mcl_controller_heap_inuse_bytes"] / (1 << 20));
   fprintf(stderr, "renew errors: %lld; controller log: %s\n",
@@ -254,16 +283,26 @@ int main(int argc, char** argv) {
       std::string p = absl::StrCat("--", f, "=");
       return s.rfind(p, 0) == 0 ? argv[i] + p.size() : nullptr;
     };
-    if (const char* v = val("locks")) a.locks = atoi(v);
-    else if (const char* v = val("lease-seconds")) a.lease_seconds = atoi(v);
-    else if (const char* v = val("window")) absl::ParseDuration(v, &a.window);
-    else if (const char* v = val("session-ttl")) absl::ParseDuration(v, &a.session_ttl);
-    else if (const char* v = val("workers")) a.workers = atoi(v);
-    else if (const char* v = val("load-threads")) a.load_threads = atoi(v);
-    else if (const char* v = val("controller")) a.controller = v;
+    if (const char* v = val("locks"))
+      a.locks = atoi(v);
+    else if (const char* v = val("lease-seconds"))
+      a.lease_seconds = atoi(v);
+    else if (const char* v = val("window"))
+      absl::ParseDuration(v, &a.window);
+    else if (const char* v = val("session-ttl"))
+      absl::ParseDuration(v, &a.session_ttl);
+    else if (const char* v = val("workers"))
+      a.workers = atoi(v);
+    else if (const char* v = val("load-threads"))
+      a.load_threads = atoi(v);
+    else if (const char* v = val("controller"))
+      a.controller = v;
     else {
-      fprintf(stderr, "usage: controller_bench [--locks=N] [--lease-seconds=S] [--window=60s] "
-                      "[--session-ttl=10s] [--workers=4] [--load-threads=4] [--controller=PATH]\n");
+      fprintf(stderr,
+              "usage: controller_bench [--locks=N] [--lease-seconds=S] "
+              "[--window=60s] "
+              "[--session-ttl=10s] [--workers=4] [--load-threads=4] "
+              "[--controller=PATH]\n");
       return 2;
     }
   }
