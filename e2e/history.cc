@@ -66,6 +66,11 @@ absl::Status CheckIntervals(std::vector<Interval> intervals) {
   for (size_t k = 1; k < intervals.size(); ++k) {
     const Interval& prev = intervals[k - 1];
     const Interval& cur = intervals[k];
+    // The same grant told again after a lapse of its confirmation (LOST, then
+    // LEADER with the same token): allowed, provided it does not overlap; no
+    // other grant can sit in between, since that one would carry a larger
+    // token.
+    const bool same_grant = cur.app == prev.app && cur.token == prev.token;
     if (cur.start < prev.end) {
       return absl::FailedPreconditionError(absl::StrCat(
           "S1 violated: ", cur.app, " (token ", cur.token,
@@ -75,7 +80,7 @@ absl::Status CheckIntervals(std::vector<Interval> intervals) {
               ? "now"
               : absl::FormatDuration(prev.end)));
     }
-    if (cur.token <= prev.token) {
+    if (cur.token <= prev.token && !same_grant) {
       return absl::FailedPreconditionError(absl::StrCat(
           "S2 violated: token ", cur.token, " granted to ", cur.app,
           " after token ", prev.token, " granted to ", prev.app));

@@ -55,6 +55,17 @@ TEST(HistoryCheckTest, RegrantToSameAppClosesThePreviousInterval) {
   EXPECT_EQ(h.Intervals()[0].end, Ms(10));
 }
 
+TEST(HistoryCheckTest, SameGrantToldAgainAfterALapseIsAllowed) {
+  History h;
+  h.Leader("a", 10, Ms(0));
+  h.Lost("a", Ms(100));
+  h.Leader("a", 10, Ms(150));
+  EXPECT_TRUE(h.Check().ok()) << h.Check();
+  h.Lost("a", Ms(200));
+  h.Leader("b", 10, Ms(300));
+  EXPECT_THAT(std::string(h.Check().message()), HasSubstr("S2 violated"));
+}
+
 TEST(HistoryCheckTest, ObserverGoingBackwardsFails) {
   History h;
   h.Observed("o1", {"a", 10});

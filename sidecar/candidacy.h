@@ -21,6 +21,7 @@
 #ifndef MCL_SIDECAR_CANDIDACY_H_
 #define MCL_SIDECAR_CANDIDACY_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -63,7 +64,18 @@ class Candidacy {
 
   const std::string& identity() const { return identity_; }
   absl::Duration lease_duration() const { return lease_duration_; }
-  absl::Duration renew_period() const { return lease_duration_ / 4; }
+  // Every quarter of the lease; and, while the status names an etcd session
+  // TTL (a grant to this cluster), at least every quarter of that TTL too: a
+  // renewal counts toward leadership for only about one TTL after it was sent
+  // (design.md §Confirmation, Timing), so a lease much longer than the TTL
+  // would otherwise let leadership lapse between renewals.
+  absl::Duration renew_period() const {
+    absl::Duration period = lease_duration_ / 4;
+    if (latest_.has_value() && latest_->session_ttl_ms > 0) {
+      period = std::min(period, absl::Milliseconds(latest_->session_ttl_ms) / 4);
+    }
+    return period;
+  }
   bool synced() const { return latest_.has_value(); }
   // spec.holderIdentity of the latest version is me.
   bool holding() const;

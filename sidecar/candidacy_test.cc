@@ -86,6 +86,28 @@ TEST_F(CandidacyTest,
   EXPECT_EQ(d.precondition_rv, 9);
 }
 
+TEST_F(CandidacyTest, GrantedHolderRenewsEveryQuarterOfTheSessionTtlIfShorter) {
+  // An 8 s lease under a 2 s etcd session TTL: renewals every 2 s would let the
+  // confirmation lapse between them, so the holder renews every 500 ms.
+  LeaseView granted = Spec(7, "me", "r1");
+  granted.session_ttl_ms = 2000;
+  c_.Observe(granted);
+  absl::Duration sent = clock_.Monotonic();
+  c_.WriteSucceeded(sent);
+  granted.resource_version = 8;
+  granted.renew_time = "r2";
+  c_.Observe(granted);
+  EXPECT_EQ(c_.renew_period(), absl::Milliseconds(500));
+  auto d = c_.Next();
+  ASSERT_TRUE(d.wake_at.has_value());
+  EXPECT_EQ(*d.wake_at, sent + absl::Milliseconds(500));
+  // A longer TTL does not slow renewals below a quarter of the lease.
+  granted.resource_version = 9;
+  granted.session_ttl_ms = 60000;
+  c_.Observe(granted);
+  EXPECT_EQ(c_.renew_period(), absl::Seconds(2));
+}
+
 TEST_F(CandidacyTest, RenewTimeValuesAreNeverComparedWithTheLocalClock) {
   // A renewTime far in the past (a skewed node) is still live while it keeps
   // changing.
