@@ -7,6 +7,15 @@
 
 namespace mcl::kube {
 
+// Server-side apply bookkeeping; mcl never reads it.
+static void DropManagedFields(Json& obj) {
+  if (!obj.is_object() || !obj.has_field("metadata")) return;
+  Json& metadata = obj.at("metadata");
+  if (metadata.is_object() && metadata.has_field("managedFields")) {
+    metadata.erase("managedFields");
+  }
+}
+
 Informer::Informer(KubeClient* client, Resource resource,
                    InformerOptions options, Handlers handlers)
     : client_(client),
@@ -217,6 +226,7 @@ absl::Status Informer::ListAndReplace() {
       return absl::InternalError(absl::StrCat(
           "list of ", resource_.plural, ": an item has no metadata.name"));
     }
+    if (!options_.keep_managed_fields) DropManagedFields(item);
     fresh[key] = std::make_shared<const Json>(std::move(item));
   }
   struct Change {
@@ -352,6 +362,7 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
   if (!ev.object.has_field("apiVersion")) {
     ev.object["apiVersion"] = Json::string(resource_.ApiVersion());
   }
+  if (!options_.keep_managed_fields) DropManagedFields(ev.object);
   auto obj = std::make_shared<const Json>(std::move(ev.object));
   ObjectPtr old;
   {

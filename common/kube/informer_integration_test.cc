@@ -192,6 +192,33 @@ TEST_F(InformerTest, InitialListDeliversExistingObjectsOnce) {
   EXPECT_EQ(inf.untyped().stats().lists, 1);
 }
 
+TEST_F(InformerTest, CachedObjectsDropManagedFieldsFromListAndWatch) {
+  MultiClusterLeaseClient leases(client_.get());
+  std::string listed = UniqueName("mf-list"), watched = UniqueName("mf-watch");
+  ASSERT_TRUE(leases.Create(Lease(listed, "x")).ok());
+  auto raw = client_->Get(MultiClusterLeaseResource(), "default", listed);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  ASSERT_TRUE(raw->at("metadata").has_field("managedFields"))
+      << "the apiserver should send managedFields (else this test proves "
+         "nothing)";
+  EventLog log;
+  TypedInformer<MultiClusterLease> inf(client_.get(), Options(),
+                                       log.Handlers());
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(kWait));
+  auto created = leases.Create(Lease(watched, "y"));
+  ASSERT_TRUE(created.ok());
+  ASSERT_TRUE(
+      inf.WaitForResourceVersion(created->metadata.resource_version, kWait));
+  for (const std::string& name : {listed, watched}) {
+    ObjectPtr obj = inf.untyped().GetByKey("default/" + name);
+    ASSERT_NE(obj, nullptr) << name;
+    EXPECT_FALSE(obj->at("metadata").has_field("managedFields")) << name;
+    EXPECT_TRUE(obj->at("metadata").has_field("resourceVersion")) << name;
+  }
+  inf.Stop();
+}
+
 TEST_F(InformerTest, NamespaceAndFieldSelectorScopeTheCache) {
   std::string ns = UniqueName("ns");
   ASSERT_TRUE(tb_.Kubectl(0, {"create", "namespace", ns}).ok());
