@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./setup.sh
 quick=0; [[ "${1:-}" == "--quick" ]] && quick=1
-if ((quick)); then G=5 C=2 L=1 B=2 BD=1; else G=100 C=25 L=12 B=25 BD=6; fi
+if ((quick)); then G=5 C=2 L=1 B=2 BD=1; else G=100 C=20 L=10 B=20 BD=5; fi
 
 CACHE_DIR="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
 venv="$CACHE_DIR/venv-bench"
