@@ -40,12 +40,25 @@ namespace {
 using ::mcl::testbed::Identity;
 using ::mcl::testbed::Subprocess;
 
+int64_t StatusKiB(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      int64_t v = 0;
+      if (f.size() >= 2 && absl::SimpleAtoi(f[1], &v)) return v;
+    }
+  }
+  return -1;
+}
+
 int64_t RssKiB(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
-      std::vector<std::string> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       int64_t v = 0;
       if (f.size() >= 2 && absl::SimpleAtoi(f[1], &v)) return v;
     }
@@ -145,6 +158,9 @@ int Run(int rounds, absl::Duration idle_window) {
     absl::SleepFor(absl::Seconds(1));
   }
   absl::Duration cpu = CpuTime(pid) - cpu0;
+  int64_t rss_anon = StatusKiB(pid, "RssAnon"),
+          rss_file = StatusKiB(pid, "RssFile");
+  int64_t threads = StatusKiB(pid, "Threads");
   if (std::getenv("BENCH_VERBOSE") != nullptr) {
     std::ifstream st(absl::StrCat("/proc/", pid, "/status"));
     std::string line;
@@ -241,6 +257,13 @@ int Run(int rounds, absl::Duration idle_window) {
       static_cast<double>(rss_max) / 1024.0);
   std::printf("| Idle CPU, same (user+sys over %s) | <= 1 ms/s | %.3f ms/s |\n",
               absl::FormatDuration(wall).c_str(), cpu_ms_per_s);
+  std::printf(
+      "| of which private (RssAnon) / file-backed, mostly shared libraries "
+      "(RssFile) "
+      "| | %.1f / %.1f MiB |\n",
+      static_cast<double>(rss_anon) / 1024.0,
+      static_cast<double>(rss_file) / 1024.0);
+  std::printf("| Threads | | %lld |\n", static_cast<long long>(threads));
   std::printf(
       "| CPU of a sidecar with no lock and no stream (baseline) | | %.3f ms/s "
       "|\n",
