@@ -85,11 +85,6 @@ int Run(int argc, char** argv) {
     std::cout << Usage();
     return 0;
   }
-  // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and
-  // glibc one malloc arena per busy thread; a sidecar needs neither. Both must
-  // be set before any thread starts.
-  mallopt(M_ARENA_MAX, 2);
-  crossplat::threadpool::initialize_with_threads(2);
   // SIGTERM/SIGINT are handled by one thread (sigwait); block them before any
   // thread starts.
   sigset_t sigs;
@@ -98,6 +93,11 @@ int Run(int argc, char** argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and
+  // glibc one malloc arena per busy thread; a sidecar needs neither. Both must
+  // be set before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
+  crossplat::threadpool::initialize_with_threads(2);
 
   auto config = kube::LoadConfig(flags->kubeconfig);
   if (!config.ok()) {
