@@ -144,6 +144,15 @@ class SidecarWithControllerTest : public ::testing::Test {
     }
     EXPECT_LT(a_lost, b_led->at)
         << "A: " << Describe(a->History()) << "\nB: " << Describe(b->History());
+    // A led without a lapse until it gave up: one LEADER, then one LOST (a 10 s
+    // lease under a 2 s session TTL must still be renewed often enough).
+    int leaders = 0, losts = 0;
+    for (const auto& e : a->History()) {
+      leaders += e.event.state() == mcl::v1::LEADER;
+      losts += e.event.state() == mcl::v1::LOST;
+    }
+    EXPECT_EQ(leaders, 1) << Describe(a->History());
+    EXPECT_EQ(losts, 1) << Describe(a->History());
   }
 
   Testbed& tb_ = SharedTestbed(2);
