@@ -35,7 +35,7 @@ MCL_TESTBED_QUIET=1 bash testbed/testbed.sh up --dir "$dir" --clusters 1
 # shellcheck disable=SC1091
 source "$dir/testbed.env"
 kc="$MCL_CLUSTER_0_KUBECONFIG_ADMIN"
-tag() { sed "s/\"system\":\"client-go\"/\"system\":\"client-go\",\"timing\":\"$1\"/"; }
+tag() { sed "s|\"system\":\"client-go\"|\"system\":\"client-go\",\"timing\":\"$1\"|"; }
 for scenario in graceful crash; do
   echo "bench: client-go $scenario, equal timing" >&2
   "$CACHE_DIR/baseline" --kubeconfig "$kc" --scenario "$scenario" --rounds "$B" \

@@ -944,6 +944,12 @@ bool Controller::Execute(const std::string& key, const Json& cur,
       auto r = kv_->Commit(txn);
       metrics_.etcd_requests++;
       metrics_.etcd_latency.Observe(absl::Now() - t0);
+      if (r.ok() && r->succeeded && a.kind != Action::kTxnDelete) {
+        // A fresh keepalive now, so the heartbeat that follows in milliseconds
+        // confirms the new holder's latest renewal (design.md §Failover
+        // timings) instead of the next periodic one, up to TTL/3 later.
+        lease_->KeepAliveNow(sid);
+      }
       absl::MutexLock l(&mu_);
       if (!r.ok()) {
         metrics_.etcd_errors++;

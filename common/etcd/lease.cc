@@ -208,6 +208,14 @@ absl::Duration Lease::Step(bool stream_up, const std::string& endpoint,
   return wake;
 }
 
+void Lease::KeepAliveNow(int64_t id) {
+  absl::MutexLock l(&mu_);
+  auto it = kept_.find(id);
+  if (it == kept_.end()) return;
+  it->second.next_send = std::min(it->second.next_send, clock_->Monotonic());
+  kick_ = true;
+}
+
 void Lease::RunBatch(Batch* batch) {
   callback_mu_.Lock();
   mu_.Unlock();

@@ -103,6 +103,10 @@ class Lease {
   // Stops keeping `id` alive. After it returns no callback for `id` runs
   // (unless it is called from such a callback).
   void StopKeepAlive(int64_t id);
+  // Sends the next keepalive of `id` now rather than at its period (the
+  // controller does so after a grant, so the confirmation that follows covers
+  // the new holder's latest renewal). No-op if `id` is not kept alive here.
+  void KeepAliveNow(int64_t id);
   // Leases kept alive now.
   std::vector<int64_t> KeptAlive() const;
 
