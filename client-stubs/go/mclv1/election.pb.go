@@ -163,7 +163,8 @@ type CampaignRequest struct {
 	// At most 128 bytes of printable ASCII.
 	Identity string `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
 	// How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-	// (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+	// (a quarter of it, and while granted at least every quarter of the controller's etcd session
+	// TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
 	LeaseDurationSeconds int32 `protobuf:"varint,3,opt,name=lease_duration_seconds,json=leaseDurationSeconds,proto3" json:"lease_duration_seconds,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache

@@ -50,8 +50,12 @@ type ElectionClient interface {
 	// The first event arrives at once and states the current view (LEADER, FOLLOWER or NO_LEADER);
 	// after that an event is sent on every change. Leadership is bound to this stream: when the caller
 	// cancels it, or its connection drops, the sidecar resigns at once, exactly as Resign would.
-	// After LOST the candidacy continues: the stream may later report LEADER again, with a new,
-	// larger fencing token. A caller that wants to stop campaigning cancels the stream or calls Resign.
+	// After LOST the candidacy continues: the stream may later report LEADER again — with the same
+	// fencing token when the same grant is confirmed again after a lapse (e.g. a slow heartbeat), or
+	// with a new, larger one for a new grant. LOST always comes before the next state (FOLLOWER,
+	// NO_LEADER, or LEADER of a new grant). A grant that names this candidate but is not confirmed yet
+	// is reported as NO_LEADER. A caller that wants to stop campaigning cancels the stream or calls
+	// Resign.
 	//
 	// The sidecar reports LEADER only while the election controller's confirmation that the grant is
 	// backed by a live global (etcd) lease is fresh by the sidecar's own monotonic clock, and reports
@@ -63,7 +67,8 @@ type ElectionClient interface {
 	//	INVALID_ARGUMENT    empty or invalid lock name or namespace, identity longer than 128 bytes,
 	//	                    lease_duration_seconds outside [2, 3600].
 	//	ALREADY_EXISTS      this identity already campaigns for this lock on this sidecar.
-	//	UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts.
+	//	UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts, or the
+	//	                    previous campaign of this identity for this lock is still resigning.
 	Campaign(ctx context.Context, in *CampaignRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LeadershipEvent], error)
 	// Resign gives up candidacy (and leadership, if held) for `lock` and returns once the local
 	// MultiClusterLease no longer names this candidate, so the controller releases the global lock.
@@ -170,8 +175,12 @@ type ElectionServer interface {
 	// The first event arrives at once and states the current view (LEADER, FOLLOWER or NO_LEADER);
 	// after that an event is sent on every change. Leadership is bound to this stream: when the caller
 	// cancels it, or its connection drops, the sidecar resigns at once, exactly as Resign would.
-	// After LOST the candidacy continues: the stream may later report LEADER again, with a new,
-	// larger fencing token. A caller that wants to stop campaigning cancels the stream or calls Resign.
+	// After LOST the candidacy continues: the stream may later report LEADER again — with the same
+	// fencing token when the same grant is confirmed again after a lapse (e.g. a slow heartbeat), or
+	// with a new, larger one for a new grant. LOST always comes before the next state (FOLLOWER,
+	// NO_LEADER, or LEADER of a new grant). A grant that names this candidate but is not confirmed yet
+	// is reported as NO_LEADER. A caller that wants to stop campaigning cancels the stream or calls
+	// Resign.
 	//
 	// The sidecar reports LEADER only while the election controller's confirmation that the grant is
 	// backed by a live global (etcd) lease is fresh by the sidecar's own monotonic clock, and reports
@@ -183,7 +192,8 @@ type ElectionServer interface {
 	//	INVALID_ARGUMENT    empty or invalid lock name or namespace, identity longer than 128 bytes,
 	//	                    lease_duration_seconds outside [2, 3600].
 	//	ALREADY_EXISTS      this identity already campaigns for this lock on this sidecar.
-	//	UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts.
+	//	UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts, or the
+	//	                    previous campaign of this identity for this lock is still resigning.
 	Campaign(*CampaignRequest, grpc.ServerStreamingServer[LeadershipEvent]) error
 	// Resign gives up candidacy (and leadership, if held) for `lock` and returns once the local
 	// MultiClusterLease no longer names this candidate, so the controller releases the global lock.

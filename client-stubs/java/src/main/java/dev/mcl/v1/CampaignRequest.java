@@ -126,7 +126,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-   * (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+   * (a quarter of it, and while granted at least every quarter of the controller's etcd session
+   * TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
    * </pre>
    *
    * <code>int32 lease_duration_seconds = 3;</code>
@@ -745,7 +746,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-     * (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+     * (a quarter of it, and while granted at least every quarter of the controller's etcd session
+     * TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
      * </pre>
      *
      * <code>int32 lease_duration_seconds = 3;</code>
@@ -758,7 +760,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-     * (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+     * (a quarter of it, and while granted at least every quarter of the controller's etcd session
+     * TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
      * </pre>
      *
      * <code>int32 lease_duration_seconds = 3;</code>
@@ -775,7 +778,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-     * (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+     * (a quarter of it, and while granted at least every quarter of the controller's etcd session
+     * TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
      * </pre>
      *
      * <code>int32 lease_duration_seconds = 3;</code>

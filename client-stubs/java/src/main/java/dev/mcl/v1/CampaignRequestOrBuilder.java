@@ -49,7 +49,8 @@ public interface CampaignRequestOrBuilder extends
   /**
    * <pre>
    * How long a leader keeps the lock after it stops renewing; also sets how often the sidecar renews
-   * (a third of it). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
+   * (a quarter of it, and while granted at least every quarter of the controller's etcd session
+   * TTL). 0 means the sidecar's default (--lease-duration, 15 s). Range [2, 3600].
    * </pre>
    *
    * <code>int32 lease_duration_seconds = 3;</code>
