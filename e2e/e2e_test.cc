@@ -74,8 +74,8 @@ class EndToEndTest : public ::testing::Test {
   }
 
   // Waits until some app leads and every observer names it; returns it.
-  // Observers in `blind_cluster` (whose controller is stopped, so nobody updates its status) are
-  // not asked.
+  // Observers in `blind_cluster` (whose controller is stopped, so nobody
+  // updates its status) are not asked.
   App* WaitForLeaderEverywhere(const std::string& not_identity,
                                absl::Duration timeout, int blind_cluster = -1) {
     absl::Time deadline = absl::Now() + timeout;

@@ -72,7 +72,8 @@ class Candidacy {
   absl::Duration renew_period() const {
     absl::Duration period = lease_duration_ / 4;
     if (latest_.has_value() && latest_->session_ttl_ms > 0) {
-      period = std::min(period, absl::Milliseconds(latest_->session_ttl_ms) / 4);
+      period =
+          std::min(period, absl::Milliseconds(latest_->session_ttl_ms) / 4);
     }
     return period;
   }

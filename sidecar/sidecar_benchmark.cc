@@ -45,7 +45,8 @@ int64_t StatusKiB(pid_t pid, const std::string& field) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(field + ":", 0) == 0) {
-      std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      std::vector<std::string> f =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       int64_t v = 0;
       if (f.size() >= 2 && absl::SimpleAtoi(f[1], &v)) return v;
     }
@@ -58,7 +59,8 @@ int64_t RssKiB(pid_t pid) {
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
-      std::vector<std::string> f = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      std::vector<std::string> f =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
       int64_t v = 0;
       if (f.size() >= 2 && absl::SimpleAtoi(f[1], &v)) return v;
     }

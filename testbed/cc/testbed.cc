@@ -25,8 +25,8 @@ std::map<std::string, std::string> ReadEnvFile(const std::string& path) {
   return env;
 }
 
-// MCL_TESTBED_ROOT keeps a test bed's directory (logs of every process) after the test, for
-// debugging: bazel test --test_env=MCL_TESTBED_ROOT=/tmp/keep ...
+// MCL_TESTBED_ROOT keeps a test bed's directory (logs of every process) after
+// the test, for debugging: bazel test --test_env=MCL_TESTBED_ROOT=/tmp/keep ...
 std::string TempRoot() {
   if (const char* keep = std::getenv("MCL_TESTBED_ROOT")) return keep;
   const char* t = std::getenv("TEST_TMPDIR");
