@@ -42,6 +42,7 @@ echo "$summary"
 add_counts "$(tail -n1 <<<"$summary")"
 rm -f "$bep"
 
+run_suite "clang-format (Google style)" bash tools/lint.sh --format
 [[ -x helm/test/helm_test.sh ]] && run_suite "helm chart" bash helm/test/helm_test.sh
 [[ -x client-stubs/test/with_testbed.sh ]] && run_suite "client stubs" bash client-stubs/test/with_testbed.sh
 
