@@ -37,22 +37,6 @@ void Emit(const char* scenario, absl::Duration d) {
   std::fflush(stdout);
 }
 
-// Waits for an app other than `old` to be told LEADER after `t0`; the latency,
-// or nullopt.
-std::optional<absl::Duration> NewLeaderAfter(Fleet& fleet,
-                                             const std::string& old,
-                                             absl::Duration t0,
-                                             absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    for (const Interval& i : fleet.history().Intervals()) {
-      if (i.app != old && i.start > t0) return i.start - t0;
-    }
-    absl::SleepFor(absl::Microseconds(500));
-  }
-  return std::nullopt;
-}
-
 App* SettledLeader(Fleet& fleet, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {
@@ -125,7 +109,7 @@ int Run(const Args& args) {
       std::cerr << "resign: " << st.error_message() << "\n";
       return 1;
     }
-    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(20));
+    auto d = fleet.NewLeaderAfter(old, t0, absl::Seconds(20));
     if (!d) {
       std::cerr << "graceful: no new leader\n";
       return 1;
@@ -145,7 +129,7 @@ int Run(const Args& args) {
     Sidecar* dead = leader->sidecar();
     absl::Duration t0 = MonoNow();
     if (!fleet.SignalSidecar(dead, SIGKILL).ok()) return 1;
-    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(30));
+    auto d = fleet.NewLeaderAfter(old, t0, absl::Seconds(30));
     if (!d) {
       std::cerr << "crash: no new leader\n";
       return 1;
@@ -166,7 +150,7 @@ int Run(const Args& args) {
     int cluster = leader->sidecar()->cluster;
     absl::Duration t0 = MonoNow();
     if (!fleet.KillCluster(cluster).ok()) return 1;
-    auto d = NewLeaderAfter(fleet, old, t0, absl::Seconds(30));
+    auto d = fleet.NewLeaderAfter(old, t0, absl::Seconds(30));
     if (!d) {
       std::cerr << "cluster-loss: no new leader\n";
       return 1;

@@ -101,14 +101,8 @@ class EndToEndTest : public ::testing::Test {
   // Time from `start` (monotonic) until an app other than `old` leads.
   absl::Duration WaitForNewLeader(const std::string& old, absl::Duration start,
                                   absl::Duration timeout) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      for (const Interval& i : fleet_->history().Intervals()) {
-        if (i.app != old && i.start > start) return i.start - start;
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return absl::InfiniteDuration();
+    return fleet_->NewLeaderAfter(old, start, timeout)
+        .value_or(absl::InfiniteDuration());
   }
 
   std::unique_ptr<Fleet> fleet_;

@@ -407,6 +407,19 @@ App* Fleet::Leader() {
   return nullptr;
 }
 
+std::optional<absl::Duration> Fleet::NewLeaderAfter(const std::string& old,
+                                                    absl::Duration start,
+                                                    absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    for (const Interval& i : history_.Intervals()) {
+      if (i.app != old && i.start > start) return i.start - start;
+    }
+    absl::SleepFor(absl::Microseconds(500));
+  }
+  return std::nullopt;
+}
+
 absl::Status Fleet::KillCluster(int cluster) {
   for (auto& s : sidecars_) {
     if (s->cluster == cluster && s->process && s->process->running()) {

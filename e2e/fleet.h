@@ -163,6 +163,12 @@ class Fleet {
   std::vector<App*> apps();
   // The app currently leading according to the history, or nullptr.
   App* Leader();
+  // Time from `start` (monotonic) until an app other than `old` was told
+  // LEADER; nullopt if none was within `timeout`. Measured from the history, so
+  // polling late does not inflate it.
+  std::optional<absl::Duration> NewLeaderAfter(const std::string& old,
+                                               absl::Duration start,
+                                               absl::Duration timeout);
 
   // Kills a whole cluster: its controller and every sidecar in it (SIGKILL).
   absl::Status KillCluster(int cluster);
