@@ -46,12 +46,15 @@ App* SettledLeader(Fleet& fleet, absl::Duration timeout) {
   return nullptr;
 }
 
-// Every app not leading must be campaigning and told FOLLOWER before the next
-// measurement, so each measurement starts from the same state.
+// Every app not leading must be campaigning, told FOLLOWER, and registered as
+// its cluster's candidate before the next measurement, so each measurement
+// starts from the same state: a standing candidate in the other cluster.
 bool AllFollowing(Fleet& fleet, absl::Duration timeout) {
   for (App* a : fleet.apps()) {
     if (a->leading()) continue;
-    if (!a->WaitFor(mcl::v1::FOLLOWER, timeout, std::max(0, a->events() - 1))) {
+    if (!a->WaitFor(mcl::v1::FOLLOWER, timeout, std::max(0, a->events() - 1)) ||
+        !fleet.WaitLocalCandidate(a->sidecar()->cluster, kLock, a->identity(),
+                                  timeout)) {
       return false;
     }
   }

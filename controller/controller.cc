@@ -139,6 +139,18 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   h.on_add = enqueue;
   h.on_update = [enqueue](const Json&, const Json& obj) { enqueue(obj); };
   h.on_delete = enqueue;
+  // design.md §Confirmation step 2: every renewal up to rv has been observed
+  // (the handlers above ran) by this moment; SessionTracker picks, per answered
+  // keepalive, the newest such moment before it was sent. Recorded per event,
+  // not sampled, so a keepalive sent right after a grant confirms the renewal
+  // the grant was based on.
+  h.on_synced = [self](const std::string& rv) {
+    const int64_t n = RvNumber(rv);
+    if (n <= 0) return;
+    const absl::Duration now = self->clock_->Monotonic();
+    absl::MutexLock l(&self->mu_);
+    self->tracker_.RecordProcessed(n, now);
+  };
   c->informer_ = std::make_unique<kube::Informer>(
       c->kube_.get(), kube::MultiClusterLeaseResource(), io, std::move(h));
   return c;
@@ -369,6 +381,7 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
       metrics_.keepalives++;
       absl::MutexLock l(&mu_);
       tracker_.OnRenewed(r.id, r.ttl_seconds, r.sent_at, r.received_at);
+      keepalive_answered_ = true;
     };
     cb.on_lost = [this, id](const absl::Status& why) {
       Warn("etcd session lost",
@@ -690,24 +703,14 @@ void Controller::SessionLoop() {
       malloc_trim(0);
       next_trim = clock_->Monotonic() + absl::Seconds(30);
     }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
-void Controller::SamplerLoop() {
-  // design.md §Confirmation step 2: what the informer has processed, with the
-  // time it was read; SessionTracker picks, per answered keepalive, the newest
-  // sample taken before it was sent.
-  while (!stopping_.load()) {
-    const std::string rv = informer_->LastSyncResourceVersion();
-    const absl::Duration now =
-        clock_->Monotonic();  // read after rv: rv was processed by now
-    const int64_t n = RvNumber(rv);
-    if (n > 0) {
-      absl::MutexLock l(&mu_);
-      tracker_.RecordProcessed(n, now);
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+    // An answered keepalive wakes this loop at once: its confirmation is on
+    // the graceful-handoff path (design.md §Failover timings).
+    absl::MutexLock l(&mu_);
+    auto renewed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return keepalive_answered_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&renewed), absl::Milliseconds(10));
+    keepalive_answered_ = false;
   }
 }
 
@@ -1113,7 +1116,6 @@ int Controller::Run(const std::atomic<bool>* stop) {
     if (stop->load()) break;
     SleepFor(backoff.Next(), stop);
   }
-  threads_.emplace_back([this] { SamplerLoop(); });
   threads_.emplace_back([this] { SessionLoop(); });
   threads_.emplace_back([this] { EventLoop(); });
   informer_->Start();

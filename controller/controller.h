@@ -6,10 +6,10 @@
 //
 // Threads: N workers (reconcile + the one action each plan names), a session
 // thread (session (re)creation, the etcd watch, heartbeat writes, reachability
-// changes), a sampler (informer resourceVersion → SessionTracker every 10 ms),
-// the replica-election renewer, the event sender and the metrics server. Shared
-// state lives under mu_; a lock's LockMemory is touched only by the worker that
-// holds the lock's key (the work queue hands a key to one worker at a time).
+// changes), the replica-election renewer, the event sender and the metrics
+// server. Shared state lives under mu_; a lock's LockMemory is touched only by
+// the worker that holds the lock's key (the work queue hands a key to one
+// worker at a time).
 #ifndef MCL_CONTROLLER_CONTROLLER_H_
 #define MCL_CONTROLLER_CONTROLLER_H_
 
@@ -97,7 +97,6 @@ class Controller {
   absl::Status EstablishSession(bool try_adopt);
   absl::Status StartKeyWatch();
   void SessionLoop();
-  void SamplerLoop();
   absl::Status PublishHeartbeat(const Heartbeat& hb);
 
   void WorkerLoop();
@@ -138,6 +137,7 @@ class Controller {
 
   mutable absl::Mutex mu_;
   SessionTracker tracker_ ABSL_GUARDED_BY(mu_);
+  bool keepalive_answered_ ABSL_GUARDED_BY(mu_) = false;  // wakes SessionLoop
   std::map<std::string, KeyEntry> keys_ ABSL_GUARDED_BY(mu_);
   bool keys_known_ ABSL_GUARDED_BY(mu_) = false;
   bool watch_needs_restart_ ABSL_GUARDED_BY(mu_) = true;

@@ -10,8 +10,10 @@
 // publish c = the greatest resourceVersion processed at or before `sent_at`:
 // every renewal w <= c was observed before the keepalive left, so etcd
 // refreshed the lease after the sidecar sent w (design.md §Confirmation step
-// 3). Picking c from samples taken *before* sent_at is the same as "read c
-// before sending", without a hook inside the keepalive loop.
+// 3). Picking c from records taken *before* sent_at is the same as "read c
+// before sending", without a hook inside the keepalive loop; the informer
+// reports every event (Handlers::on_synced), so a keepalive sent right after a
+// grant confirms the renewal the grant was based on.
 //
 // Loss. etcd refreshed the lease no earlier than the last answered keepalive's
 // sent_at (S), so it may expire at S + TTL by etcd's clock; by ours, allowing

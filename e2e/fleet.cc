@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/kube/config.h"
+#include "common/kube/typed_client.h"
 
 namespace mcl::e2e {
 namespace {
@@ -253,6 +255,29 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Start(FleetOptions options) {
     if (!s.ok()) return s;
   }
   return fleet;
+}
+
+bool Fleet::WaitLocalCandidate(int cluster, const std::string& lock,
+                               const std::string& identity,
+                               absl::Duration timeout) {
+  const size_t i = static_cast<size_t>(cluster);
+  if (admins_.size() <= i) admins_.resize(i + 1);
+  if (admins_[i] == nullptr) {
+    auto cfg =
+        kube::LoadKubeconfigFile(testbed_->cluster(cluster).kubeconfig_admin);
+    if (!cfg.ok()) return false;
+    auto client = kube::KubeClient::Create(*cfg);
+    if (!client.ok()) return false;
+    admins_[i] = std::move(*client);
+  }
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    auto obj = kube::TypedClient<kube::MultiClusterLease>(admins_[i].get())
+                   .Get(options_.lock_namespace, lock);
+    if (obj.ok() && obj->spec.holder_identity == identity) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return false;
 }
 
 Fleet::~Fleet() {

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/kube/client.h"
 #include "e2e/history.h"
 #include "grpcpp/grpcpp.h"
 #include "mcl/v1/election.grpc.pb.h"
@@ -170,6 +171,12 @@ class Fleet {
                                                absl::Duration start,
                                                absl::Duration timeout);
 
+  // Waits until cluster `cluster`'s MultiClusterLease `lock` names `identity`
+  // as its local candidate (spec.holderIdentity): a Campaign reports its first
+  // event before its sidecar has registered it there. False on timeout.
+  bool WaitLocalCandidate(int cluster, const std::string& lock,
+                          const std::string& identity, absl::Duration timeout);
+
   // Kills a whole cluster: its controller and every sidecar in it (SIGKILL).
   absl::Status KillCluster(int cluster);
   // Brings it back: controller, then the same sidecars (apps must Campaign
@@ -186,6 +193,7 @@ class Fleet {
   std::vector<std::unique_ptr<Sidecar>> sidecars_;
   std::vector<std::unique_ptr<App>> apps_;
   std::vector<std::unique_ptr<Observer>> observers_;
+  std::vector<std::unique_ptr<kube::KubeClient>> admins_;  // per cluster
   History history_;
   int restarts_ = 0;
 };

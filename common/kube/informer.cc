@@ -274,6 +274,7 @@ absl::Status Informer::ListAndReplace() {
     synced_ = true;
     ++progress_;
   }
+  if (handlers_.on_synced) handlers_.on_synced(list->resource_version);
   return absl::OkStatus();
 }
 
@@ -343,6 +344,7 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
       ++progress_;
     }
     *progress = true;
+    if (handlers_.on_synced) handlers_.on_synced(rv);
     return true;
   }
   absl::Status kind = CheckKind(ev.object, resource_);
@@ -389,6 +391,7 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
     last_rv_ = rv;  // after the handler: see LastSyncResourceVersion()
     ++progress_;
   }
+  if (handlers_.on_synced) handlers_.on_synced(rv);
   return true;
 }
 

@@ -84,6 +84,11 @@ class Informer {
     // The object's last state (from the DELETED event, or the cache when found
     // gone on relist).
     std::function<void(const Json& obj)> on_delete;
+    // Called after the handlers of every change up to resourceVersion `rv`
+    // have run (a list, a watch event, a bookmark): what a caller observed in
+    // them is everything written up to `rv`. Lets a caller time-stamp that
+    // moment without polling LastSyncResourceVersion().
+    std::function<void(const std::string& rv)> on_synced;
   };
   struct Stats {
     int64_t lists = 0;    // full lists (the first one and every relist)

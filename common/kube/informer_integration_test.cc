@@ -2,7 +2,10 @@
 // after an apiserver restart, an exact relist after 410 Gone (provoked by
 // editing and compacting the cluster's etcd while its apiserver is down),
 // namespace and selector scoping, and a prompt Stop().
+#include <algorithm>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -173,6 +176,61 @@ TEST_F(InformerTest, SeesAddUpdateDeleteInOrder) {
   inf.Stop();
   EXPECT_LT(absl::Now() - t0, absl::Seconds(2))
       << "Stop() must cancel the open watch";
+}
+
+TEST_F(InformerTest, OnSyncedFollowsTheHandlersOfEachEvent) {
+  // What the controller's confirmations rely on (design.md §Confirmation):
+  // on_synced(rv) comes after the handler of the event at rv has run.
+  absl::Mutex mu;
+  std::set<std::string> handled;  // resourceVersions handlers saw
+  // on_synced calls in order, each with whether a handler had seen that rv.
+  std::vector<std::pair<std::string, bool>> synced;
+  Informer::Handlers h;
+  auto record = [&](const Json& obj) {
+    absl::MutexLock l(&mu);
+    handled.insert(ResourceVersionOf(obj));
+  };
+  h.on_add = record;
+  h.on_update = [&](const Json&, const Json& obj) { record(obj); };
+  h.on_delete = record;
+  h.on_synced = [&](const std::string& rv) {
+    absl::MutexLock l(&mu);
+    synced.emplace_back(rv, handled.count(rv) > 0);
+  };
+  InformerOptions o = Options();
+  o.watch_timeout = absl::Minutes(5);
+  Informer inf(client_.get(), MultiClusterLeaseResource(), o, std::move(h));
+  inf.Start();
+  ASSERT_TRUE(inf.WaitForSync(kWait));
+  {
+    absl::MutexLock l(&mu);
+    ASSERT_EQ(synced.size(), 1u) << "the initial list reports once";
+    EXPECT_EQ(synced[0].first, inf.LastSyncResourceVersion());
+  }
+  MultiClusterLeaseClient leases(client_.get());
+  std::string a = UniqueName("synced");
+  auto created = leases.Create(Lease(a, "pod-1"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  auto last = SetHolder(a, "pod-2");
+  ASSERT_TRUE(last.ok()) << last.status();
+  const std::vector<std::string> written = {created->metadata.resource_version,
+                                            last->metadata.resource_version};
+  auto find = [&](const std::string& rv) {
+    return std::find_if(synced.begin(), synced.end(),
+                        [&](const auto& e) { return e.first == rv; });
+  };
+  ASSERT_TRUE(inf.WaitUntil(
+      [&] {
+        absl::MutexLock l(&mu);
+        return find(written[1]) != synced.end();
+      },
+      kWait));
+  absl::MutexLock l(&mu);
+  for (const std::string& rv : written) {
+    auto it = find(rv);
+    ASSERT_NE(it, synced.end()) << "no on_synced for the write at " << rv;
+    EXPECT_TRUE(it->second) << "on_synced(" << rv << ") before its handler";
+  }
 }
 
 TEST_F(InformerTest, InitialListDeliversExistingObjectsOnce) {
