@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <random>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -48,13 +47,6 @@ std::string StringAt(const Json& obj, std::initializer_list<const char*> path) {
   return cur->is_string() ? cur->as_string() : "";
 }
 
-std::string RandomHex(int n) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::string out;
-  for (int i = 0; i < n; ++i) out.push_back("0123456789abcdef"[rng() % 16]);
-  return out;
-}
-
 // An etcd error that says the backend is not answering (as opposed to a refused
 // request).
 bool Unreachable(const absl::Status& s) {
@@ -86,6 +78,10 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   auto kube = kube::KubeClient::Create(*kcfg);
   if (!kube.ok()) return kube.status();
   c->kube_ = std::move(*kube);
+  kube::EventRecorderOptions eo;
+  eo.component = "mcl-controller";
+  eo.instance = o.identity;
+  c->events_ = std::make_unique<kube::EventRecorder>(c->kube_.get(), eo);
 
   etcd::ClientConfig ecfg;
   ecfg.endpoints = o.etcd_endpoints;
@@ -182,8 +178,12 @@ Controller::Controller(ControllerOptions options)
   };
   metrics_.active = [this] { return active_.load(); };
   metrics_.events_pending = [this] {
-    absl::MutexLock l(&events_mu_);
-    return static_cast<int64_t>(events_.size());
+    return events_ ? events_->stats().pending : 0;
+  };
+  metrics_.events_dropped = [this] {
+    if (!events_) return int64_t{0};
+    const kube::EventRecorder::Stats s = events_->stats();
+    return s.dropped + s.rate_limited + s.failed;
   };
 }
 
@@ -994,68 +994,15 @@ bool Controller::Execute(const std::string& key, const Json& cur,
 // ------------------------------------------------------------------------------------
 
 void Controller::PostEvent(const CrView& cr, const EventNote& note) {
-  absl::MutexLock l(&events_mu_);
-  if (events_.size() >= 1000) {
-    metrics_.events_dropped++;
-    return;
-  }
-  events_.push_back(PendingEvent{cr.namespace_, cr.name, cr.uid, note});
-}
-
-void Controller::EventLoop() {
-  while (true) {
-    PendingEvent ev;
-    {
-      absl::MutexLock l(&events_mu_);
-      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_) {
-        return !events_.empty() || stopping_.load();
-      };
-      events_mu_.AwaitWithTimeout(absl::Condition(&ready),
-                                  absl::Milliseconds(100));
-      if (stopping_.load()) {
-        metrics_.events_dropped += static_cast<int64_t>(events_.size());
-        events_.clear();
-        return;
-      }
-      if (events_.empty()) continue;
-      ev = std::move(events_.front());
-      events_.pop_front();
-    }
-    const std::string now = MetaTime(clock_->WallNow());
-    Json e = Json::object();
-    e["apiVersion"] = Json::string("v1");
-    e["kind"] = Json::string("Event");
-    Json& meta = kube::ChildObject(e, "metadata");
-    // Names stay short whatever the lock's name (a 253-character lock name must
-    // still work).
-    meta["name"] = Json::string(absl::StrCat("mcl-", RandomHex(16)));
-    meta["namespace"] = Json::string(ev.ns);
-    Json& inv = kube::ChildObject(e, "involvedObject");
-    inv["apiVersion"] = Json::string("mcl.dev/v1alpha1");
-    inv["kind"] = Json::string("MultiClusterLease");
-    inv["namespace"] = Json::string(ev.ns);
-    inv["name"] = Json::string(ev.name);
-    inv["uid"] = Json::string(ev.uid);
-    e["reason"] = Json::string(ev.note.reason);
-    e["message"] = Json::string(ev.note.message.substr(0, 1000));
-    e["type"] = Json::string(ev.note.warning ? "Warning" : "Normal");
-    Json& src = kube::ChildObject(e, "source");
-    src["component"] = Json::string("mcl-controller");
-    src["host"] = Json::string(options_.cluster);
-    e["firstTimestamp"] = Json::string(now);
-    e["lastTimestamp"] = Json::string(now);
-    e["count"] = Json::number(1);
-    e["reportingComponent"] = Json::string("mcl.dev/controller");
-    e["reportingInstance"] = Json::string(options_.identity.substr(0, 128));
-    auto r = kube_->Create(kube::EventResource(), ev.ns, e);
-    metrics_.apiserver_writes++;
-    if (!r.ok()) {
-      Warn("event not recorded",
-           {{"lock", absl::StrCat(ev.ns, "/", ev.name)},
-            {"reason", ev.note.reason},
-            {"error", std::string(r.status().message())}});
-    }
-  }
+  kube::ObjectReference ref;
+  ref.api_version = kube::MultiClusterLeaseResource().ApiVersion();
+  ref.kind = kube::MultiClusterLeaseResource().kind;
+  ref.namespace_ = cr.namespace_;
+  ref.name = cr.name;
+  ref.uid = cr.uid;
+  events_->Record(
+      ref, note.warning ? kube::EventType::kWarning : kube::EventType::kNormal,
+      note.reason, note.message);
 }
 
 // ---- Run
@@ -1117,7 +1064,6 @@ int Controller::Run(const std::atomic<bool>* stop) {
     SleepFor(backoff.Next(), stop);
   }
   threads_.emplace_back([this] { SessionLoop(); });
-  threads_.emplace_back([this] { EventLoop(); });
   informer_->Start();
   while (!stop->load() && !informer_->WaitForSync(absl::Milliseconds(200))) {
   }

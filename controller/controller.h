@@ -2,7 +2,8 @@
 // around the pure LockReconciler: the one MultiClusterLease informer, one etcd
 // watch on the key prefix, one etcd session lease (kept alive about every
 // TTL/3, shared by every key), a work queue keyed by namespace/name, the
-// heartbeat Lease, the replica-election Lease, Events, metrics.
+// heartbeat Lease, the replica-election Lease, Events (kube::EventRecorder),
+// metrics.
 //
 // Threads: N workers (reconcile + the one action each plan names), a session
 // thread (session (re)creation, the etcd watch, heartbeat writes, reachability
@@ -33,6 +34,7 @@
 #include "common/etcd/lease.h"
 #include "common/etcd/watch.h"
 #include "common/kube/client.h"
+#include "common/kube/events.h"
 #include "common/kube/informer.h"
 #include "controller/lock_reconciler.h"
 #include "controller/metrics.h"
@@ -80,11 +82,6 @@ class Controller {
     int64_t rev = 0;  // revision this information is from (a put's
                       // mod_revision, a delete's)
   };
-  struct PendingEvent {
-    std::string ns, name, uid;
-    EventNote note;
-  };
-
   explicit Controller(ControllerOptions options);
 
   // Replica election (coordination.k8s.io Lease mcl-controller-<cluster>).
@@ -116,7 +113,6 @@ class Controller {
   int64_t LocksHeld() const;
 
   void PostEvent(const CrView& cr, const EventNote& note);
-  void EventLoop();
 
   ControllerOptions options_;
   Clock* clock_ = Clock::Real();
@@ -126,6 +122,9 @@ class Controller {
 
   std::unique_ptr<kube::KubeClient> kube_;
   std::unique_ptr<kube::Informer> informer_;
+  // Events on the CRs (rate-limited, aggregated, written in the background;
+  // destroyed before kube_).
+  std::unique_ptr<kube::EventRecorder> events_;
   std::unique_ptr<etcd::Client> etcd_;
   std::unique_ptr<etcd::KV> kv_;
   std::unique_ptr<etcd::Lease> lease_;
@@ -155,9 +154,6 @@ class Controller {
   kube::Json election_obj_;  // the election Lease as last written (renewer
                              // thread only)
   absl::Duration election_renewed_at_;
-
-  absl::Mutex events_mu_;
-  std::deque<PendingEvent> events_ ABSL_GUARDED_BY(events_mu_);
 
   std::vector<std::thread> threads_;
 };

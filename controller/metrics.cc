@@ -99,7 +99,9 @@ std::string Metrics::Render() const {
   counter("mcl_controller_reconciles_total", "Per-lock reconciles.",
           reconciles.load());
   counter("mcl_controller_events_dropped_total",
-          "Events not sent (queue full).", events_dropped.load());
+          "Events not written (queue full, rate-limited, or refused by the "
+          "apiserver).",
+          events_dropped ? events_dropped() : 0);
   etcd_latency.Render("mcl_controller_etcd_request_duration_seconds",
                       "Latency of unary etcd requests.", &out);
   return out;

@@ -46,13 +46,13 @@ struct Metrics {
       0};  // every write: status, finalizer, lease, event
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> reconciles{0};
-  std::atomic<int64_t> events_dropped{0};
   std::atomic<int64_t> keepalives{0};
   Histogram etcd_latency;
   std::function<int64_t()> locks_held;  // gauge, computed on scrape
   std::function<int64_t()> locks_known;
   std::function<int64_t()> queue_depth;
   std::function<int64_t()> events_pending;
+  std::function<int64_t()> events_dropped;  // queue full, rate-limited, refused
   std::function<bool()> backend_reachable;
   std::function<bool()> active;
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/kube/errors.h"
 
@@ -79,7 +80,9 @@ bool EventRecorder::Flush(absl::Duration timeout) {
 
 EventRecorder::Stats EventRecorder::stats() const {
   absl::MutexLock l(&mu_);
-  return stats_;
+  Stats s = stats_;
+  s.pending = static_cast<int64_t>(queue_.size()) + (busy_ ? 1 : 0);
+  return s;
 }
 
 absl::Status EventRecorder::LastError() const {
@@ -150,8 +153,15 @@ void EventRecorder::Write(const Pending& p) {
     Json ev = Json::object();
     ev["apiVersion"] = Json::string("v1");
     ev["kind"] = Json::string("Event");
+    // Object names may be 253 characters, the limit of an Event's name too:
+    // keep room for the unique suffix (at most 33 characters).
+    // A cut must not leave a label ending in '-' or '.'.
+    std::string prefix = p.object.name.substr(0, 219);
+    while (!prefix.empty() && !absl::ascii_isalnum(prefix.back())) {
+      prefix.pop_back();
+    }
     std::string name =
-        absl::StrCat(p.object.name.empty() ? "object" : p.object.name, ".",
+        absl::StrCat(prefix.empty() ? "object" : prefix, ".",
                      absl::Hex(absl::ToUnixNanos(p.at)), absl::Hex(seq));
     // (References into a cpprestsdk JSON object die when the object grows: set,
     // then move on.)
@@ -167,13 +177,16 @@ void EventRecorder::Write(const Pending& p) {
     SetOrEraseNonEmpty(io, "resourceVersion", p.object.resource_version);
     ev["type"] = Json::string(TypeName(p.type));
     ev["reason"] = Json::string(p.reason);
-    ev["message"] = Json::string(p.message);
+    // events.k8s.io caps a note at 1 kB; stay within it for either API.
+    ev["message"] = Json::string(p.message.substr(0, 1024));
     Json& src = ChildObject(ev, "source");
     src["component"] = Json::string(options_.component);
     SetOrEraseNonEmpty(src, "host", options_.instance);
     ev["reportingComponent"] = Json::string(options_.component);
+    // reportingInstance is limited to 128 characters.
     ev["reportingInstance"] = Json::string(
-        options_.instance.empty() ? options_.component : options_.instance);
+        (options_.instance.empty() ? options_.component : options_.instance)
+            .substr(0, 128));
     ev["firstTimestamp"] = Json::string(ts);
     ev["lastTimestamp"] = Json::string(ts);
     ev["count"] = Json::number(1);

@@ -75,6 +75,7 @@ class EventRecorder {
         0;  // dropped because the queue was full or the recorder stopping
     int64_t failed =
         0;  // writes the apiserver refused or that did not reach it
+    int64_t pending = 0;  // queued or being written now
   };
 
   EventRecorder(KubeClient* client, EventRecorderOptions options);

@@ -103,6 +103,28 @@ TEST_F(EventsTest, CreatesThenAggregatesRepeats) {
   EXPECT_EQ(Writes().back().method, "POST");
 }
 
+TEST_F(EventsTest, LongNamesAndTextsStayWithinTheApiLimits) {
+  EventRecorderOptions o;
+  o.instance = std::string(200, 'p');
+  o.clock = &clock_;
+  EventRecorder rec(client_.get(), o);
+  // A 253-character object name whose cut point falls right after a '-'.
+  const std::string name = std::string(218, 'a') + "-" + std::string(34, 'b');
+  ASSERT_TRUE(rec.Record(Ref(name), EventType::kNormal, "Granted",
+                         std::string(2000, 'm')));
+  ASSERT_TRUE(rec.Flush(absl::Seconds(10)));
+  auto w = Writes();
+  ASSERT_EQ(w.size(), 1u);
+  Json ev = Json::parse(w[0].body);
+  const std::string event_name = ev.at("metadata").at("name").as_string();
+  EXPECT_LE(event_name.size(), 253u);
+  EXPECT_EQ(event_name.rfind(std::string(218, 'a') + ".", 0), 0u) << event_name;
+  EXPECT_EQ(ev.at("involvedObject").at("name").as_string(), name);
+  EXPECT_EQ(ev.at("reportingInstance").as_string().size(), 128u);
+  EXPECT_EQ(ev.at("message").as_string().size(), 1024u);
+  EXPECT_EQ(rec.stats().pending, 0);
+}
+
 TEST_F(EventsTest, TokenBucketPerObjectAndReason) {
   EventRecorderOptions o;
   o.burst = 2;

@@ -54,14 +54,13 @@ import (
 	mclv1 "mcl.dev/mcl/client-stubs/go/mclv1"
 )
 
-// DefaultAddr is the sidecar's address when neither Config.Addr nor $MCL_SIDECAR_ADDR (nor
-// $MCL_SIDECAR_ADDRESS, which the Helm chart injects) is set.
+// DefaultAddr is the sidecar's address when neither Config.Addr nor $MCL_SIDECAR_ADDR (which
+// the Helm chart's injection sets) is set.
 const DefaultAddr = "127.0.0.1:7400"
 
 // Config configures a Lock. Name and Identity are required.
 type Config struct {
-	// Addr of the sidecar's gRPC API; default $MCL_SIDECAR_ADDR, else $MCL_SIDECAR_ADDRESS, else
-	// DefaultAddr.
+	// Addr of the sidecar's gRPC API; default $MCL_SIDECAR_ADDR, else DefaultAddr.
 	// "unix:///path" selects a unix socket. Ignored when Conn is set.
 	Addr string
 	// Conn, if set, is used instead of dialling Addr (Close then leaves it open).
@@ -143,9 +142,6 @@ func New(cfg Config) (*Lock, error) {
 		addr := cfg.Addr
 		if addr == "" {
 			addr = os.Getenv("MCL_SIDECAR_ADDR")
-		}
-		if addr == "" {
-			addr = os.Getenv("MCL_SIDECAR_ADDRESS") // the name the Helm chart's injection sets
 		}
 		if addr == "" {
 			addr = DefaultAddr
