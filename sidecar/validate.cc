@@ -72,7 +72,7 @@ absl::Status ValidateNamespace(const std::string& ns,
 
 absl::Status ValidateIdentity(const std::string& identity,
                               const std::string& field) {
-  if (identity.size() > 128) {
+  if (identity.size() > kMaxIdentityLength) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, " is ", identity.size(),
                      " bytes long; at most 128 are allowed"));
@@ -99,10 +99,25 @@ absl::Status ValidateLeaseDuration(int64_t seconds, const std::string& field) {
 }
 
 std::string IdentityFromEnv() {
-  const char* name = std::getenv("POD_NAME");
-  const char* uid = std::getenv("POD_UID");
-  if (name == nullptr || *name == '\0') return "";
-  if (uid == nullptr || *uid == '\0') return name;
+  const char* name_env = std::getenv("POD_NAME");
+  const char* uid_env = std::getenv("POD_UID");
+  if (name_env == nullptr || *name_env == '\0') return "";
+  std::string name = name_env;
+  std::string uid = uid_env == nullptr ? "" : uid_env;
+  // Pod names may be 253 characters, identities 128: the default must still
+  // be valid, unique and the same after a restart. The UID makes it unique, so
+  // the name gives way; without a UID, a stable hash (FNV-1a) of the full name
+  // keeps long names apart.
+  if (uid.empty()) {
+    if (name.size() <= kMaxIdentityLength) return name;
+    uint64_t h = 14695981039346656037ull;
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    return absl::StrCat(name.substr(0, kMaxIdentityLength - 17), "-",
+                        absl::Hex(h, absl::kZeroPad16));
+  }
+  if (uid.size() > kMaxIdentityLength / 2) uid.resize(kMaxIdentityLength / 2);
+  const size_t room = kMaxIdentityLength - uid.size() - 1;
+  if (name.size() > room) name.resize(room);
   return absl::StrCat(name, "_", uid);
 }
 

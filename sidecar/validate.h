@@ -3,6 +3,7 @@
 #ifndef MCL_SIDECAR_VALIDATE_H_
 #define MCL_SIDECAR_VALIDATE_H_
 
+#include <cstddef>
 #include <string>
 
 #include "absl/status/status.h"
@@ -23,7 +24,12 @@ absl::Status ValidateIdentity(const std::string& identity,
 // 0 (default) or within [2, 3600] seconds.
 absl::Status ValidateLeaseDuration(int64_t seconds, const std::string& field);
 
+// Longest candidate identity (the CRD's bound on spec.holderIdentity).
+inline constexpr size_t kMaxIdentityLength = 128;
+
 // "<pod name>_<pod uid>" from the downward API, or "" when POD_NAME is unset.
+// A name too long for that is cut (the UID keeps it unique), so the default is
+// always a valid identity.
 std::string IdentityFromEnv();
 
 }  // namespace mcl::sidecar

@@ -81,6 +81,27 @@ TEST(IdentityFromEnvTest, PodNameAndUid) {
   EXPECT_EQ(IdentityFromEnv(), "");
 }
 
+TEST(IdentityFromEnvTest, LongPodNamesStillGiveAValidUniqueIdentity) {
+  const std::string uid = "0b5e1f2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+  const std::string long_name(253, 'w');
+  setenv("POD_NAME", long_name.c_str(), 1);
+  setenv("POD_UID", uid.c_str(), 1);
+  std::string id = IdentityFromEnv();
+  EXPECT_EQ(id.size(), kMaxIdentityLength);
+  EXPECT_EQ(id.substr(id.size() - uid.size() - 1), "_" + uid);
+  EXPECT_TRUE(ValidateIdentity(id, "identity").ok());
+  // Without a UID: cut plus a stable hash of the whole name.
+  unsetenv("POD_UID");
+  id = IdentityFromEnv();
+  EXPECT_EQ(id.size(), kMaxIdentityLength);
+  EXPECT_TRUE(ValidateIdentity(id, "identity").ok());
+  EXPECT_EQ(id, IdentityFromEnv()) << "the same after a restart";
+  const std::string other_name = long_name.substr(0, 252) + "x";
+  setenv("POD_NAME", other_name.c_str(), 1);
+  EXPECT_NE(IdentityFromEnv(), id) << "names sharing a prefix stay apart";
+  unsetenv("POD_NAME");
+}
+
 TEST(ListenAddressTest, LoopbackAndUnixSocketsOnly) {
   for (const char* a :
        {"127.0.0.1:7400", "127.1.2.3:0", "[::1]:7400", "localhost:7400",

@@ -28,6 +28,7 @@ EventRecorder::~EventRecorder() {
   {
     absl::MutexLock l(&mu_);
     stopping_ = true;
+    flush_until_ = options_.clock->Monotonic() + options_.shutdown_flush;
   }
   thread_.join();
 }
@@ -99,6 +100,10 @@ void EventRecorder::Run() {
         return !queue_.empty() || stopping_;
       };
       mu_.Await(absl::Condition(&ready));
+      if (stopping_ && options_.clock->Monotonic() >= flush_until_) {
+        stats_.dropped += static_cast<int64_t>(queue_.size());
+        queue_.clear();
+      }
       if (queue_.empty()) return;  // stopping, and everything written
       p = std::move(queue_.front());
       queue_.pop_front();

@@ -62,6 +62,9 @@ struct EventRecorderOptions {
   absl::Duration refill = absl::Seconds(30);
   absl::Duration aggregate_window = absl::Minutes(10);
   size_t queue_limit = 1000;
+  // On destruction, how long queued events may still be written; the rest are
+  // dropped (counted), so a process with a long queue still exits promptly.
+  absl::Duration shutdown_flush = absl::Seconds(2);
   Clock* clock = Clock::Real();
 };
 
@@ -79,8 +82,8 @@ class EventRecorder {
   };
 
   EventRecorder(KubeClient* client, EventRecorderOptions options);
-  // Writes what is queued (bounded by the client's request timeout per event),
-  // then stops.
+  // Writes what is queued for at most `shutdown_flush` (plus one request in
+  // flight), drops the rest, then stops.
   ~EventRecorder();
   EventRecorder(const EventRecorder&) = delete;
   EventRecorder& operator=(const EventRecorder&) = delete;
@@ -119,6 +122,7 @@ class EventRecorder {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration flush_until_ ABSL_GUARDED_BY(mu_);  // monotonic, once stopping
   std::map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Written> written_ ABSL_GUARDED_BY(mu_);
   Stats stats_ ABSL_GUARDED_BY(mu_);

@@ -201,5 +201,32 @@ TEST_F(EventsTest, BoundedQueue) {
   EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
 }
 
+TEST_F(EventsTest, ShutdownDropsWhatItCannotWriteInTime) {
+  // 20 events queued against a server that never answers (1 s per request):
+  // written one by one, shutdown would take 20 s; shutdown_flush bounds it.
+  auto hang = LoopbackServer::Start(
+      [](const HttpRequest&, Connection& c) { c.Hang(absl::Seconds(30)); });
+  ASSERT_TRUE(hang.ok());
+  Config cfg;
+  cfg.server = (*hang)->url();
+  ClientOptions co;
+  co.request_timeout = absl::Seconds(1);
+  auto client = KubeClient::Create(cfg, co);
+  ASSERT_TRUE(client.ok());
+  EventRecorderOptions o;
+  o.burst = 100;
+  o.clock = &clock_;  // frozen: the flush deadline passes at once
+  o.shutdown_flush = absl::ZeroDuration();
+  auto rec = std::make_unique<EventRecorder>(client->get(), o);
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(
+        rec->Record(Ref("s"), EventType::kNormal, "R", std::to_string(i)));
+  }
+  absl::Time t0 = absl::Now();
+  rec.reset();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(3))
+      << "at most the write in flight finishes";
+}
+
 }  // namespace
 }  // namespace mcl::kube
