@@ -51,7 +51,10 @@ Flags:
                             unix:///path (default 127.0.0.1:7400). Non-loopback addresses are refused.
   --namespace=NS            namespace of locks whose request leaves it empty
                             (default: $POD_NAMESPACE, else the kubeconfig's namespace)
-  --identity=ID             default candidate identity (default: $POD_NAME_$POD_UID)
+  --socket-mode=OCTAL       permissions of the unix socket, i.e. who in the pod may connect
+                            (default 0600: the sidecar's user only; 0660 adds its group)
+  --identity=ID             default candidate identity (default: $POD_NAME_$POD_UID, the name
+                            cut so the whole stays within 128 characters)
   --cluster-name=NAME       this cluster's name as the controller knows it (default: learned from
                             the local controller's heartbeat Lease, mcl-heartbeat-<cluster>)
   --lease-duration=DUR      default lease duration of a Campaign (default 15s; range 2s..3600s);
@@ -65,6 +68,7 @@ Flags:
 
 absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
   SidecarFlags f;
+  bool socket_mode_set = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     if (a == "--help" || a == "-h" || a == "-help") {
@@ -92,6 +96,20 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
       f.kubeconfig = value;
     } else if (name == "listen") {
       f.listen = value;
+    } else if (name == "socket-mode") {
+      unsigned mode = 0;
+      bool octal = !value.empty() && value.size() <= 4;
+      for (char c : value) {
+        if (c < '0' || c > '7') octal = false;
+        mode = mode * 8 + static_cast<unsigned>(c - '0');
+      }
+      if (!octal || mode > 0777) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--socket-mode=", value,
+            " is not a permission mode; use octal like 0600 or 0660"));
+      }
+      f.socket_mode = mode;
+      socket_mode_set = true;
     } else if (name == "namespace") {
       f.namespace_ = value;
     } else if (name == "identity") {
@@ -122,8 +140,20 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
   if (!f.help) {
     absl::Status s = ValidateListenAddress(f.listen);
     if (!s.ok()) return s;
+    if (socket_mode_set && UnixSocketPath(f.listen).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--socket-mode applies to a unix socket, but --listen=", f.listen,
+          " is a TCP address"));
+    }
   }
   return f;
+}
+
+std::string UnixSocketPath(const std::string& address) {
+  absl::string_view a = address;
+  if (!absl::ConsumePrefix(&a, "unix:")) return "";
+  absl::ConsumePrefix(&a, "//");
+  return std::string(a);
 }
 
 absl::Status ValidateListenAddress(const std::string& address) {

@@ -15,6 +15,9 @@ namespace mcl::sidecar {
 struct SidecarFlags {
   std::string kubeconfig;  // "": $KUBECONFIG, else in-cluster
   std::string listen = "127.0.0.1:7400";
+  // Permissions of a unix socket (--listen=unix:...): who may connect. Owner
+  // only by default; 0660 lets the pod's group (fsGroup) in.
+  unsigned socket_mode = 0600;
   std::string namespace_;  // "": $POD_NAMESPACE, else the kubeconfig's / pod's
                            // namespace
   std::string identity;    // "": "$POD_NAME_$POD_UID"
@@ -35,6 +38,9 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args);
 // port) or a unix socket ("unix:///path", "unix:path"). Anything else is
 // refused with a message saying why.
 absl::Status ValidateListenAddress(const std::string& address);
+
+// The filesystem path of a "unix:" listen address ("" for any other).
+std::string UnixSocketPath(const std::string& address);
 
 }  // namespace mcl::sidecar
 

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <map>
@@ -125,6 +126,19 @@ class SidecarTest : public ::testing::Test {
   std::string dir_;
   std::unique_ptr<kube::KubeClient> admin_;
 };
+
+TEST_F(SidecarTest, UnixSocketIsOwnerOnlyUnlessSocketModeSaysOtherwise) {
+  auto a = StartSidecar("sock-default");
+  ASSERT_NE(a, nullptr);
+  struct stat st {};
+  ASSERT_EQ(stat((dir_ + "/sock-default.sock").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto b = StartSidecar("sock-group", {"--socket-mode=0660"});
+  ASSERT_NE(b, nullptr);
+  ASSERT_EQ(stat((dir_ + "/sock-group.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+}
 
 TEST_F(SidecarTest, RefusesNonLoopbackListenAddressesAndDocumentsItsFlags) {
   for (const char* addr :

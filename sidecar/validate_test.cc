@@ -153,6 +153,26 @@ TEST(FlagsTest, BadFlagsSayWhatIsWrong) {
               HasSubstr("needs a value"));
   EXPECT_THAT(Msg(ParseFlags({"stray"}).status()),
               HasSubstr("unexpected argument"));
+  EXPECT_THAT(
+      Msg(ParseFlags({"--listen=unix:///s", "--socket-mode=rw"}).status()),
+      HasSubstr("not a permission mode"));
+  EXPECT_THAT(
+      Msg(ParseFlags({"--listen=unix:///s", "--socket-mode=1777"}).status()),
+      HasSubstr("not a permission mode"));
+  EXPECT_THAT(Msg(ParseFlags({"--socket-mode=0660"}).status()),
+              HasSubstr("applies to a unix socket"));
+}
+
+TEST(FlagsTest, UnixSocketModeAndPath) {
+  auto f = ParseFlags({"--listen=unix:///run/mcl.sock"});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->socket_mode, 0600u);
+  f = ParseFlags({"--listen=unix:///run/mcl.sock", "--socket-mode=0660"});
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->socket_mode, 0660u);
+  EXPECT_EQ(UnixSocketPath("unix:///run/mcl.sock"), "/run/mcl.sock");
+  EXPECT_EQ(UnixSocketPath("unix:rel.sock"), "rel.sock");
+  EXPECT_EQ(UnixSocketPath("127.0.0.1:7400"), "");
 }
 
 TEST(LogTest, OneJsonObjectPerLineWithEscapes) {
