@@ -16,6 +16,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+# The goals with TTL 2 s (p99), drawn as a dashed line on each panel.
+GOALS_MS = {"graceful": 100, "crash": 2000 + 250, "cluster-loss": 2000 + 500}
+
+
 def percentile(values, p):
     v = sorted(values)
     if not v:
@@ -53,6 +57,11 @@ def main():
             ax.scatter([i + (j % 7 - 3) * 0.03 for j in range(len(v))], v, s=8, alpha=0.5)
         ax.set_xticks(range(1, len(systems) + 1))
         ax.set_xticklabels([s.replace(" (", "\n(") for s in systems], fontsize=8)
+        goal = GOALS_MS.get(scenario)
+        if goal is not None:
+            ax.axhline(goal, color="red", linestyle="--", linewidth=1)
+            ax.text(0.55, goal, f" goal p99 \u2264 {goal} ms", color="red", fontsize=8,
+                    va="bottom")
         ax.set_yscale("log")
         ax.set_ylabel("time to new leader (ms, log scale)")
         ax.set_title(f"{scenario} failover")
