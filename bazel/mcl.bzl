@@ -13,7 +13,7 @@ def mcl_cc_test(name, copts = [], deps = [], **kwargs):
     native.cc_test(
         name = name,
         copts = MCL_COPTS + copts,
-        deps = deps + ["@system_libs//:gtest", "@system_libs//:gtest_main"],
+        deps = deps + ["//bazel:lsan_suppressions", "@system_libs//:gtest", "@system_libs//:gtest_main"],
         **kwargs
     )
 
@@ -26,7 +26,7 @@ def mcl_integration_test(name, copts = [], deps = [], data = [], tags = [], size
     native.cc_test(
         name = name,
         copts = MCL_COPTS + copts,
-        deps = deps + ["//testbed/cc:testbed", "@system_libs//:gtest", "@system_libs//:gtest_main"],
+        deps = deps + ["//bazel:lsan_suppressions", "//testbed/cc:testbed", "@system_libs//:gtest", "@system_libs//:gtest_main"],
         data = data + ["//testbed:testbed_files"],
         tags = tags + ["integration", "local", "no-sandbox"],
         size = size,
