@@ -53,8 +53,25 @@ class EventsTest : public ::testing::Test {
             "7"};
   }
 
+  // A server that accepts requests and never answers, and a client of it whose
+  // requests time out after 1 s.
+  void StartHangingServer() {
+    auto hang = LoopbackServer::Start(
+        [](const HttpRequest&, Connection& c) { c.Hang(absl::Seconds(30)); });
+    ASSERT_TRUE(hang.ok());
+    hanging_server_ = std::move(*hang);
+    Config cfg;
+    cfg.server = hanging_server_->url();
+    ClientOptions co;
+    co.request_timeout = absl::Seconds(1);
+    auto client = KubeClient::Create(cfg, co);
+    ASSERT_TRUE(client.ok());
+    hanging_client_ = std::move(*client);
+  }
+
   FakeClock clock_;
-  std::unique_ptr<LoopbackServer> server_;
+  std::unique_ptr<LoopbackServer> server_, hanging_server_;
+  std::unique_ptr<KubeClient> hanging_client_;
   std::unique_ptr<KubeClient> client_;
 };
 
@@ -172,20 +189,12 @@ TEST_F(EventsTest, FailuresAreCountedAndExpiredEventsRecreated) {
 TEST_F(EventsTest, BoundedQueue) {
   // A server that never answers: the queue fills and further events are
   // dropped, not blocked on.
-  auto hang = LoopbackServer::Start(
-      [](const HttpRequest&, Connection& c) { c.Hang(absl::Seconds(30)); });
-  ASSERT_TRUE(hang.ok());
-  Config cfg;
-  cfg.server = (*hang)->url();
-  ClientOptions co;
-  co.request_timeout = absl::Seconds(1);
-  auto client = KubeClient::Create(cfg, co);
-  ASSERT_TRUE(client.ok());
+  ASSERT_NO_FATAL_FAILURE(StartHangingServer());
   EventRecorderOptions o;
   o.queue_limit = 3;
   o.burst = 100;
   o.clock = &clock_;
-  auto rec = std::make_unique<EventRecorder>(client->get(), o);
+  auto rec = std::make_unique<EventRecorder>(hanging_client_.get(), o);
   absl::Time t0 = absl::Now();
   int accepted = 0;
   for (int i = 0; i < 10; ++i) {
@@ -197,27 +206,19 @@ TEST_F(EventsTest, BoundedQueue) {
       << "Record() must not block";
   EXPECT_LE(accepted, 4);  // the queue, plus one the writer may have taken
   EXPECT_GE(rec->stats().dropped, 6);
-  rec.reset();  // bounded: each queued write times out after 1 s
+  rec.reset();  // bounded: shutdown_flush, then the write in flight (1 s)
   EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
 }
 
 TEST_F(EventsTest, ShutdownDropsWhatItCannotWriteInTime) {
   // 20 events queued against a server that never answers (1 s per request):
   // written one by one, shutdown would take 20 s; shutdown_flush bounds it.
-  auto hang = LoopbackServer::Start(
-      [](const HttpRequest&, Connection& c) { c.Hang(absl::Seconds(30)); });
-  ASSERT_TRUE(hang.ok());
-  Config cfg;
-  cfg.server = (*hang)->url();
-  ClientOptions co;
-  co.request_timeout = absl::Seconds(1);
-  auto client = KubeClient::Create(cfg, co);
-  ASSERT_TRUE(client.ok());
+  ASSERT_NO_FATAL_FAILURE(StartHangingServer());
   EventRecorderOptions o;
   o.burst = 100;
   o.clock = &clock_;  // frozen: the flush deadline passes at once
   o.shutdown_flush = absl::ZeroDuration();
-  auto rec = std::make_unique<EventRecorder>(client->get(), o);
+  auto rec = std::make_unique<EventRecorder>(hanging_client_.get(), o);
   for (int i = 0; i < 20; ++i) {
     ASSERT_TRUE(
         rec->Record(Ref("s"), EventType::kNormal, "R", std::to_string(i)));
