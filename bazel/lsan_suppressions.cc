@@ -1,7 +1,9 @@
 // Leaks LeakSanitizer must not report under `--config=asan`: allocations made
 // inside system libraries we do not build (and cannot fix), kept for the life
 // of the process by design. Linked into every test; inert without ASan.
-extern "C" const char* __lsan_default_suppressions() {
+// The name is LeakSanitizer's hook, reserved on purpose.
+extern "C" const char*
+__lsan_default_suppressions() {  // NOLINT(bugprone-reserved-identifier)
   // c-ares (gRPC's DNS resolver) keeps its library-init allocation until exit.
   return "leak:libcares.so\n";
 }

@@ -772,15 +772,13 @@ void Controller::ReconcileLock(const std::string& key) {
       if (w != written_.end()) {
         // Our own write's answer is newer than the informer until the informer
         // catches up.
-        if (obj != nullptr &&
+        if (obj == nullptr ||  // deleted since
             RvNumber(kube::ResourceVersionOf(*obj)) >=
                 RvNumber(kube::ResourceVersionOf(w->second))) {
           written_.erase(w);
-        } else if (obj != nullptr) {
+        } else {
           cur = w->second;
           have = true;
-        } else {
-          written_.erase(w);  // deleted since
         }
       }
       if (!have && obj != nullptr) {

@@ -70,7 +70,7 @@ absl::StatusOr<SidecarFlags> ParseFlags(const std::vector<std::string>& args) {
   SidecarFlags f;
   bool socket_mode_set = false;
   for (size_t i = 0; i < args.size(); ++i) {
-    std::string a = args[i];
+    const std::string& a = args[i];
     if (a == "--help" || a == "-h" || a == "-help") {
       f.help = true;
       continue;

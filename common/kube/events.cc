@@ -46,7 +46,8 @@ bool EventRecorder::Record(const ObjectReference& object, EventType type,
     for (auto it = buckets_.begin(); it != buckets_.end();) {
       bool full =
           options_.refill > absl::ZeroDuration() &&
-          it->second.tokens + (now - it->second.updated) / options_.refill >=
+          it->second.tokens + absl::FDivDuration(now - it->second.updated,
+                                                 options_.refill) >=
               options_.burst;
       it = full ? buckets_.erase(it) : ++it;
     }
@@ -57,11 +58,15 @@ bool EventRecorder::Record(const ObjectReference& object, EventType type,
       key, Bucket{static_cast<double>(options_.burst), now});
   Bucket& b = it->second;
   if (!inserted && options_.refill > absl::ZeroDuration()) {
-    b.tokens = std::min<double>(options_.burst,
-                                b.tokens + (now - b.updated) / options_.refill);
+    // Fractional refill: an integer division would lose the partial progress
+    // of every call, and a lock recorded more often than once per `refill`
+    // would never get a token back.
+    b.tokens = std::min<double>(
+        options_.burst,
+        b.tokens + absl::FDivDuration(now - b.updated, options_.refill));
   }
   b.updated = now;
-  if (b.tokens < 1.0) {
+  if (b.tokens < 1.0 - 1e-9) {  // sums of fractions: 0.4 + 0.6 may be 0.99…
     ++stats_.rate_limited;
     return false;
   }

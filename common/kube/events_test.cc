@@ -165,6 +165,27 @@ TEST_F(EventsTest, TokenBucketPerObjectAndReason) {
   EXPECT_EQ(Writes().size(), 5u);
 }
 
+TEST_F(EventsTest, TokensRefillFractionallyBetweenCalls) {
+  // Recorded every 6 s with a 10 s refill and a burst of 1: partial periods
+  // add up, so every second attempt gets a token back (with whole periods
+  // counted per call, none ever would: 6 s / 10 s rounds to 0 each time).
+  EventRecorderOptions o;
+  o.burst = 1;
+  o.refill = absl::Seconds(10);
+  o.clock = &clock_;
+  EventRecorder rec(client_.get(), o);
+  int accepted = 0;
+  for (int i = 0; i < 10; ++i) {
+    accepted += rec.Record(Ref("flap"), EventType::kNormal, "Granted",
+                           std::to_string(i))
+                    ? 1
+                    : 0;
+    clock_.Advance(absl::Seconds(6));
+  }
+  // t = 0 (the burst), 12, 24, 36, 48 s.
+  EXPECT_EQ(accepted, 5);
+}
+
 TEST_F(EventsTest, FailuresAreCountedAndExpiredEventsRecreated) {
   EventRecorderOptions o;
   o.clock = &clock_;
