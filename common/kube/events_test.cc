@@ -53,6 +53,15 @@ class EventsTest : public ::testing::Test {
             "7"};
   }
 
+  // A recorder's options on the fake clock with the given token bucket.
+  EventRecorderOptions BucketOptions(int burst, absl::Duration refill) {
+    EventRecorderOptions o;
+    o.burst = burst;
+    o.refill = refill;
+    o.clock = &clock_;
+    return o;
+  }
+
   // A server that accepts requests and never answers, and a client of it whose
   // requests time out after 1 s.
   void StartHangingServer() {
@@ -143,11 +152,7 @@ TEST_F(EventsTest, LongNamesAndTextsStayWithinTheApiLimits) {
 }
 
 TEST_F(EventsTest, TokenBucketPerObjectAndReason) {
-  EventRecorderOptions o;
-  o.burst = 2;
-  o.refill = absl::Seconds(10);
-  o.clock = &clock_;
-  EventRecorder rec(client_.get(), o);
+  EventRecorder rec(client_.get(), BucketOptions(2, absl::Seconds(10)));
   EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "1"));
   EXPECT_TRUE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "2"));
   EXPECT_FALSE(rec.Record(Ref("a"), EventType::kNormal, "Renewed", "3"));
@@ -169,11 +174,7 @@ TEST_F(EventsTest, TokensRefillFractionallyBetweenCalls) {
   // Recorded every 6 s with a 10 s refill and a burst of 1: partial periods
   // add up, so every second attempt gets a token back (with whole periods
   // counted per call, none ever would: 6 s / 10 s rounds to 0 each time).
-  EventRecorderOptions o;
-  o.burst = 1;
-  o.refill = absl::Seconds(10);
-  o.clock = &clock_;
-  EventRecorder rec(client_.get(), o);
+  EventRecorder rec(client_.get(), BucketOptions(1, absl::Seconds(10)));
   int accepted = 0;
   for (int i = 0; i < 10; ++i) {
     accepted += rec.Record(Ref("flap"), EventType::kNormal, "Granted",
