@@ -2,15 +2,14 @@
 
 #include <algorithm>
 
-#include "absl/strings/numbers.h"
+#include "common/kube/objects.h"
 
 namespace mcl::controller {
 
 using kube::Json;
 
 int64_t RvNumber(const std::string& rv) {
-  int64_t n = 0;
-  return absl::SimpleAtoi(rv, &n) ? n : -1;
+  return kube::ParseResourceVersion(rv).value_or(-1);
 }
 
 absl::StatusOr<CrView> CrViewFromJson(const Json& obj) {

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/kube/time.h"
 
 namespace mcl::controller {
 namespace {
@@ -129,13 +130,6 @@ const char* ActionName(Action::Kind k) {
   return "?";
 }
 
-std::string MicroTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
-}
-std::string MetaTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 // design.md §Ack. The timeout: every renewal of g.holder that any confirmation
 // can cover was observed by us no later than LastRenewal (liveness.h), and the
 // sidecar's validity ends by T_w + TTL·(1−rho) − m on its clock, T_w before our
@@ -163,7 +157,7 @@ bool LockReconciler::Acked(const Grantee& g, const SessionView& s,
 Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key,
                                const SessionView& s, LockMemory& mem) const {
   const absl::Duration now = clock_->Monotonic();
-  const std::string wall = MetaTime(clock_->WallNow());
+  const std::string wall = kube::FormatKubeTime(clock_->WallNow());
   Plan plan;
   auto requeue = [&](absl::Duration at) {
     plan.requeue_at = plan.requeue_at ? std::min(*plan.requeue_at, at) : at;
@@ -385,7 +379,7 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key,
       plan.action.expected_mod_revision = token;
       plan.action.value =
           EncodeKeyValue(KeyValue{config_.cluster, *holder, SessionHex(s.id),
-                                  MicroTime(clock_->WallNow())});
+                                  kube::FormatMicroTime(clock_->WallNow())});
       plan.events.push_back(
           {false, "HolderChanged",
            absl::StrCat("global lock moves from ", key_holder, " to ", *holder,
@@ -491,7 +485,7 @@ Plan LockReconciler::Reconcile(const CrView* cr, const KeyView& key,
       plan.action.kind = Action::kTxnCreate;
       plan.action.value =
           EncodeKeyValue(KeyValue{config_.cluster, *holder, SessionHex(s.id),
-                                  MicroTime(clock_->WallNow())});
+                                  kube::FormatMicroTime(clock_->WallNow())});
       plan.why = "contend";
       return plan;
     }

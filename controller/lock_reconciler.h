@@ -212,11 +212,6 @@ class LockReconciler {
   Clock* clock_;
 };
 
-// Time formats of the CR: MicroTime (RFC 3339, microseconds) and metav1.Time
-// (seconds).
-std::string MicroTime(absl::Time t);
-std::string MetaTime(absl::Time t);
-
 }  // namespace mcl::controller
 
 #endif  // MCL_CONTROLLER_LOCK_RECONCILER_H_

@@ -270,7 +270,7 @@ void Election::OnLeaseDelete(const std::string& ns,
   if (it == locks_.end()) return;
   LeaseView gone;
   gone.exists = false;
-  auto rv = ParseResourceVersion(obj.metadata.resource_version);
+  auto rv = kube::ParseResourceVersion(obj.metadata.resource_version);
   gone.resource_version =
       rv.ok() ? *rv : (it->second.view ? it->second.view->resource_version : 0);
   Apply(it->second, gone, nullptr);
@@ -688,7 +688,7 @@ void Election::Execute(Write& w) {
   if (r.ok()) {
     if (it != locks_.end()) ApplyObject(*r);
     if (c == nullptr) return;
-    auto rv = ParseResourceVersion(r->metadata.resource_version);
+    auto rv = kube::ParseResourceVersion(r->metadata.resource_version);
     if (rv.ok()) c->leadership->RecordWrite(*rv, w.sent_at);
     c->candidacy->WriteSucceeded(w.sent_at);
     c->backoff.Reset();

@@ -5,19 +5,9 @@
 
 namespace mcl::sidecar {
 
-absl::StatusOr<int64_t> ParseResourceVersion(const std::string& rv) {
-  int64_t v = 0;
-  if (!absl::SimpleAtoi(rv, &v) || v < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "resourceVersion \"", rv,
-        "\" is not an integer; mcl needs an etcd3-backed apiserver"));
-  }
-  return v;
-}
-
 absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
   LeaseView v;
-  auto rv = ParseResourceVersion(obj.metadata.resource_version);
+  auto rv = kube::ParseResourceVersion(obj.metadata.resource_version);
   if (!rv.ok()) return rv.status();
   v.resource_version = *rv;
   v.exists = true;
@@ -33,7 +23,7 @@ absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
   }
   v.session = obj.status.session;
   if (!obj.status.confirmed_resource_version.empty()) {
-    auto c = ParseResourceVersion(obj.status.confirmed_resource_version);
+    auto c = kube::ParseResourceVersion(obj.status.confirmed_resource_version);
     if (c.ok()) v.confirmed_rv = *c;
   }
   v.heartbeat = obj.status.heartbeat;

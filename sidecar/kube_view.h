@@ -23,7 +23,6 @@ inline constexpr char kSessionTtlAnnotation[] = "mcl.dev/session-ttl-ms";
 absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj);
 // nullopt when the Lease carries no (complete, well-formed) confirmation.
 std::optional<Confirmation> ToConfirmation(const kube::Lease& lease);
-absl::StatusOr<int64_t> ParseResourceVersion(const std::string& rv);
 
 }  // namespace mcl::sidecar
 

@@ -142,24 +142,22 @@ int Run(int argc, char** argv) {
                            &port);
   builder.RegisterService(&service);
   // A unix socket is born owner-only (whatever the container's umask), then
-  // given --socket-mode below: no moment in which others may connect.
+  // given --socket-mode: no moment in which others may connect.
+  const std::string socket_path = UnixSocketPath(flags->listen);
   const mode_t old_umask = umask(0177);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   umask(old_umask);
-  if (server == nullptr ||
-      (port == 0 && flags->listen.rfind("unix:", 0) != 0)) {
+  if (server == nullptr || (port == 0 && socket_path.empty())) {
     LogError("cannot serve gRPC", {{"listen", flags->listen}});
     return 1;
   }
-  if (const std::string path = UnixSocketPath(flags->listen); !path.empty()) {
-    // bind() created the socket with the process umask; make who may connect
-    // explicit, and never depend on the container's umask for it.
-    if (chmod(path.c_str(), static_cast<mode_t>(flags->socket_mode)) != 0) {
-      LogError("cannot set the unix socket's permissions",
-               {{"path", path}, {"error", std::strerror(errno)}});
-      server->Shutdown();
-      return 1;
-    }
+  if (!socket_path.empty() &&
+      chmod(socket_path.c_str(), static_cast<mode_t>(flags->socket_mode)) !=
+          0) {
+    LogError("cannot set the unix socket's permissions",
+             {{"path", socket_path}, {"error", std::strerror(errno)}});
+    server->Shutdown();
+    return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
 

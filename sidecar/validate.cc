@@ -74,8 +74,8 @@ absl::Status ValidateIdentity(const std::string& identity,
                               const std::string& field) {
   if (identity.size() > kMaxIdentityLength) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, " is ", identity.size(),
-                     " bytes long; at most 128 are allowed"));
+        absl::StrCat(field, " is ", identity.size(), " bytes long; at most ",
+                     kMaxIdentityLength, " are allowed"));
   }
   for (size_t i = 0; i < identity.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(identity[i]);

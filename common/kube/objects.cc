@@ -334,27 +334,11 @@ absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv) {
   int64_t v = 0;
   if (rv.empty() || !absl::SimpleAtoi(rv, &v) || v < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "resourceVersion \"", rv, "\" is not a non-negative integer"));
+        "resourceVersion \"", rv,
+        "\" is not a non-negative integer; mcl compares resource versions as "
+        "integers and needs an etcd3-backed apiserver"));
   }
   return v;
-}
-
-std::string FormatMicroTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
-}
-
-std::string FormatKubeTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
-absl::StatusOr<absl::Time> ParseKubeTime(absl::string_view s) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime(absl::RFC3339_full, std::string(s), &t, &err)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not an RFC 3339 time: \"", s, "\": ", err));
-  }
-  return t;
 }
 
 }  // namespace mcl::kube

@@ -21,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/kube/json.h"
+#include "common/kube/time.h"  // the time formats of the objects below
 
 namespace mcl::kube {
 
@@ -159,13 +160,6 @@ absl::Status CheckKind(const Json& obj, const Resource& r);
 // compare as integers (docs/design.md). Never compare versions from different
 // clusters.
 absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv);
-
-// RFC 3339 with microseconds in UTC, the wire form of metav1.MicroTime
-// ("2026-01-02T03:04:05.123456Z").
-std::string FormatMicroTime(absl::Time t);
-// RFC 3339 with seconds in UTC, metav1.Time.
-std::string FormatKubeTime(absl::Time t);
-absl::StatusOr<absl::Time> ParseKubeTime(absl::string_view s);
 
 }  // namespace mcl::kube
 
