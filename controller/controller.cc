@@ -18,8 +18,8 @@
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
 #include "common/kube/objects.h"
+#include "common/log.h"
 #include "controller/cr_codec.h"
-#include "controller/log.h"
 
 namespace mcl::controller {
 namespace {
@@ -112,8 +112,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   kube::InformerOptions io;
   if (o.watch_namespaces.size() == 1) io.namespace_ = o.watch_namespaces[0];
   io.on_error = [](const absl::Status& s) {
-    Warn("MultiClusterLease informer error",
-         {{"error", std::string(s.message())}});
+    LogWarn("MultiClusterLease informer error",
+            {{"error", std::string(s.message())}});
   };
   Controller* self = c.get();
   auto enqueue = [self](const Json& obj) {
@@ -250,15 +250,15 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
         if (created.ok()) {
           election_obj_ = *created;
           election_renewed_at_ = now;
-          Info("active replica",
-               {{"identity", options_.identity}, {"lease", election_name_}});
+          LogInfo("active replica",
+                  {{"identity", options_.identity}, {"lease", election_name_}});
           return true;
         }
-        Warn("cannot create the election Lease",
-             {{"error", std::string(created.status().message())}});
+        LogWarn("cannot create the election Lease",
+                {{"error", std::string(created.status().message())}});
       } else {
-        Warn("cannot read the election Lease",
-             {{"error", std::string(got.status().message())}});
+        LogWarn("cannot read the election Lease",
+                {{"error", std::string(got.status().message())}});
       }
       SleepFor(poll, stop);
       continue;
@@ -292,18 +292,18 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
       if (updated.ok()) {
         election_obj_ = *updated;
         election_renewed_at_ = now;
-        Info("active replica", {{"identity", options_.identity},
-                                {"previous", holder},
-                                {"lease", election_name_}});
+        LogInfo("active replica", {{"identity", options_.identity},
+                                   {"previous", holder},
+                                   {"lease", election_name_}});
         return true;
       }
-      Warn("taking the election Lease failed",
-           {{"error", std::string(updated.status().message())}});
+      LogWarn("taking the election Lease failed",
+              {{"error", std::string(updated.status().message())}});
     } else if (standby_logged != holder) {
       standby_logged = holder;
-      Info("standby",
-           {{"active", holder},
-            {"lease_duration", absl::FormatDuration(election_duration_)}});
+      LogInfo("standby",
+              {{"active", holder},
+               {"lease_duration", absl::FormatDuration(election_duration_)}});
     }
     SleepFor(poll, stop);
   }
@@ -320,7 +320,7 @@ void Controller::RenewActiveLoop() {
   while (!stopping_.load()) {
     const absl::Duration now = clock_->Monotonic();
     if (now >= election_renewed_at_ + fence) {
-      Error(
+      LogError(
           "lost the replica election Lease; exiting so that a standby takes "
           "over",
           {{"identity", options_.identity}});
@@ -345,15 +345,15 @@ void Controller::RenewActiveLoop() {
       auto got = kube_->Get(res, options_.namespace_, election_name_);
       if (got.ok()) {
         if (StringAt(*got, {"spec", "holderIdentity"}) != options_.identity) {
-          Error("another replica took the election Lease; exiting",
-                {{"holder", StringAt(*got, {"spec", "holderIdentity"})}});
+          LogError("another replica took the election Lease; exiting",
+                   {{"holder", StringAt(*got, {"spec", "holderIdentity"})}});
           std::_Exit(1);
         }
         election_obj_ = *got;
       }
     } else {
-      Warn("renewing the election Lease failed",
-           {{"error", std::string(updated.status().message())}});
+      LogWarn("renewing the election Lease failed",
+              {{"error", std::string(updated.status().message())}});
     }
     next = now + std::min(absl::Milliseconds(500), election_duration_ / 10);
   }
@@ -366,8 +366,8 @@ void Controller::ReleaseActive() {
   auto updated = kube_->Update(kube::LeaseResource(), obj);
   metrics_.apiserver_writes++;
   if (!updated.ok()) {
-    Warn("releasing the election Lease failed",
-         {{"error", std::string(updated.status().message())}});
+    LogWarn("releasing the election Lease failed",
+            {{"error", std::string(updated.status().message())}});
   }
 }
 
@@ -384,8 +384,8 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
       keepalive_answered_ = true;
     };
     cb.on_lost = [this, id](const absl::Status& why) {
-      Warn("etcd session lost",
-           {{"session", SessionHex(id)}, {"why", std::string(why.message())}});
+      LogWarn("etcd session lost", {{"session", SessionHex(id)},
+                                    {"why", std::string(why.message())}});
       absl::MutexLock l(&mu_);
       tracker_.OnLost(id);
     };
@@ -423,15 +423,15 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
         g.sent_at = sent - absl::Seconds(granted - remaining);
         absl::Status st = lease_->KeepAlive(g, make_callbacks(g.id));
         if (st.ok() || absl::IsAlreadyExists(st)) {
-          Info(
+          LogInfo(
               "adopted etcd session",
               {{"session", hex}, {"remaining_ttl_s", absl::StrCat(remaining)}});
           return absl::OkStatus();
         }
         return st;
       }
-      Info("previous etcd session is gone; starting a new one",
-           {{"session", hex}});
+      LogInfo("previous etcd session is gone; starting a new one",
+              {{"session", hex}});
     }
   }
   const int64_t ttl_s = static_cast<int64_t>(
@@ -451,8 +451,8 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
   }
   absl::Status st = lease_->KeepAlive(*grant, make_callbacks(grant->id));
   if (!st.ok()) return st;
-  Info("new etcd session", {{"session", SessionHex(grant->id)},
-                            {"ttl_s", absl::StrCat(grant->ttl_seconds)}});
+  LogInfo("new etcd session", {{"session", SessionHex(grant->id)},
+                               {"ttl_s", absl::StrCat(grant->ttl_seconds)}});
   return absl::OkStatus();
 }
 
@@ -495,8 +495,8 @@ absl::Status Controller::StartKeyWatch() {
       const std::string lk = LockKeyOf(kv.key);
       if (lk.empty()) {
         if (warned_.insert(kv.key).second) {
-          Warn("ignoring an etcd key under the prefix that names no lock",
-               {{"key", kv.key}});
+          LogWarn("ignoring an etcd key under the prefix that names no lock",
+                  {{"key", kv.key}});
         }
         continue;
       }
@@ -522,8 +522,8 @@ absl::Status Controller::StartKeyWatch() {
         const std::string lk = LockKeyOf(ev.kv.key);
         if (lk.empty()) {
           if (warned_.insert(ev.kv.key).second) {
-            Warn("ignoring an etcd key under the prefix that names no lock",
-                 {{"key", ev.kv.key}});
+            LogWarn("ignoring an etcd key under the prefix that names no lock",
+                    {{"key", ev.kv.key}});
           }
           continue;
         }
@@ -548,12 +548,13 @@ absl::Status Controller::StartKeyWatch() {
     if (!was) EnqueueAll();
   };
   cb.on_disconnected = [this](const absl::Status& why) {
-    Warn("etcd watch disconnected", {{"why", std::string(why.message())}});
+    LogWarn("etcd watch disconnected", {{"why", std::string(why.message())}});
     absl::MutexLock l(&mu_);
     keys_known_ = false;
   };
   cb.on_done = [this](const absl::Status& why) {
-    Warn("etcd watch ended; relisting", {{"why", std::string(why.message())}});
+    LogWarn("etcd watch ended; relisting",
+            {{"why", std::string(why.message())}});
     absl::MutexLock l(&mu_);
     keys_known_ = false;
     watch_needs_restart_ = true;
@@ -647,8 +648,8 @@ void Controller::SessionLoop() {
         session_backoff.Reset();
       } else {
         next_session_try = now + session_backoff.Next();
-        Warn("cannot start an etcd session; retrying",
-             {{"error", std::string(st.message())}});
+        LogWarn("cannot start an etcd session; retrying",
+                {{"error", std::string(st.message())}});
       }
     }
     if (need_watch && now >= next_watch_try) {
@@ -659,8 +660,8 @@ void Controller::SessionLoop() {
         watch_backoff.Reset();
       } else {
         next_watch_try = now + watch_backoff.Next();
-        Warn("cannot list etcd keys; retrying",
-             {{"error", std::string(st.message())}});
+        LogWarn("cannot list etcd keys; retrying",
+                {{"error", std::string(st.message())}});
       }
     }
     {
@@ -669,9 +670,9 @@ void Controller::SessionLoop() {
     }
     if (first_view || v.alive != last.alive || v.reachable != last.reachable ||
         v.id != last.id) {
-      Info("backend state", {{"session", SessionHex(v.id)},
-                             {"alive", v.alive ? "true" : "false"},
-                             {"reachable", v.reachable ? "true" : "false"}});
+      LogInfo("backend state", {{"session", SessionHex(v.id)},
+                                {"alive", v.alive ? "true" : "false"},
+                                {"reachable", v.reachable ? "true" : "false"}});
       last = v;
       first_view = false;
       EnqueueAll();  // every status shows BackendReachable; rule 7 applies to
@@ -691,7 +692,7 @@ void Controller::SessionLoop() {
         }
         if (last_hb_error != st.message()) {
           last_hb_error = std::string(st.message());
-          Warn("heartbeat write failed", {{"error", last_hb_error}});
+          LogWarn("heartbeat write failed", {{"error", last_hb_error}});
         }
       } else {
         last_hb_error.clear();
@@ -798,8 +799,9 @@ void Controller::ReconcileLock(const std::string& key) {
                 .insert(
                     absl::StrCat(key, "#", std::string(v.status().message())))
                 .second) {
-          Warn("cannot use this MultiClusterLease",
-               {{"lock", key}, {"error", std::string(v.status().message())}});
+          LogWarn(
+              "cannot use this MultiClusterLease",
+              {{"lock", key}, {"error", std::string(v.status().message())}});
         }
         return;
       }
@@ -827,7 +829,7 @@ void Controller::ReconcileLock(const std::string& key) {
         std::string& last = last_why_[key];
         if (last != plan.why) {
           last = plan.why;
-          Info(plan.why, {{"lock", key}, {"action", "none"}});
+          LogInfo(plan.why, {{"lock", key}, {"action", "none"}});
         }
         failures_.erase(key);
       }
@@ -835,10 +837,10 @@ void Controller::ReconcileLock(const std::string& key) {
         queue_.AddAt(key, *plan.requeue_at + absl::Milliseconds(1));
       return;
     }
-    Info(plan.why, {{"lock", key},
-                    {"action", ActionName(plan.action.kind)},
-                    {"holder", view.holder.value_or("")},
-                    {"session", SessionHex(sv.id)}});
+    LogInfo(plan.why, {{"lock", key},
+                       {"action", ActionName(plan.action.kind)},
+                       {"holder", view.holder.value_or("")},
+                       {"session", SessionHex(sv.id)}});
     const bool ok = Execute(key, cur, have ? &view : nullptr, plan, *mem);
     if (!ok) {
       int n;
@@ -885,8 +887,8 @@ bool Controller::Execute(const std::string& key, const Json& cur,
       }
       if (absl::IsNotFound(r.status())) return true;
       if (!kube::IsConflict(r.status())) {
-        Warn("finalizer update failed",
-             {{"lock", key}, {"error", std::string(r.status().message())}});
+        LogWarn("finalizer update failed",
+                {{"lock", key}, {"error", std::string(r.status().message())}});
       }
       return false;
     }
@@ -911,8 +913,8 @@ bool Controller::Execute(const std::string& key, const Json& cur,
         metrics_.status_conflicts++;
       } else {
         metrics_.status_write_errors++;
-        Warn("status write failed",
-             {{"lock", key}, {"error", std::string(r.status().message())}});
+        LogWarn("status write failed",
+                {{"lock", key}, {"error", std::string(r.status().message())}});
       }
       return false;
     }
@@ -956,10 +958,10 @@ bool Controller::Execute(const std::string& key, const Json& cur,
         metrics_.etcd_errors++;
         if (Unreachable(r.status()))
           tracker_.OnCallResult(false, clock_->Monotonic());
-        Warn("etcd transaction failed",
-             {{"lock", key},
-              {"action", ActionName(a.kind)},
-              {"error", std::string(r.status().message())}});
+        LogWarn("etcd transaction failed",
+                {{"lock", key},
+                 {"action", ActionName(a.kind)},
+                 {"error", std::string(r.status().message())}});
         return false;
       }
       tracker_.OnCallResult(true, clock_->Monotonic());
@@ -1029,20 +1031,22 @@ int Controller::Run(const std::atomic<bool>* stop) {
   };
   auto port = http_.Start(options_.metrics_address, std::move(handlers));
   if (!port.ok()) {
-    Error("metrics server", {{"error", std::string(port.status().message())}});
+    LogError("metrics server",
+             {{"error", std::string(port.status().message())}});
     return 2;
   }
-  Info("metrics listening",
-       {{"address", options_.metrics_address}, {"port", absl::StrCat(*port)}});
-  Info("starting", {{"cluster", options_.cluster},
-                    {"identity", options_.identity},
-                    {"etcd", absl::StrJoin(options_.etcd_endpoints, ",")},
-                    {"key_prefix", options_.key_prefix},
-                    {"session_ttl", absl::FormatDuration(options_.session_ttl)},
-                    {"namespace", options_.namespace_}});
+  LogInfo("metrics listening", {{"address", options_.metrics_address},
+                                {"port", absl::StrCat(*port)}});
+  LogInfo("starting",
+          {{"cluster", options_.cluster},
+           {"identity", options_.identity},
+           {"etcd", absl::StrJoin(options_.etcd_endpoints, ",")},
+           {"key_prefix", options_.key_prefix},
+           {"session_ttl", absl::FormatDuration(options_.session_ttl)},
+           {"namespace", options_.namespace_}});
 
   if (!AcquireActive(stop)) {
-    Info("stopped while standby");
+    LogInfo("stopped while standby");
     http_.Stop();
     return 0;
   }
@@ -1056,8 +1060,8 @@ int Controller::Run(const std::atomic<bool>* stop) {
   while (true) {
     absl::Status st = EstablishSession(true);
     if (st.ok()) break;
-    Warn("cannot reach etcd for the session; retrying",
-         {{"error", std::string(st.message())}});
+    LogWarn("cannot reach etcd for the session; retrying",
+            {{"error", std::string(st.message())}});
     if (stop->load()) break;
     SleepFor(backoff.Next(), stop);
   }
@@ -1066,7 +1070,7 @@ int Controller::Run(const std::atomic<bool>* stop) {
   while (!stop->load() && !informer_->WaitForSync(absl::Milliseconds(200))) {
   }
   synced_ = informer_->HasSynced();
-  Info("informer synced", {{"locks", absl::StrCat(informer_->Size())}});
+  LogInfo("informer synced", {{"locks", absl::StrCat(informer_->Size())}});
   for (int i = 0; i < std::max(1, options_.workers); ++i) {
     threads_.emplace_back([this] { WorkerLoop(); });
   }
@@ -1077,8 +1081,8 @@ int Controller::Run(const std::atomic<bool>* stop) {
   // SIGTERM: revoke every lock (waiting for acks, bounded by the ack timeout),
   // then the session.
   const absl::Time t0 = absl::Now();
-  Info("shutting down: releasing held locks",
-       {{"held", absl::StrCat(LocksHeld())}});
+  LogInfo("shutting down: releasing held locks",
+          {{"held", absl::StrCat(LocksHeld())}});
   {
     absl::MutexLock l(&mu_);
     tracker_.SetShuttingDown();
@@ -1099,8 +1103,8 @@ int Controller::Run(const std::atomic<bool>* stop) {
     lease_->StopKeepAlive(sid);
     absl::Status st = lease_->Revoke(sid, absl::Seconds(2));
     if (!st.ok() && !absl::IsNotFound(st)) {
-      Warn("revoking the session failed; its keys expire with its TTL",
-           {{"error", std::string(st.message())}});
+      LogWarn("revoking the session failed; its keys expire with its TTL",
+              {{"error", std::string(st.message())}});
     }
   }
   queue_.ShutDown();
@@ -1112,8 +1116,9 @@ int Controller::Run(const std::atomic<bool>* stop) {
   watch_.reset();
   informer_->Stop();
   ReleaseActive();
-  Info("stopped", {{"released_after", absl::FormatDuration(absl::Now() - t0)},
-                   {"left_to_session_revoke", absl::StrCat(left)}});
+  LogInfo("stopped",
+          {{"released_after", absl::FormatDuration(absl::Now() - t0)},
+           {"left_to_session_revoke", absl::StrCat(left)}});
   http_.Stop();
   return 0;
 }

@@ -129,7 +129,8 @@ TEST_F(RecoveryTest,
   ASSERT_NE(r1, nullptr);
   testbed::Subprocess* r2 = Start(0, "r2", flags, /*wait_ready=*/false);
   ASSERT_NE(r2, nullptr);
-  ASSERT_TRUE(r2->WaitForLog("msg=standby", absl::Seconds(10))) << r2->Log();
+  ASSERT_TRUE(r2->WaitForLog("\"msg\":\"standby\"", absl::Seconds(10)))
+      << r2->Log();
   ASSERT_NE(Start(1, "c1"), nullptr);
   const std::string lock = "standby";
   ASSERT_TRUE(env_->CreateLock(0, lock).ok());
@@ -144,7 +145,7 @@ TEST_F(RecoveryTest,
   DoubleGrantMonitor monitor(env_.get(), lock);
   const absl::Time t0 = absl::Now();
   ASSERT_TRUE(r1->Signal(SIGKILL).ok());
-  ASSERT_TRUE(r2->WaitForLog("msg=\"active replica\"",
+  ASSERT_TRUE(r2->WaitForLog("\"msg\":\"active replica\"",
                              absl::Seconds(2) + kSlack + absl::Seconds(1)))
       << r2->Log();
   const absl::Duration takeover = absl::Now() - t0;

@@ -444,11 +444,14 @@ TEST_F(ControllerTest, BadInputIsReportedAndTheOtherLocksAreStillServed) {
   ASSERT_TRUE(env_->kv().Delete(env_->EtcdKey("garbage")).ok());
   EXPECT_TRUE(WaitHeld(0, "garbage", "pod-g", absl::Seconds(5)).has_value());
   // Every line about a lock names it.
+  int action_lines = 0;
   for (const auto& line : absl::StrSplit(c0->Log(), '\n')) {
-    if (absl::StrContains(line, "action=")) {
-      EXPECT_TRUE(absl::StrContains(line, "lock=")) << line;
+    if (absl::StrContains(line, "\"action\":")) {
+      ++action_lines;
+      EXPECT_TRUE(absl::StrContains(line, "\"lock\":\"")) << line;
     }
   }
+  EXPECT_GT(action_lines, 0) << c0->Log();
 }
 
 }  // namespace

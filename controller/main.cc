@@ -18,8 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "common/log.h"
 #include "controller/controller.h"
-#include "controller/log.h"
 
 namespace {
 
@@ -216,9 +216,8 @@ int main(int argc, char** argv) {
 
   auto controller = mcl::controller::Controller::Create(o);
   if (!controller.ok()) {
-    mcl::controller::Error(
-        "cannot start",
-        {{"error", std::string(controller.status().message())}});
+    mcl::LogError("cannot start",
+                  {{"error", std::string(controller.status().message())}});
     return 2;
   }
   struct sigaction sa {};

@@ -6,8 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/kube/errors.h"
+#include "common/log.h"
 #include "sidecar/kube_view.h"
-#include "sidecar/log.h"
 
 namespace mcl::sidecar {
 namespace {

@@ -5,7 +5,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/flags.h"
-#include "sidecar/log.h"
 
 namespace mcl::sidecar {
 namespace {
@@ -173,14 +172,6 @@ TEST(FlagsTest, UnixSocketModeAndPath) {
   EXPECT_EQ(UnixSocketPath("unix:///run/mcl.sock"), "/run/mcl.sock");
   EXPECT_EQ(UnixSocketPath("unix:rel.sock"), "rel.sock");
   EXPECT_EQ(UnixSocketPath("127.0.0.1:7400"), "");
-}
-
-TEST(LogTest, OneJsonObjectPerLineWithEscapes) {
-  std::string line = FormatLogLine("info", "say \"hi\"\n", {{"lock", "ns/a"}});
-  EXPECT_THAT(line, HasSubstr("\"level\":\"info\""));
-  EXPECT_THAT(line, HasSubstr("\"msg\":\"say \\\"hi\\\"\\n\""));
-  EXPECT_THAT(line, HasSubstr("\"lock\":\"ns/a\"}"));
-  EXPECT_EQ(line.find('\n'), std::string::npos);
 }
 
 }  // namespace

@@ -202,8 +202,11 @@ int Main(const Args& args) {
   int port = 0;
   {
     std::string l = proc->Log();
-    size_t p = l.find("port=");
-    absl::SimpleAtoi(l.substr(p + 5, l.find_first_of(" \n", p) - p - 5), &port);
+    const std::string key = "\"port\":\"";
+    size_t p = l.find(key);
+    if (p == std::string::npos) return 1;
+    p += key.size();
+    absl::SimpleAtoi(l.substr(p, l.find('"', p) - p), &port);
   }
   bool all = mcl::testbed::WaitUntil(
       [&] { return Scrape(port)["mcl_controller_locks_held"] >= args.locks; },
