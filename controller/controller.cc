@@ -111,6 +111,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
 
   kube::InformerOptions io;
   if (o.watch_namespaces.size() == 1) io.namespace_ = o.watch_namespaces[0];
+  // Thousands of locks, one read per reconcile: keep the cache as text.
+  io.compact_cache = true;
   io.on_error = [](const absl::Status& s) {
     LogWarn("MultiClusterLease informer error",
             {{"error", std::string(s.message())}});
@@ -721,9 +723,10 @@ void Controller::SessionLoop() {
 void Controller::EnqueueAll() {
   std::set<std::string> all;
   if (informer_) {
-    for (const auto& obj : informer_->List()) {
-      if (NamespaceWatched(StringAt(*obj, {"metadata", "namespace"}))) {
-        all.insert(kube::ObjectKeyOf(*obj));
+    for (std::string& key : informer_->Keys()) {
+      // Keys are "namespace/name".
+      if (NamespaceWatched(key.substr(0, key.find('/')))) {
+        all.insert(std::move(key));
       }
     }
   }

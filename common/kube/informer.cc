@@ -1,9 +1,11 @@
 #include "common/kube/informer.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/kube/errors.h"
+#include "common/kube/json.h"
 
 namespace mcl::kube {
 
@@ -101,17 +103,60 @@ ObjectPtr Informer::Get(const std::string& ns, const std::string& name) const {
   return GetByKey(ObjectKey(ns, name));
 }
 
-ObjectPtr Informer::GetByKey(const std::string& key) const {
+Informer::Cached Informer::ToCached(ObjectPtr obj) const {
+  Cached c;
+  c.resource_version = ResourceVersionOf(*obj);
+  if (options_.compact_cache) {
+    c.text = obj->serialize();
+  } else {
+    c.tree = std::move(obj);
+  }
+  return c;
+}
+
+ObjectPtr Informer::Materialize(const Cached& entry) const {
+  if (entry.tree != nullptr) return entry.tree;
+  auto parsed = ParseJson(entry.text, "informer cache entry");
+  if (parsed.ok()) return std::make_shared<const Json>(*std::move(parsed));
   absl::MutexLock l(&mu_);
-  auto it = cache_.find(key);
-  return it == cache_.end() ? nullptr : it->second;
+  ++stats_.errors;
+  last_error_ = absl::InternalError(
+      absl::StrCat("cached ", resource_.plural,
+                   " object does not parse back: ", parsed.status().message()));
+  return nullptr;
+}
+
+ObjectPtr Informer::GetByKey(const std::string& key) const {
+  Cached entry;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return nullptr;
+    entry = it->second;  // copied, so the parse runs without the lock
+  }
+  return Materialize(entry);
 }
 
 std::vector<ObjectPtr> Informer::List() const {
-  absl::MutexLock l(&mu_);
+  std::vector<Cached> entries;
+  {
+    absl::MutexLock l(&mu_);
+    entries.reserve(cache_.size());
+    for (const auto& [k, v] : cache_) entries.push_back(v);
+  }
   std::vector<ObjectPtr> out;
+  out.reserve(entries.size());
+  for (const Cached& e : entries) {
+    if (ObjectPtr obj = Materialize(e)) out.push_back(std::move(obj));
+  }
+  return out;
+}
+
+std::vector<std::string> Informer::Keys() const {
+  absl::MutexLock l(&mu_);
+  std::vector<std::string> out;
   out.reserve(cache_.size());
-  for (const auto& [k, v] : cache_) out.push_back(v);
+  for (const auto& [k, v] : cache_) out.push_back(k);
   return out;
 }
 
@@ -230,41 +275,45 @@ absl::Status Informer::ListAndReplace() {
     fresh[key] = std::make_shared<const Json>(std::move(item));
   }
   struct Change {
-    ObjectPtr old_obj, new_obj;  // add: old null; delete: new null
+    Cached old_entry;   // add: empty
+    ObjectPtr new_obj;  // delete: null
+    bool is_add = false;
   };
   std::vector<Change> changes;
+  std::map<std::string, Cached> next;
   {
     absl::MutexLock l(&mu_);
-    for (const auto& [key, obj] : fresh) {
-      auto it = cache_.find(key);
-      if (it == cache_.end()) {
-        changes.push_back({nullptr, obj});
-      } else if (ResourceVersionOf(*it->second) != ResourceVersionOf(*obj)) {
-        changes.push_back({it->second, obj});
-      }
-    }
-    for (const auto& [key, obj] : cache_) {
-      if (fresh.find(key) == fresh.end()) changes.push_back({obj, nullptr});
-    }
-    // Keep the cached pointer for unchanged objects, so readers see one
-    // identity.
     for (auto& [key, obj] : fresh) {
       auto it = cache_.find(key);
-      if (it != cache_.end() &&
-          ResourceVersionOf(*it->second) == ResourceVersionOf(*obj)) {
-        obj = it->second;
+      if (it == cache_.end()) {
+        changes.push_back({Cached(), obj, true});
+        next[key] = ToCached(obj);
+      } else if (it->second.resource_version != ResourceVersionOf(*obj)) {
+        changes.push_back({it->second, obj, false});
+        next[key] = ToCached(obj);
+      } else {
+        // Unchanged: keep the cached entry, so readers see one identity.
+        next[key] = it->second;
       }
     }
-    cache_ = std::move(fresh);
+    for (const auto& [key, entry] : cache_) {
+      if (fresh.find(key) == fresh.end()) {
+        changes.push_back({entry, nullptr, false});
+      }
+    }
+    cache_ = std::move(next);
     last_error_ = absl::OkStatus();
   }
   for (const Change& c : changes) {
-    if (c.old_obj == nullptr) {
+    if (c.is_add) {
       if (handlers_.on_add) handlers_.on_add(*c.new_obj);
     } else if (c.new_obj == nullptr) {
-      if (handlers_.on_delete) handlers_.on_delete(*c.old_obj);
+      if (!handlers_.on_delete) continue;
+      if (ObjectPtr old = Materialize(c.old_entry)) handlers_.on_delete(*old);
     } else if (handlers_.on_update) {
-      handlers_.on_update(*c.old_obj, *c.new_obj);
+      if (ObjectPtr old = Materialize(c.old_entry)) {
+        handlers_.on_update(*old, *c.new_obj);
+      }
     }
   }
   {
@@ -366,25 +415,31 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
   }
   if (!options_.keep_managed_fields) DropManagedFields(ev.object);
   auto obj = std::make_shared<const Json>(std::move(ev.object));
-  ObjectPtr old;
+  std::optional<Cached> old;
+  Cached entry;
+  if (ev.type != WatchEvent::Type::kDeleted) entry = ToCached(obj);
   {
     absl::MutexLock l(&mu_);
     auto it = cache_.find(key);
-    if (it != cache_.end()) old = it->second;
+    if (it != cache_.end()) old = std::move(it->second);
     if (ev.type == WatchEvent::Type::kDeleted) {
       if (it != cache_.end()) cache_.erase(it);
+    } else if (it != cache_.end()) {
+      it->second = std::move(entry);
     } else {
-      cache_[key] = obj;
+      cache_.emplace(key, std::move(entry));
     }
     ++stats_.events;
   }
   *progress = true;
   if (ev.type == WatchEvent::Type::kDeleted) {
-    if (old != nullptr && handlers_.on_delete) handlers_.on_delete(*obj);
-  } else if (old == nullptr) {
+    if (old.has_value() && handlers_.on_delete) handlers_.on_delete(*obj);
+  } else if (!old.has_value()) {
     if (handlers_.on_add) handlers_.on_add(*obj);
-  } else if (ResourceVersionOf(*old) != rv) {
-    if (handlers_.on_update) handlers_.on_update(*old, *obj);
+  } else if (old->resource_version != rv && handlers_.on_update) {
+    if (ObjectPtr old_obj = Materialize(*old)) {
+      handlers_.on_update(*old_obj, *obj);
+    }
   }
   {
     absl::MutexLock l(&mu_);

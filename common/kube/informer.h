@@ -2,8 +2,8 @@
 // use it). It keeps an in-memory cache of one resource's objects, keyed by
 // "namespace/name", and calls handlers for every add, update and delete:
 //
-//   kube::Informer inf(client, kube::MultiClusterLeaseResource(), {.namespace_
-//   = "default"},
+//   kube::Informer inf(client, kube::MultiClusterLeaseResource(),
+//                      {.namespace_ = "default"},
 //                      {.on_add = ..., .on_update = ..., .on_delete = ...});
 //   inf.Start();
 //   inf.WaitForSync(absl::Seconds(10));
@@ -12,26 +12,24 @@
 //
 // How it stays exact:
 //  * An initial LIST (paged) fills the cache; then a WATCH from the list's
-//  resourceVersion with
-//    allowWatchBookmarks=true. Events move the cache; bookmarks only advance
-//    the resourceVersion.
-//  * A dropped or ended watch resumes from the last resourceVersion seen (event
-//  or bookmark), so no
-//    event is lost or repeated. Failures wait a full-jitter exponential backoff
-//    (common/backoff.h).
+//    resourceVersion with allowWatchBookmarks=true. Events move the cache;
+//    bookmarks only advance the resourceVersion.
+//  * A dropped or ended watch resumes from the last resourceVersion seen
+//    (event or bookmark), so no event is lost or repeated. Failures wait a
+//    full-jitter exponential backoff (common/backoff.h).
 //  * 410 Gone (an HTTP 410, or an ERROR event with code 410 / reason Expired)
-//  means the version is
-//    too old: the informer relists and diffs the new list against the cache,
-//    emitting adds for new keys, updates for changed resourceVersions, and
-//    deletes for keys that vanished — each change exactly once; unchanged
-//    objects emit nothing.
-//  * A MODIFIED event that carries the cached resourceVersion again is ignored
-//  (no duplicate).
+//    means the version is too old: the informer relists and diffs the new
+//    list against the cache, emitting adds for new keys, updates for changed
+//    resourceVersions, and deletes for keys that vanished — each change
+//    exactly once; unchanged objects emit nothing.
+//  * A MODIFIED event that carries the cached resourceVersion again is
+//    ignored (no duplicate).
 //
-// Threads: one background thread runs the loop and calls the handlers, serially
-// and in the server's order. The cache is updated before the handler for a
-// change runs. Handlers must not block for long and must not call Stop(); they
-// may call the read methods below. All public methods are thread-safe.
+// Threads: one background thread runs the loop and calls the handlers,
+// serially and in the server's order. The cache is updated before the handler
+// for a change runs. Handlers must not block for long and must not call
+// Stop(); they may call the read methods below. All public methods are
+// thread-safe.
 #ifndef MCL_COMMON_KUBE_INFORMER_H_
 #define MCL_COMMON_KUBE_INFORMER_H_
 
@@ -69,6 +67,13 @@ struct InformerOptions {
   // mcl reads them, and they are about half of a MultiClusterLease's memory in
   // the cache (docs/benchmarks.md, Controller).
   bool keep_managed_fields = false;
+  // Keep each cached object as its JSON text instead of a parsed tree, and
+  // parse on every read (Get, GetByKey, List, the old object of an update).
+  // A cpprestsdk tree of a MultiClusterLease is about 4x its text, so this is
+  // for callers with many objects and few reads per change: the controller
+  // with thousands of locks (docs/benchmarks.md, Controller). Costs one
+  // serialization per change and one parse per read.
+  bool compact_cache = false;
   // Called (on the informer thread) for each failed list/watch and each object
   // it cannot use.
   std::function<void(const absl::Status&)> on_error;
@@ -131,19 +136,30 @@ class Informer {
   ObjectPtr Get(const std::string& ns, const std::string& name) const;
   ObjectPtr GetByKey(const std::string& key) const;
   std::vector<ObjectPtr> List() const;
+  // The cached keys ("namespace/name"), sorted; parses nothing.
+  std::vector<std::string> Keys() const;
   size_t Size() const;
-  absl::Status LastError()
-      const;  // of the latest list/watch; OK after a success
+  // The error of the latest list/watch; OK after a success.
+  absl::Status LastError() const;
   Stats stats() const;
   const Resource& resource() const { return resource_; }
 
  private:
   enum class WatchEnd { kClosed, kGone, kError, kStopped };
+  // One cache entry: the parsed tree, or (compact_cache) its text.
+  struct Cached {
+    std::string resource_version;
+    ObjectPtr tree;
+    std::string text;
+  };
+  Cached ToCached(ObjectPtr obj) const;
+  // The object of an entry; nullptr (and an error recorded) only if the text
+  // the informer itself serialized does not parse back.
+  ObjectPtr Materialize(const Cached& entry) const;
   void Run();
   absl::Status ListAndReplace();
   WatchEnd WatchOnce(bool* made_progress);
   bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
-  void Apply(WatchEvent::Type type, const Json& obj);
   void RecordError(const absl::Status& s);
   bool SleepUnlessStopped(absl::Duration d);
 
@@ -153,14 +169,14 @@ class Informer {
   const Handlers handlers_;
 
   mutable absl::Mutex mu_;
-  std::map<std::string, ObjectPtr> cache_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   std::string last_rv_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t progress_ ABSL_GUARDED_BY(mu_) =
-      0;  // bumped after each change/bookmark is handled
-  absl::Status last_error_ ABSL_GUARDED_BY(mu_);
-  Stats stats_ ABSL_GUARDED_BY(mu_);
+  // Bumped after each change or bookmark is handled; wakes WaitUntil.
+  uint64_t progress_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable absl::Status last_error_ ABSL_GUARDED_BY(mu_);
+  mutable Stats stats_ ABSL_GUARDED_BY(mu_);
   pplx::cancellation_token_source cts_;  // cancelled by Stop()
   std::thread thread_;
   bool started_ = false;

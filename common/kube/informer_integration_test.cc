@@ -82,7 +82,8 @@ class EventLog {
   bool out_of_order_ = false;
 };
 
-class InformerTest : public ::testing::Test {
+// Every case runs with the cache as parsed trees and as text (compact_cache).
+class InformerTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     auto cfg = LoadKubeconfigFile(tb_.kubeconfig(0, Identity::kAdmin));
@@ -99,6 +100,7 @@ class InformerTest : public ::testing::Test {
     InformerOptions o;
     o.namespace_ = "default";
     o.label_selector = "run=" + run_;
+    o.compact_cache = GetParam();
     o.backoff = {absl::Milliseconds(50), absl::Milliseconds(500), 2.0};
     o.on_error = [](const absl::Status& s) {
       fprintf(stderr, "informer: %s\n", s.ToString().c_str());
@@ -144,7 +146,7 @@ class InformerTest : public ::testing::Test {
   std::string run_;
 };
 
-TEST_F(InformerTest, SeesAddUpdateDeleteInOrder) {
+TEST_P(InformerTest, SeesAddUpdateDeleteInOrder) {
   EventLog log;
   TypedInformer<MultiClusterLease> inf(client_.get(), Options(),
                                        log.Handlers());
@@ -161,6 +163,7 @@ TEST_F(InformerTest, SeesAddUpdateDeleteInOrder) {
       inf.WaitForResourceVersion(last->metadata.resource_version, kWait));
   auto cached = inf.Get("default", a);
   ASSERT_TRUE(cached.has_value());
+  EXPECT_THAT(inf.untyped().Keys(), ElementsAre("default/" + a));
   EXPECT_EQ(cached->metadata.resource_version, last->metadata.resource_version);
   EXPECT_EQ(cached->spec.holder_identity, "pod-3");
   ASSERT_TRUE(leases.Delete("default", a).ok());
@@ -178,7 +181,7 @@ TEST_F(InformerTest, SeesAddUpdateDeleteInOrder) {
       << "Stop() must cancel the open watch";
 }
 
-TEST_F(InformerTest, OnSyncedFollowsTheHandlersOfEachEvent) {
+TEST_P(InformerTest, OnSyncedFollowsTheHandlersOfEachEvent) {
   // What the controller's confirmations rely on (design.md §Confirmation):
   // on_synced(rv) comes after the handler of the event at rv has run.
   absl::Mutex mu;
@@ -233,7 +236,7 @@ TEST_F(InformerTest, OnSyncedFollowsTheHandlersOfEachEvent) {
   }
 }
 
-TEST_F(InformerTest, InitialListDeliversExistingObjectsOnce) {
+TEST_P(InformerTest, InitialListDeliversExistingObjectsOnce) {
   MultiClusterLeaseClient leases(client_.get());
   std::string a = UniqueName("pre-a"), b = UniqueName("pre-b");
   ASSERT_TRUE(leases.Create(Lease(a, "x")).ok());
@@ -250,7 +253,7 @@ TEST_F(InformerTest, InitialListDeliversExistingObjectsOnce) {
   EXPECT_EQ(inf.untyped().stats().lists, 1);
 }
 
-TEST_F(InformerTest, CachedObjectsDropManagedFieldsFromListAndWatch) {
+TEST_P(InformerTest, CachedObjectsDropManagedFieldsFromListAndWatch) {
   MultiClusterLeaseClient leases(client_.get());
   std::string listed = UniqueName("mf-list"), watched = UniqueName("mf-watch");
   ASSERT_TRUE(leases.Create(Lease(listed, "x")).ok());
@@ -277,7 +280,7 @@ TEST_F(InformerTest, CachedObjectsDropManagedFieldsFromListAndWatch) {
   inf.Stop();
 }
 
-TEST_F(InformerTest, NamespaceAndFieldSelectorScopeTheCache) {
+TEST_P(InformerTest, NamespaceAndFieldSelectorScopeTheCache) {
   std::string ns = UniqueName("ns");
   ASSERT_TRUE(tb_.Kubectl(0, {"create", "namespace", ns}).ok());
   MultiClusterLeaseClient leases(client_.get());
@@ -314,7 +317,7 @@ TEST_F(InformerTest, NamespaceAndFieldSelectorScopeTheCache) {
   EXPECT_EQ(log.size(), 1u);
 }
 
-TEST_F(InformerTest, ResumesAfterApiserverRestartWithoutLossOrDuplicates) {
+TEST_P(InformerTest, ResumesAfterApiserverRestartWithoutLossOrDuplicates) {
   MultiClusterLeaseClient leases(client_.get());
   std::string a = UniqueName("a");
   ASSERT_TRUE(leases.Create(Lease(a, "before")).ok());
@@ -347,7 +350,7 @@ TEST_F(InformerTest, ResumesAfterApiserverRestartWithoutLossOrDuplicates) {
   EXPECT_EQ(inf.Get("default", a)->spec.holder_identity, "after");
 }
 
-TEST_F(InformerTest, GoneLeadsToAnExactRelist) {
+TEST_P(InformerTest, GoneLeadsToAnExactRelist) {
   MultiClusterLeaseClient leases(client_.get());
   std::string keep = UniqueName("keep"), drop = UniqueName("drop"),
               edit = UniqueName("edit");
@@ -416,7 +419,7 @@ TEST_F(InformerTest, GoneLeadsToAnExactRelist) {
   EXPECT_EQ(have, want);
 }
 
-TEST_F(InformerTest, LeasesToo) {
+TEST_P(InformerTest, LeasesToo) {
   LeaseClient leases(client_.get());
   std::vector<std::string> seen;
   absl::Mutex mu;
@@ -441,6 +444,11 @@ TEST_F(InformerTest, LeasesToo) {
   absl::MutexLock lock(&mu);
   EXPECT_THAT(seen, ElementsAre("ADD " + l.metadata.name));
 }
+
+INSTANTIATE_TEST_SUITE_P(Cache, InformerTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Text" : "Tree";
+                         });
 
 }  // namespace
 }  // namespace mcl::kube
