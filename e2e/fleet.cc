@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/kube/config.h"
-#include "common/kube/typed_client.h"
+#include "common/kube/informer.h"
 
 namespace mcl::e2e {
 namespace {
@@ -270,14 +270,21 @@ bool Fleet::WaitLocalCandidate(int cluster, const std::string& lock,
     if (!client.ok()) return false;
     admins_[i] = std::move(*client);
   }
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    auto obj = kube::TypedClient<kube::MultiClusterLease>(admins_[i].get())
-                   .Get(options_.lock_namespace, lock);
-    if (obj.ok() && obj->spec.holder_identity == identity) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return false;
+  // Woken by each watch event on that one object, not by polling.
+  kube::InformerOptions o;
+  o.namespace_ = options_.lock_namespace;
+  o.field_selector = "metadata.name=" + lock;
+  kube::TypedInformer<kube::MultiClusterLease> informer(admins_[i].get(), o,
+                                                        {});
+  informer.Start();
+  const bool named = informer.WaitUntil(
+      [&] {
+        auto l = informer.Get(options_.lock_namespace, lock);
+        return l.has_value() && l->spec.holder_identity == identity;
+      },
+      timeout);
+  informer.Stop();
+  return named;
 }
 
 Fleet::~Fleet() {
