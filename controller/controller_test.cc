@@ -198,7 +198,12 @@ TEST_F(ControllerTest,
   int64_t new_token = 0;
   etcd::WatchOptions wo;
   wo.key = env_->EtcdKey(lock);
+  bool created = false;
   etcd::WatchCallbacks cb;
+  cb.on_created = [&](int64_t) {
+    absl::MutexLock l(&mu);
+    created = true;
+  };
   cb.on_events = [&](const std::vector<etcd::Event>& events, int64_t) {
     absl::MutexLock l(&mu);
     for (const auto& e : events) {
@@ -213,7 +218,12 @@ TEST_F(ControllerTest,
   };
   auto watch = etcd::Watch::Start(env_->etcd(), wo, cb);
   ASSERT_TRUE(watch.ok());
-  absl::SleepFor(absl::Milliseconds(100));  // the watch is established
+  {
+    absl::MutexLock l(&mu);
+    ASSERT_TRUE(
+        mu.AwaitWithTimeout(absl::Condition(&created), absl::Seconds(5)))
+        << "the test's etcd watch was never created";
+  }
 
   const absl::Time last = a->Stop();
   auto won = WaitHeld(1, lock, "pod-b", absl::Seconds(15));
@@ -268,9 +278,22 @@ TEST_F(ControllerTest,
       << "resign must not wait for a timeout";
   tokens.push_back(g2->status.fencing_token);
 
-  // And back: pod-a campaigns again, pod-b resigns.
+  // And back: pod-a campaigns again, pod-b resigns. First cluster 0 reports
+  // that it has no candidate, then that it sees pod-a renew, so the resign
+  // below races nothing.
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto v = env_->Read(0, lock);
+        return v.ok() && CondIs(*v, kCandidateLive, "False");
+      },
+      absl::Seconds(5)));
   a = Campaign(0, lock, "pod-a");
-  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto v = env_->Read(0, lock);
+        return v.ok() && CondIs(*v, kCandidateLive, "True", "Renewing");
+      },
+      absl::Seconds(5)));
   t0 = absl::Now();
   ASSERT_TRUE(b->Resign().ok());
   auto g3 = WaitHeld(0, lock, "pod-a", absl::Seconds(5));
