@@ -316,6 +316,9 @@ absl::Status Informer::ListAndReplace() {
       }
     }
   }
+  // on_synced before the version is published, so whoever sees it published
+  // (LastSyncResourceVersion, HasSynced) knows on_synced has run for it.
+  if (handlers_.on_synced) handlers_.on_synced(list->resource_version);
   {
     absl::MutexLock l(&mu_);
     last_rv_ = list->resource_version;  // after the handlers: see
@@ -323,7 +326,6 @@ absl::Status Informer::ListAndReplace() {
     synced_ = true;
     ++progress_;
   }
-  if (handlers_.on_synced) handlers_.on_synced(list->resource_version);
   return absl::OkStatus();
 }
 
@@ -386,6 +388,7 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
   std::string rv = ResourceVersionOf(ev.object);
   if (ev.type == WatchEvent::Type::kBookmark) {
     if (rv.empty()) return true;  // nothing to learn
+    if (handlers_.on_synced) handlers_.on_synced(rv);
     {
       absl::MutexLock l(&mu_);
       last_rv_ = rv;
@@ -393,7 +396,6 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
       ++progress_;
     }
     *progress = true;
-    if (handlers_.on_synced) handlers_.on_synced(rv);
     return true;
   }
   absl::Status kind = CheckKind(ev.object, resource_);
@@ -441,12 +443,12 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
       handlers_.on_update(*old_obj, *obj);
     }
   }
+  if (handlers_.on_synced) handlers_.on_synced(rv);
   {
     absl::MutexLock l(&mu_);
-    last_rv_ = rv;  // after the handler: see LastSyncResourceVersion()
+    last_rv_ = rv;  // after the handlers: see LastSyncResourceVersion()
     ++progress_;
   }
-  if (handlers_.on_synced) handlers_.on_synced(rv);
   return true;
 }
 

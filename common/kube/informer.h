@@ -92,7 +92,9 @@ class Informer {
     // Called after the handlers of every change up to resourceVersion `rv`
     // have run (a list, a watch event, a bookmark): what a caller observed in
     // them is everything written up to `rv`. Lets a caller time-stamp that
-    // moment without polling LastSyncResourceVersion().
+    // moment without polling LastSyncResourceVersion(). It runs before `rv`
+    // is published: once LastSyncResourceVersion() reaches `rv` (or
+    // HasSynced() turns true for the first list), on_synced(rv) has returned.
     std::function<void(const std::string& rv)> on_synced;
   };
   struct Stats {
