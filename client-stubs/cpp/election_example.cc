@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -73,10 +72,18 @@ int main() {
   request.set_identity(Env("MCL_IDENTITY", ""));
 
   grpc::ClientContext campaign;
-  std::atomic<bool> stopping{false};
-  std::thread([&] {
+  // The signal thread may cancel `campaign` only while main has not finished with it: main sets
+  // `finished` under the same mutex before `campaign` goes out of scope, so a signal that arrives
+  // as the stream ends cannot touch a destroyed context. (The mutex and flags are static so that
+  // a signal during exit still finds them.)
+  static std::mutex cancel_mu;
+  static bool stopping = false;
+  static bool finished = false;
+  std::thread([&campaign, signals] {
     int sig = 0;
     sigwait(&signals, &sig);
+    std::lock_guard<std::mutex> lock(cancel_mu);
+    if (finished) return;
     stopping = true;
     campaign.TryCancel();
   }).detach();
@@ -98,6 +105,10 @@ int main() {
   }
   work.reset();  // the stream is gone: we are certainly not the leader any more
   grpc::Status status = events->Finish();
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu);
+    finished = true;
+  }
   if (stopping) {
     std::printf("resigned, bye\n");
     return 0;
