@@ -1,5 +1,7 @@
 #include "sidecar/election.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -717,6 +719,7 @@ void Election::Execute(Write& w) {
 }
 
 void Election::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "election");
   for (;;) {
     std::vector<std::pair<uint64_t, std::string>> ends;
     std::vector<uint64_t> observer_ends;

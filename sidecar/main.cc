@@ -4,7 +4,6 @@
 // (docs/design.md).
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <malloc.h>
 #include <pplx/threadpool.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 #include "common/log.h"
 #include "sidecar/election.h"
 #include "sidecar/flags.h"
+#include "sidecar/health_service.h"
 #include "sidecar/http_server.h"
 #include "sidecar/service.h"
 #include "sidecar/validate.h"
@@ -133,14 +133,17 @@ int Run(int argc, char** argv) {
   Election election(eopts, kube::MultiClusterLeaseClient(client->get()),
                     NewInformerWatchFactory(client->get()));
   ElectionService service(&election);
+  HealthService health({"mcl.v1.Election"});
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(flags->listen, grpc::InsecureServerCredentials(),
                            &port);
-  builder.RegisterService(&service);
+  builder.RegisterService(service.service());
+  builder.RegisterService(health.service());
+  std::unique_ptr<grpc::ServerCompletionQueue> cq =
+      builder.AddCompletionQueue();
   // A unix socket is born owner-only (whatever the container's umask), then
   // given --socket-mode: no moment in which others may connect.
   const std::string socket_path = UnixSocketPath(flags->listen);
@@ -159,7 +162,13 @@ int Run(int argc, char** argv) {
     server->Shutdown();
     return 1;
   }
-  server->GetHealthCheckService()->SetServingStatus(true);
+  // Never destroyed: the process ends with _Exit (below) while calls may
+  // still be pending on the queue.
+  auto* loop = new CompletionLoop(std::move(cq));
+  auto* workers = new Workers(4);
+  service.Start(loop, workers);
+  health.Start(loop);
+  health.SetServing(true);
 
   std::unique_ptr<HttpServer> http;
   if (!flags->metrics_address.empty()) {
@@ -196,7 +205,7 @@ int Run(int argc, char** argv) {
   sigwait(&sigs, &sig);
   LogInfo("signal received; resigning every campaign",
           {{"signal", absl::StrCat(sig)}});
-  server->GetHealthCheckService()->SetServingStatus(false);
+  health.SetServing(false);
   election.Shutdown(flags->shutdown_grace);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   http.reset();

@@ -1,7 +1,7 @@
 #include "sidecar/service.h"
 
-#include <deque>
 #include <memory>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -47,110 +47,48 @@ absl::Status ValidateLock(const mcl::v1::LockRef& lock) {
   return absl::OkStatus();
 }
 
-// One server stream. Owned by a shared_ptr: the Election holds it as its
-// EventSink and gRPC may finish the call (OnDone) at any time, so the object
-// outlives whichever lets go last. gRPC calls (StartWrite, Finish) are never
-// made with mu_ held: their reactions may run inline.
-class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
-                    public EventSink,
-                    public std::enable_shared_from_this<EventStream> {
+// A Campaign or Observe stream: the Election's EventSink for it. Tells the
+// Election once when the call is over, so a cancelled Campaign resigns.
+class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
+                    public EventSink {
  public:
   enum class Kind { kCampaign, kObserve };
-  static std::shared_ptr<EventStream> Create(Election* election, Kind kind) {
-    std::shared_ptr<EventStream> s(new EventStream(election, kind));
-    s->self_ = s;
-    return s;
-  }
+  EventStream(Election* election, Kind kind)
+      : election_(election), kind_(kind) {}
 
   // The Election's id for this stream, once registered.
+  // If the call ended first (OnDone found no id yet), ends it here: each side
+  // sees the other's write under mu_, so exactly one of them calls End.
   void Registered(uint64_t id) {
-    bool cancelled;
+    bool over, cancelled;
     {
       absl::MutexLock l(&mu_);
       id_ = id;
+      over = over_;
       cancelled = cancelled_;
     }
-    if (cancelled) End("the Campaign stream was cancelled");
+    if (over) End(EndReason(cancelled));
   }
 
-  void Send(const StreamEvent& e) override {
-    const mcl::v1::LeadershipEvent* msg;
+  void Send(const StreamEvent& e) override { Write(ToProto(e)); }
+  void Finish(const absl::Status& s) override { Close(ToGrpc(s)); }
+
+ protected:
+  void OnDone(bool cancelled) override {
     {
       absl::MutexLock l(&mu_);
-      if (finish_requested_) return;
-      queue_.push_back(ToProto(e));
-      if (writing_) return;
-      writing_ = true;
-      msg = &queue_.front();  // stays valid until OnWriteDone pops it (deque
-                              // references are stable)
+      over_ = true;
+      cancelled_ = cancelled;
     }
-    StartWrite(msg);
-  }
-
-  void Finish(const absl::Status& s) override {
-    {
-      absl::MutexLock l(&mu_);
-      if (finish_requested_) return;
-      finish_requested_ = true;
-      finish_status_ = ToGrpc(s);
-      if (writing_) return;  // OnWriteDone finishes after the queued events
-      finish_called_ = true;
-    }
-    grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>::Finish(finish_status_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    bool finish = false;
-    const mcl::v1::LeadershipEvent* next = nullptr;
-    {
-      absl::MutexLock l(&mu_);
-      queue_.pop_front();
-      if (!ok) {
-        // The client is gone; the call ends (OnCancel/OnDone follow).
-        queue_.clear();
-        if (!finish_requested_) {
-          finish_requested_ = true;
-          finish_status_ =
-              grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed");
-        }
-      }
-      if (!queue_.empty()) {
-        next = &queue_.front();
-      } else {
-        writing_ = false;
-        if (finish_requested_ && !finish_called_) {
-          finish_called_ = true;
-          finish = true;
-        }
-      }
-    }
-    if (next != nullptr) {
-      StartWrite(next);
-    } else if (finish) {
-      grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>::Finish(
-          finish_status_);
-    }
-  }
-
-  void OnCancel() override {
-    {
-      absl::MutexLock l(&mu_);
-      cancelled_ = true;
-    }
-    End(kind_ == Kind::kCampaign ? "the Campaign stream was cancelled" : "");
-    Finish(absl::CancelledError("cancelled by the client"));
-  }
-
-  void OnDone() override {
-    End(kind_ == Kind::kCampaign ? "the Campaign stream ended" : "");
-    std::shared_ptr<EventStream> keep;
-    absl::MutexLock l(&mu_);
-    keep.swap(self_);  // released when this scope ends, after the lock
+    End(EndReason(cancelled));
   }
 
  private:
-  EventStream(Election* election, Kind kind)
-      : election_(election), kind_(kind) {}
+  std::string EndReason(bool cancelled) const {
+    if (kind_ != Kind::kCampaign) return "";
+    return cancelled ? "the Campaign stream was cancelled"
+                     : "the Campaign stream ended";
+  }
 
   // Tells the Election once that this stream is over (a campaign resigns).
   void End(const std::string& reason) {
@@ -170,18 +108,15 @@ class EventStream : public grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>,
 
   Election* election_;
   Kind kind_;
-  std::shared_ptr<EventStream> self_;  // keeps the reactor alive until OnDone
   absl::Mutex mu_;
-  std::deque<mcl::v1::LeadershipEvent>
-      queue_;  // front is being written while writing_
-  bool writing_ = false;
-  bool finish_requested_ = false;
-  bool finish_called_ = false;
-  bool cancelled_ = false;
-  bool ended_ = false;
-  uint64_t id_ = 0;
-  grpc::Status finish_status_;
+  bool over_ ABSL_GUARDED_BY(mu_) = false;  // the call is done
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;  // the Election was told
+  uint64_t id_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+using ResignCall = UnaryCall<mcl::v1::ResignRequest, mcl::v1::ResignResponse>;
+using LeaderCall = UnaryCall<mcl::v1::LeaderRequest, mcl::v1::LeaderResponse>;
 
 }  // namespace
 
@@ -202,100 +137,141 @@ mcl::v1::LeadershipEvent ToProto(const StreamEvent& e) {
   return out;
 }
 
-grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Campaign(
-    grpc::CallbackServerContext* ctx, const mcl::v1::CampaignRequest* req) {
-  auto stream = EventStream::Create(election_, EventStream::Kind::kCampaign);
-  absl::Status s = ValidateLock(req->lock());
-  std::string identity = election_->Identity(req->identity());
-  if (s.ok()) {
-    s = ValidateIdentity(
-        identity,
-        req->identity().empty()
-            ? "the default identity ($POD_NAME_$POD_UID or --identity)"
-            : "identity");
-  }
-  if (s.ok() && identity.empty()) {
-    s = absl::InvalidArgumentError(
-        "identity is empty and this sidecar has no default identity; pass "
-        "identity, or run the "
-        "sidecar with POD_NAME and POD_UID set (downward API) or --identity");
-  }
-  if (s.ok())
-    s = ValidateLeaseDuration(req->lease_duration_seconds(),
-                              "lease_duration_seconds");
-  if (!s.ok()) {
-    stream->Finish(s);
-    return stream.get();
-  }
-  absl::Duration ld = req->lease_duration_seconds() == 0
-                          ? election_->options().default_lease_duration
-                          : absl::Seconds(req->lease_duration_seconds());
-  auto id = election_->StartCampaign(
-      election_->Key(req->lock().namespace_(), req->lock().name()), identity,
-      ld, stream);
-  if (!id.ok()) {
-    stream->Finish(id.status());
-  } else {
-    stream->Registered(*id);
-  }
-  return stream.get();
+void ElectionService::Start(CompletionLoop* loop, Workers* workers) {
+  loop_ = loop;
+  workers_ = workers;
+  AcceptCampaign();
+  AcceptObserve();
+  AcceptResign();
+  AcceptLeader();
 }
 
-grpc::ServerUnaryReactor* ElectionService::Resign(
-    grpc::CallbackServerContext* ctx, const mcl::v1::ResignRequest* req,
-    mcl::v1::ResignResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status s = ValidateLock(req->lock());
-  if (s.ok()) s = ValidateIdentity(req->identity(), "identity");
-  if (!s.ok()) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  }
-  election_->Resign(
-      election_->Key(req->lock().namespace_(), req->lock().name()),
-      req->identity(), [reactor, resp](absl::StatusOr<bool> r) {
-        if (r.ok()) resp->set_was_leader(*r);
-        reactor->Finish(ToGrpc(r.status()));
-      });
-  return reactor;
+// Each Accept* waits for one call of its method and, when it arrives, first
+// waits for the next, so one call of each method is always pending.
+
+void ElectionService::AcceptCampaign() {
+  auto stream =
+      std::make_shared<EventStream>(election_, EventStream::Kind::kCampaign);
+  auto req = std::make_shared<mcl::v1::CampaignRequest>();
+  void* tag = stream->Arm([this, stream, req](bool ok) {
+    if (!ok) return;  // shutting down
+    AcceptCampaign();
+    workers_->Run([this, stream, req] {
+      absl::Status s = ValidateLock(req->lock());
+      std::string identity = election_->Identity(req->identity());
+      if (s.ok()) {
+        s = ValidateIdentity(
+            identity,
+            req->identity().empty()
+                ? "the default identity ($POD_NAME_$POD_UID or --identity)"
+                : "identity");
+      }
+      if (s.ok() && identity.empty()) {
+        s = absl::InvalidArgumentError(
+            "identity is empty and this sidecar has no default identity; "
+            "pass identity, or run the sidecar with POD_NAME and POD_UID set "
+            "(downward API) or --identity");
+      }
+      if (s.ok())
+        s = ValidateLeaseDuration(req->lease_duration_seconds(),
+                                  "lease_duration_seconds");
+      if (!s.ok()) {
+        stream->Finish(s);
+        return;
+      }
+      absl::Duration ld = req->lease_duration_seconds() == 0
+                              ? election_->options().default_lease_duration
+                              : absl::Seconds(req->lease_duration_seconds());
+      auto id = election_->StartCampaign(
+          election_->Key(req->lock().namespace_(), req->lock().name()),
+          identity, ld, stream);
+      if (!id.ok()) {
+        stream->Finish(id.status());
+      } else {
+        stream->Registered(*id);
+      }
+    });
+  });
+  service_.RequestCampaign(stream->context(), req.get(), stream->writer(),
+                           loop_->cq(), loop_->cq(), tag);
 }
 
-grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* ElectionService::Observe(
-    grpc::CallbackServerContext* ctx, const mcl::v1::ObserveRequest* req) {
-  auto stream = EventStream::Create(election_, EventStream::Kind::kObserve);
-  absl::Status s = ValidateLock(req->lock());
-  if (!s.ok()) {
-    stream->Finish(s);
-    return stream.get();
-  }
-  auto id = election_->StartObserve(
-      election_->Key(req->lock().namespace_(), req->lock().name()), stream);
-  if (!id.ok()) {
-    stream->Finish(id.status());
-  } else {
-    stream->Registered(*id);
-  }
-  return stream.get();
+void ElectionService::AcceptObserve() {
+  auto stream =
+      std::make_shared<EventStream>(election_, EventStream::Kind::kObserve);
+  auto req = std::make_shared<mcl::v1::ObserveRequest>();
+  void* tag = stream->Arm([this, stream, req](bool ok) {
+    if (!ok) return;
+    AcceptObserve();
+    workers_->Run([this, stream, req] {
+      absl::Status s = ValidateLock(req->lock());
+      if (!s.ok()) {
+        stream->Finish(s);
+        return;
+      }
+      auto id = election_->StartObserve(
+          election_->Key(req->lock().namespace_(), req->lock().name()), stream);
+      if (!id.ok()) {
+        stream->Finish(id.status());
+      } else {
+        stream->Registered(*id);
+      }
+    });
+  });
+  service_.RequestObserve(stream->context(), req.get(), stream->writer(),
+                          loop_->cq(), loop_->cq(), tag);
 }
 
-grpc::ServerUnaryReactor* ElectionService::Leader(
-    grpc::CallbackServerContext* ctx, const mcl::v1::LeaderRequest* req,
-    mcl::v1::LeaderResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::Status s = ValidateLock(req->lock());
-  if (!s.ok()) {
-    reactor->Finish(ToGrpc(s));
-    return reactor;
-  }
-  auto g = election_->Leader(
-      election_->Key(req->lock().namespace_(), req->lock().name()));
-  if (!g.ok()) {
-    reactor->Finish(ToGrpc(g.status()));
-    return reactor;
-  }
-  FillLeader(*g, resp->mutable_leader());
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+void ElectionService::AcceptResign() {
+  auto call = std::make_shared<ResignCall>();
+  void* tag = CompletionLoop::Tag([this, call](bool ok) {
+    if (!ok) return;
+    AcceptResign();
+    const mcl::v1::ResignRequest& req = *call->request();
+    absl::Status s = ValidateLock(req.lock());
+    if (s.ok()) s = ValidateIdentity(req.identity(), "identity");
+    if (!s.ok()) {
+      call->Reply(ToGrpc(s));
+      return;
+    }
+    workers_->Run([this, call] {
+      const mcl::v1::ResignRequest& req = *call->request();
+      election_->Resign(
+          election_->Key(req.lock().namespace_(), req.lock().name()),
+          req.identity(), [call](absl::StatusOr<bool> r) {
+            if (r.ok()) call->response()->set_was_leader(*r);
+            call->Reply(ToGrpc(r.status()));
+          });
+    });
+  });
+  service_.RequestResign(call->context(), call->request(), call->responder(),
+                         loop_->cq(), loop_->cq(), tag);
+}
+
+void ElectionService::AcceptLeader() {
+  auto call = std::make_shared<LeaderCall>();
+  void* tag = CompletionLoop::Tag([this, call](bool ok) {
+    if (!ok) return;
+    AcceptLeader();
+    absl::Status s = ValidateLock(call->request()->lock());
+    if (!s.ok()) {
+      call->Reply(ToGrpc(s));
+      return;
+    }
+    workers_->Run([this, call] {
+      const mcl::v1::LockRef& lock = call->request()->lock();
+      auto g =
+          election_->Leader(election_->Key(lock.namespace_(), lock.name()));
+      if (!g.ok()) {
+        call->Reply(ToGrpc(g.status()));
+        return;
+      }
+      FillLeader(*g, call->response()->mutable_leader());
+      call->Reply(grpc::Status::OK);
+    });
+  });
+  service_.RequestLeader(call->context(), call->request(), call->responder(),
+                         loop_->cq(), loop_->cq(), tag);
 }
 
 }  // namespace mcl::sidecar

@@ -1,33 +1,36 @@
-// The gRPC service mcl.v1.Election (callback API): validates requests, maps
-// them onto Election and streams its events. Streams are reactors, not threads,
-// so 100 observers cost 100 small objects.
+// The gRPC service mcl.v1.Election on the async API (async_grpc.h): validates
+// requests, maps them onto Election and streams its events. Streams are small
+// objects, not threads, so 100 observers cost 100 small objects.
 #ifndef MCL_SIDECAR_SERVICE_H_
 #define MCL_SIDECAR_SERVICE_H_
 
 #include "mcl/v1/election.grpc.pb.h"
+#include "sidecar/async_grpc.h"
 #include "sidecar/election.h"
 
 namespace mcl::sidecar {
 
-class ElectionService : public mcl::v1::Election::CallbackService {
+class ElectionService {
  public:
   explicit ElectionService(Election* election) : election_(election) {}
 
-  grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* Campaign(
-      grpc::CallbackServerContext* ctx,
-      const mcl::v1::CampaignRequest* req) override;
-  grpc::ServerUnaryReactor* Resign(grpc::CallbackServerContext* ctx,
-                                   const mcl::v1::ResignRequest* req,
-                                   mcl::v1::ResignResponse* resp) override;
-  grpc::ServerWriteReactor<mcl::v1::LeadershipEvent>* Observe(
-      grpc::CallbackServerContext* ctx,
-      const mcl::v1::ObserveRequest* req) override;
-  grpc::ServerUnaryReactor* Leader(grpc::CallbackServerContext* ctx,
-                                   const mcl::v1::LeaderRequest* req,
-                                   mcl::v1::LeaderResponse* resp) override;
+  // Register with the ServerBuilder before BuildAndStart.
+  grpc::Service* service() { return &service_; }
+  // Starts taking calls: each arrives on `loop`; handlers that may block
+  // (Campaign, Observe and Leader wait for the namespace's first sync) run on
+  // `workers`. Both must outlive the server.
+  void Start(CompletionLoop* loop, Workers* workers);
 
  private:
+  void AcceptCampaign();
+  void AcceptObserve();
+  void AcceptResign();
+  void AcceptLeader();
+
   Election* election_;
+  mcl::v1::Election::AsyncService service_;
+  CompletionLoop* loop_ = nullptr;
+  Workers* workers_ = nullptr;
 };
 
 grpc::Status ToGrpc(const absl::Status& s);

@@ -1,24 +1,23 @@
 // Sidecar benchmark (a program, not a test): starts its own one-cluster test
 // bed, the real mcl-controller and one real mcl-sidecar, then measures
 //   1. idle cost: RSS and CPU time per second of the sidecar holding 1 lock
-//   (LEADER, default 15 s
-//      lease, real controller with a 10 s session) with 10 Observe streams
-//      open;
-//   2. Observe fan-out: 100 observers of one lock; the status is changed (a new
-//   fencing token,
-//      written with the controller identity) `--rounds` times; latency from
-//      just before the status write is sent to each observer receiving the
-//      event; p50/p99/max over all samples.
+//      (LEADER, default 15 s lease, real controller with a 10 s session) with
+//      10 Observe streams open, and which threads spend that CPU;
+//   2. Observe fan-out: 100 observers of one lock; the status is changed (a
+//      new fencing token, written with the controller identity) `rounds`
+//      times; latency from the write to each observer receiving the event;
+//      p50/p99/max over all samples.
 // Prints a Markdown table for docs/benchmarks.md.
 //
-//   bazel build //sidecar:sidecar_benchmark &&
-//   bazel-bin/sidecar/sidecar_benchmark
+//   bazel build -c opt //sidecar:sidecar_benchmark &&
+//   bazel-bin/sidecar/sidecar_benchmark [rounds] [idle seconds]
 #include <dirent.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -68,20 +67,60 @@ int64_t RssKiB(pid_t pid) {
   return -1;
 }
 
-// CPU time of every thread of `pid` (schedstat: nanoseconds, unlike the 10 ms
-// ticks of stat).
-absl::Duration CpuTime(pid_t pid) {
-  absl::Duration total;
+// CPU time of each thread of `pid`, by thread id, with its name (schedstat:
+// nanoseconds, unlike the 10 ms ticks of stat).
+struct ThreadCpu {
+  std::string name;
+  absl::Duration cpu;
+};
+std::map<std::string, ThreadCpu> CpuByThread(pid_t pid) {
+  std::map<std::string, ThreadCpu> out;
   std::string dir = absl::StrCat("/proc/", pid, "/task");
   std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
-  if (d == nullptr) return total;
+  if (d == nullptr) return out;
   while (dirent* e = readdir(d.get())) {
     if (e->d_name[0] == '.') continue;
     std::ifstream in(absl::StrCat(dir, "/", e->d_name, "/schedstat"));
+    std::ifstream comm(absl::StrCat(dir, "/", e->d_name, "/comm"));
     int64_t ns = 0;
-    if (in >> ns) total += absl::Nanoseconds(ns);
+    ThreadCpu t;
+    if (!(in >> ns)) continue;
+    std::getline(comm, t.name);
+    t.cpu = absl::Nanoseconds(ns);
+    out[e->d_name] = t;
   }
+  return out;
+}
+
+absl::Duration CpuTime(pid_t pid) {
+  absl::Duration total;
+  for (const auto& [tid, t] : CpuByThread(pid)) total += t.cpu;
   return total;
+}
+
+// "name ms/s, ..." for the CPU each group of same-named threads used between
+// two snapshots, largest first: where an idle sidecar's CPU goes.
+std::string CpuByThreadName(const std::map<std::string, ThreadCpu>& before,
+                            const std::map<std::string, ThreadCpu>& after,
+                            absl::Duration wall) {
+  std::map<std::string, absl::Duration> by_name;
+  for (const auto& [tid, t] : after) {
+    auto it = before.find(tid);
+    by_name[t.name] +=
+        t.cpu - (it == before.end() ? absl::ZeroDuration() : it->second.cpu);
+  }
+  std::vector<std::pair<absl::Duration, std::string>> sorted;
+  for (const auto& [name, cpu] : by_name) sorted.emplace_back(cpu, name);
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string out;
+  for (const auto& [cpu, name] : sorted) {
+    double ms_per_s =
+        absl::ToDoubleMilliseconds(cpu) / absl::ToDoubleSeconds(wall);
+    if (ms_per_s < 0.005) continue;
+    absl::StrAppend(&out, out.empty() ? "" : ", ", name, " ",
+                    absl::StrFormat("%.2f", ms_per_s));
+  }
+  return out;
 }
 
 absl::Duration Percentile(std::vector<absl::Duration> v, double p) {
@@ -153,6 +192,7 @@ int Run(int rounds, absl::Duration idle_window) {
   absl::SleepFor(
       absl::Seconds(5));  // settle: the measurement is of a steady state
   absl::Duration cpu0 = CpuTime(pid);
+  std::map<std::string, ThreadCpu> threads0 = CpuByThread(pid);
   absl::Time t0 = absl::Now();
   int64_t rss_max = 0;
   while (absl::Now() - t0 < idle_window) {
@@ -160,6 +200,7 @@ int Run(int rounds, absl::Duration idle_window) {
     absl::SleepFor(absl::Seconds(1));
   }
   absl::Duration cpu = CpuTime(pid) - cpu0;
+  std::map<std::string, ThreadCpu> threads1 = CpuByThread(pid);
   int64_t rss_anon = StatusKiB(pid, "RssAnon"),
           rss_file = StatusKiB(pid, "RssFile");
   int64_t threads = StatusKiB(pid, "Threads");
@@ -266,6 +307,8 @@ int Run(int rounds, absl::Duration idle_window) {
       static_cast<double>(rss_anon) / 1024.0,
       static_cast<double>(rss_file) / 1024.0);
   std::printf("| Threads | | %lld |\n", static_cast<long long>(threads));
+  std::printf("| Idle CPU by thread name, ms/s | | %s |\n",
+              CpuByThreadName(threads0, threads1, wall).c_str());
   std::printf(
       "| CPU of a sidecar with no lock and no stream (baseline) | | %.3f ms/s "
       "|\n",

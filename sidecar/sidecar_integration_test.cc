@@ -216,6 +216,56 @@ TEST_F(SidecarTest, ServesHealthAndReflectionOnLoopbackTcp) {
   EXPECT_TRUE(fin.ok()) << fin.error_message();
 }
 
+// The health service is the sidecar's own (async API): Check knows "" and
+// mcl.v1.Election, says NOT_FOUND otherwise; Watch sends the current status at
+// once (SERVICE_UNKNOWN for an unknown name, the stream staying open) and
+// NOT_SERVING when the sidecar begins to shut down.
+TEST_F(SidecarTest, HealthCheckAndWatchFollowTheServingStatus) {
+  using grpc::health::v1::HealthCheckRequest;
+  using grpc::health::v1::HealthCheckResponse;
+  auto sc = StartSidecar("health");
+  ASSERT_NE(sc, nullptr);
+  auto health = grpc::health::v1::Health::NewStub(sc->channel());
+  auto check = [&](const std::string& service, HealthCheckResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    HealthCheckRequest req;
+    req.set_service(service);
+    return health->Check(&ctx, req, resp);
+  };
+  HealthCheckResponse resp;
+  ASSERT_TRUE(check("mcl.v1.Election", &resp).ok());
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  grpc::Status unknown = check("no.such.Service", &resp);
+  EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(unknown.error_message(), HasSubstr("mcl.v1.Election"));
+
+  grpc::ClientContext wctx, uctx;
+  wctx.set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(30));
+  uctx.set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(30));
+  HealthCheckRequest all, other;
+  other.set_service("no.such.Service");
+  auto watch = health->Watch(&wctx, all);
+  auto watch_unknown = health->Watch(&uctx, other);
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVING);
+  ASSERT_TRUE(watch_unknown->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::SERVICE_UNKNOWN);
+
+  ASSERT_TRUE(sc->process().Signal(SIGTERM).ok());
+  ASSERT_TRUE(watch->Read(&resp));
+  EXPECT_EQ(resp.status(), HealthCheckResponse::NOT_SERVING);
+  auto code = sc->process().Wait(absl::Seconds(15));
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0) << sc->process().Log();
+  // The streams end with the process (not left hanging until the deadline).
+  EXPECT_FALSE(watch->Read(&resp));
+  EXPECT_FALSE(watch_unknown->Read(&resp));
+}
+
 struct BadCall {
   std::string label;
   std::function<grpc::Status(mcl::v1::Election::Stub*)> call;

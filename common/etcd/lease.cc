@@ -1,5 +1,7 @@
 #include "common/etcd/lease.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -249,6 +251,7 @@ void Lease::WaitOffline(absl::Duration d) {
 }
 
 void Lease::Run() {
+  pthread_setname_np(pthread_self(), "etcd-lease");
   Backoff backoff(client_->config().reconnect_backoff);
   while (true) {
     {

@@ -1,5 +1,7 @@
 #include "common/etcd/watch.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -74,6 +76,7 @@ void Watch::Finish(absl::Status why) {
 }
 
 void Watch::Run() {
+  pthread_setname_np(pthread_self(), "etcd-watch");
   Backoff backoff(client_->config().reconnect_backoff);
   while (true) {
     bool made_progress = false;

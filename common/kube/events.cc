@@ -1,5 +1,7 @@
 #include "common/kube/events.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -97,6 +99,7 @@ absl::Status EventRecorder::LastError() const {
 }
 
 void EventRecorder::Run() {
+  pthread_setname_np(pthread_self(), "kube-events");
   while (true) {
     Pending p;
     {

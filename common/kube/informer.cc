@@ -1,5 +1,7 @@
 #include "common/kube/informer.h"
 
+#include <pthread.h>
+
 #include <optional>
 #include <utility>
 
@@ -193,6 +195,7 @@ bool Informer::SleepUnlessStopped(absl::Duration d) {
 }
 
 void Informer::Run() {
+  pthread_setname_np(pthread_self(), "informer");  // shows in top -H, perf
   Backoff backoff(options_.backoff);
   bool need_list = true;
   auto stopping = [this] {
