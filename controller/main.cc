@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "controller/controller.h"
@@ -136,6 +137,9 @@ int main(int argc, char** argv) {
   // arenas. Two arenas keep RSS close to the live heap (docs/benchmarks.md,
   // "Controller").
   mallopt(M_ARENA_MAX, 2);
+  // Debian builds abseil without NDEBUG, so every absl::Mutex (ours and
+  // gRPC's) runs deadlock detection, a debug aid. Tests keep it on.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<Flag> flags = Flags();
   std::map<std::string, Flag*> by_name;
   for (auto& f : flags) by_name[f.name] = &f;
