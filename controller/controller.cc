@@ -187,6 +187,11 @@ Controller::Controller(ControllerOptions options)
     const kube::EventRecorder::Stats s = events_->stats();
     return s.dropped + s.rate_limited + s.failed;
   };
+  metrics_.events_written = [this] {
+    if (!events_) return int64_t{0};
+    const kube::EventRecorder::Stats s = events_->stats();
+    return s.created + s.aggregated;
+  };
 }
 
 Controller::~Controller() {

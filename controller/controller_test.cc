@@ -6,10 +6,12 @@
 // the apiserver/etcd round trips on a 2-core machine.
 #include <signal.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -43,8 +45,9 @@ class ControllerTest : public ::testing::Test {
   }
 
   testbed::Subprocess* Start(int c, const std::string& id,
-                             const std::vector<std::string>& extra = {}) {
-    auto p = env_->StartController(c, id, extra);
+                             const std::vector<std::string>& extra = {},
+                             bool wait_ready = true) {
+    auto p = env_->StartController(c, id, extra, wait_ready);
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return nullptr;
     procs_.push_back(std::move(*p));
@@ -315,6 +318,99 @@ TEST_F(ControllerTest,
   ASSERT_TRUE(agree.has_value());
   EXPECT_EQ(agree->second.status.fencing_token, tokens.back());
   EXPECT_EQ(agree->first.status.transitions, 4);
+}
+
+// The port a controller's metrics server bound (it logs it; the flag says 0).
+int MetricsPort(const testbed::Subprocess& p) {
+  const std::string log = p.Log();
+  const std::string needle = "\"msg\":\"metrics listening\"";
+  size_t at = log.find(needle);
+  if (at == std::string::npos) return 0;
+  at = log.find("\"port\":\"", at);
+  int port = 0;
+  if (at != std::string::npos) port = std::atoi(log.c_str() + at + 8);
+  return port;
+}
+
+// GET path on 127.0.0.1:port: "<status code>\n<body>".
+std::string HttpGet(int port, const std::string& path) {
+  auto r = testbed::RunCommand({"curl", "-s", "-w", "\n%{http_code}",
+                                absl::StrCat("http://127.0.0.1:", port, path)},
+                               absl::Seconds(10));
+  if (!r.ok()) return "";
+  const size_t nl = r->output.rfind('\n');
+  if (nl == std::string::npos) return r->output;
+  return r->output.substr(nl + 1) + "\n" + r->output.substr(0, nl);
+}
+
+// The value of an unlabelled sample in Prometheus text, or -1.
+double Sample(const std::string& text, const std::string& name) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::StartsWith(line, name + " ")) {
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(name.size() + 1), &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// /metrics carries what the issue names (locks held, contention attempts, the
+// etcd latency histogram, status write errors) with values that follow a
+// grant; /healthz is 200 on every replica; /readyz is 200 on the active one
+// and 503 "standby" on the other.
+TEST_F(ControllerTest, MetricsHealthAndReadinessOfActiveAndStandby) {
+  testbed::Subprocess* active = Start(0, "c0-active");
+  ASSERT_NE(active, nullptr);
+  ASSERT_TRUE(
+      active->WaitForLog("\"msg\":\"active replica\"", absl::Seconds(20)));
+  testbed::Subprocess* standby =
+      Start(0, "c0-standby", {}, /*wait_ready=*/false);
+  ASSERT_NE(standby, nullptr);
+  ASSERT_TRUE(standby->WaitForLog("\"msg\":\"standby\"", absl::Seconds(20)));
+  const int ap = MetricsPort(*active), sp = MetricsPort(*standby);
+  ASSERT_GT(ap, 0) << active->Log();
+  ASSERT_GT(sp, 0) << standby->Log();
+
+  const std::string lock = "metrics";
+  ASSERT_TRUE(env_->CreateLock(0, lock).ok());
+  Campaign(0, lock, "pod-m");
+  ASSERT_TRUE(WaitHeld(0, lock, "pod-m", absl::Seconds(10)).has_value());
+
+  std::string metrics;
+  // Events are written asynchronously; everything else is counted before
+  // the status that shows the grant is written.
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        metrics = HttpGet(ap, "/metrics");
+        return Sample(metrics, "mcl_controller_event_writes_total") >= 1;
+      },
+      absl::Seconds(10)))
+      << metrics;
+  EXPECT_TRUE(absl::StartsWith(metrics, "200\n")) << metrics;
+  EXPECT_EQ(Sample(metrics, "mcl_controller_locks_held"), 1) << metrics;
+  EXPECT_EQ(Sample(metrics, "mcl_controller_active"), 1);
+  EXPECT_EQ(Sample(metrics, "mcl_controller_backend_reachable"), 1);
+  EXPECT_GE(Sample(metrics, "mcl_controller_contention_attempts_total"), 1);
+  EXPECT_GE(Sample(metrics, "mcl_controller_grants_total"), 1);
+  EXPECT_GE(Sample(metrics, "mcl_controller_status_writes_total"), 1);
+  EXPECT_EQ(Sample(metrics, "mcl_controller_status_write_errors_total"), 0);
+  EXPECT_GE(Sample(metrics, "mcl_controller_apiserver_writes_total"),
+            Sample(metrics, "mcl_controller_status_writes_total"));
+  EXPECT_GE(
+      Sample(metrics, "mcl_controller_etcd_request_duration_seconds_count"), 1);
+  EXPECT_NE(metrics.find("mcl_controller_etcd_request_duration_seconds_bucket{"
+                         "le=\"+Inf\"}"),
+            std::string::npos)
+      << metrics;
+
+  const std::string sm = HttpGet(sp, "/metrics");
+  EXPECT_EQ(Sample(sm, "mcl_controller_active"), 0) << sm;
+  EXPECT_EQ(Sample(sm, "mcl_controller_locks_held"), 0) << sm;
+
+  EXPECT_EQ(HttpGet(ap, "/healthz"), "200\nok\n");
+  EXPECT_EQ(HttpGet(sp, "/healthz"), "200\nok\n");
+  EXPECT_EQ(HttpGet(ap, "/readyz"), "200\nready\n");
+  EXPECT_EQ(HttpGet(sp, "/readyz"), "503\nstandby\n");
 }
 
 TEST_F(ControllerTest, ControllerSigkillFreesTheLockAfterTheSessionTtl) {

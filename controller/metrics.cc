@@ -92,7 +92,9 @@ std::string Metrics::Render() const {
           status_write_errors.load());
   counter("mcl_controller_status_conflicts_total",
           "Status writes refused as stale (409).", status_conflicts.load());
-  counter("mcl_controller_apiserver_writes_total", "All apiserver writes.",
+  counter("mcl_controller_apiserver_writes_total",
+          "Apiserver writes for locks and liveness: status, finalizers, the "
+          "heartbeat Lease (Events: mcl_controller_event_writes_total).",
           apiserver_writes.load());
   counter("mcl_controller_heartbeats_total", "Heartbeat Lease writes.",
           heartbeats.load());
@@ -102,6 +104,9 @@ std::string Metrics::Render() const {
           "Events not written (queue full, rate-limited, or refused by the "
           "apiserver).",
           events_dropped ? events_dropped() : 0);
+  counter("mcl_controller_event_writes_total",
+          "core/v1 Event writes (creates and repeat-count updates).",
+          events_written ? events_written() : 0);
   etcd_latency.Render("mcl_controller_etcd_request_duration_seconds",
                       "Latency of unary etcd requests.", &out);
   return out;

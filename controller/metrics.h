@@ -53,6 +53,7 @@ struct Metrics {
   std::function<int64_t()> queue_depth;
   std::function<int64_t()> events_pending;
   std::function<int64_t()> events_dropped;  // queue full, rate-limited, refused
+  std::function<int64_t()> events_written;  // creates + count updates
   std::function<bool()> backend_reachable;
   std::function<bool()> active;
 

@@ -269,6 +269,10 @@ int Main(const Args& args) {
       absl::FormatDuration(absl::Trunc(release, absl::Milliseconds(100)))
           .c_str(),
       code.ok() ? *code : -1, held);
+  fprintf(stderr,
+          "Event writes in the window (not in the apiserver writes column): "
+          "%.2f/s\n",
+          rate("mcl_controller_event_writes_total"));
   fprintf(stderr, "heap in use at the end of the window: %.0f MiB\n",
           m1["mcl_controller_heap_inuse_bytes"] / (1 << 20));
   fprintf(stderr, "renew errors: %lld; controller log: %s\n",
