@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace mcl::sidecar {
 
@@ -78,11 +79,11 @@ void HealthService::AcceptCheck() {
     const std::string& service = call->request()->service();
     HealthCheckResponse::ServingStatus s = StatusOf(service);
     if (s == HealthCheckResponse::SERVICE_UNKNOWN) {
-      call->Reply(
-          grpc::Status(grpc::StatusCode::NOT_FOUND,
-                       absl::StrCat("unknown service \"", service,
-                                    "\"; ask for \"\" (the whole server) or "
-                                    "\"mcl.v1.Election\"")));
+      call->Reply(grpc::Status(
+          grpc::StatusCode::NOT_FOUND,
+          absl::StrCat("unknown service \"", service,
+                       "\"; ask for \"\" (the whole server) or one of: ",
+                       absl::StrJoin(services_, ", "))));
       return;
     }
     call->response()->set_status(s);

@@ -57,13 +57,19 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
       : election_(election), kind_(kind) {}
 
   // The Election's id for this stream, once registered.
-  // If the call ended first (OnDone found no id yet), ends it here: each side
-  // sees the other's write under mu_, so exactly one of them calls End.
-  void Registered(uint64_t id) {
+  // The Election's answer to StartCampaign/StartObserve: an error ends the
+  // stream with it; an id registers it. If the call ended first (OnDone found
+  // no id yet), ends it here: each side sees the other's write under mu_, so
+  // exactly one of them calls End.
+  void Registered(const absl::StatusOr<uint64_t>& id) {
+    if (!id.ok()) {
+      Finish(id.status());
+      return;
+    }
     bool over, cancelled;
     {
       absl::MutexLock l(&mu_);
-      id_ = id;
+      id_ = *id;
       over = over_;
       cancelled = cancelled_;
     }
@@ -182,14 +188,9 @@ void ElectionService::AcceptCampaign() {
       absl::Duration ld = req->lease_duration_seconds() == 0
                               ? election_->options().default_lease_duration
                               : absl::Seconds(req->lease_duration_seconds());
-      auto id = election_->StartCampaign(
+      stream->Registered(election_->StartCampaign(
           election_->Key(req->lock().namespace_(), req->lock().name()),
-          identity, ld, stream);
-      if (!id.ok()) {
-        stream->Finish(id.status());
-      } else {
-        stream->Registered(*id);
-      }
+          identity, ld, stream));
     });
   });
   service_.RequestCampaign(stream->context(), req.get(), stream->writer(),
@@ -209,13 +210,9 @@ void ElectionService::AcceptObserve() {
         stream->Finish(s);
         return;
       }
-      auto id = election_->StartObserve(
-          election_->Key(req->lock().namespace_(), req->lock().name()), stream);
-      if (!id.ok()) {
-        stream->Finish(id.status());
-      } else {
-        stream->Registered(*id);
-      }
+      stream->Registered(election_->StartObserve(
+          election_->Key(req->lock().namespace_(), req->lock().name()),
+          stream));
     });
   });
   service_.RequestObserve(stream->context(), req.get(), stream->writer(),
