@@ -30,7 +30,7 @@ echo "bench: mcl (graceful $G, crash $C, cluster-loss $L)" >&2
   --ttl-seconds 2 | tee -a "$out"
 
 dir=$(mktemp -d /tmp/mcl-bench-XXXXXX)
-trap 'bash testbed/testbed.sh down --dir "$dir"' EXIT
+trap 'bash testbed/testbed.sh down --dir "$dir" && rm -rf "$dir"' EXIT
 MCL_TESTBED_QUIET=1 bash testbed/testbed.sh up --dir "$dir" --clusters 1
 # shellcheck disable=SC1091
 source "$dir/testbed.env"

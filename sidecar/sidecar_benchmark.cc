@@ -92,6 +92,52 @@ std::map<std::string, ThreadCpu> CpuByThread(pid_t pid) {
   return out;
 }
 
+// Resident memory by what is mapped (/proc/PID/smaps), largest first: each
+// shared library's file-backed pages, and "anon" for the heap, thread stacks
+// and the relocated (copied-on-write) pages of every library together.
+std::string RssByMapping(pid_t pid, size_t top) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/smaps"));
+  std::map<std::string, int64_t> file_kib;
+  int64_t anon_kib = 0;
+  std::string line, current;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (f.empty()) continue;
+    if (f[0].back() != ':') {  // a mapping's header: range perms ... path
+      current = f.size() >= 6 ? f[5].substr(f[5].rfind('/') + 1) : "";
+      continue;
+    }
+    int64_t v = 0;
+    if (f.size() < 2 || !absl::SimpleAtoi(f[1], &v)) continue;
+    if (f[0] == "Anonymous:") {
+      anon_kib += v;
+      if (!current.empty() && current[0] != '[') file_kib[current] -= v;
+    } else if (f[0] == "Rss:" && !current.empty() && current[0] != '[') {
+      file_kib[current] += v;
+    }
+  }
+  std::vector<std::pair<int64_t, std::string>> sorted;
+  int64_t file_total = 0;
+  for (const auto& [name, kib] : file_kib) {
+    sorted.emplace_back(kib, name);
+    file_total += kib;
+  }
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string out = absl::StrFormat("anon %.1f, files %.1f (",
+                                    anon_kib / 1024.0, file_total / 1024.0);
+  int64_t rest = file_total;
+  for (size_t i = 0; i < sorted.size() && i < top; ++i) {
+    absl::StrAppendFormat(&out, "%s%s %.1f", i == 0 ? "" : ", ",
+                          sorted[i].second, sorted[i].first / 1024.0);
+    rest -= sorted[i].first;
+  }
+  absl::StrAppendFormat(&out, ", %zu others %.1f) MiB",
+                        sorted.size() > top ? sorted.size() - top : 0,
+                        rest / 1024.0);
+  return out;
+}
+
 absl::Duration CpuTime(pid_t pid) {
   absl::Duration total;
   for (const auto& [tid, t] : CpuByThread(pid)) total += t.cpu;
@@ -204,6 +250,7 @@ int Run(int rounds, absl::Duration idle_window) {
   int64_t rss_anon = StatusKiB(pid, "RssAnon"),
           rss_file = StatusKiB(pid, "RssFile");
   int64_t threads = StatusKiB(pid, "Threads");
+  std::string by_mapping = RssByMapping(pid, 10);
   if (std::getenv("BENCH_VERBOSE") != nullptr) {
     std::ifstream st(absl::StrCat("/proc/", pid, "/status"));
     std::string line;
@@ -307,6 +354,7 @@ int Run(int rounds, absl::Duration idle_window) {
       static_cast<double>(rss_anon) / 1024.0,
       static_cast<double>(rss_file) / 1024.0);
   std::printf("| Threads | | %lld |\n", static_cast<long long>(threads));
+  std::printf("| Idle RSS by mapping | | %s |\n", by_mapping.c_str());
   std::printf("| Idle CPU by thread name, ms/s | | %s |\n",
               CpuByThreadName(threads0, threads1, wall).c_str());
   std::printf(

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,8 @@ class SidecarWithControllerTest : public ::testing::Test {
       if (s->process().running()) (void)s->process().Stop(absl::Seconds(10));
     }
     for (auto& c : controllers_) (void)c->Stop(absl::Seconds(10));
+    // The logs stay for a look after a failure; a passing test leaves nothing.
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
   mcl::v1::CampaignRequest Campaign(const std::string& lock) {

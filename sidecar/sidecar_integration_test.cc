@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,6 +77,12 @@ class SidecarTest : public ::testing::Test {
     auto cfg = kube::LoadKubeconfigFile(tb_.cluster(0).kubeconfig_admin);
     ASSERT_TRUE(cfg.ok()) << cfg.status();
     admin_ = std::move(*kube::KubeClient::Create(*cfg));
+  }
+
+  // Sidecars started by a test body have stopped by now. The logs stay for a
+  // look after a failure; a passing test leaves nothing.
+  void TearDown() override {
+    if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
   std::vector<std::string> Args(const std::string& identity) {
