@@ -75,6 +75,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
 
   auto kcfg = kube::LoadConfig(o.kubeconfig);
   if (!kcfg.ok()) return kcfg.status();
+  kube::SkipUnusedDefaultCaFile(*kcfg);
   auto kube = kube::KubeClient::Create(*kcfg);
   if (!kube.ok()) return kube.status();
   c->kube_ = std::move(*kube);

@@ -113,6 +113,7 @@ int Run(int argc, char** argv) {
              {{"error", std::string(config.status().message())}});
     return 1;
   }
+  kube::SkipUnusedDefaultCaFile(*config);
   kube::ClientOptions copts;
   copts.request_timeout = flags->request_timeout;
   copts.user_agent = "mcl-sidecar";

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <system_error>
 
 #include "absl/strings/match.h"
@@ -61,6 +62,11 @@ void ConfigureTls(boost::asio::ssl::context& ctx, const std::string& ca,
 bool IsSuccess(int code) { return code >= 200 && code < 300; }
 
 }  // namespace
+
+bool SkipUnusedDefaultCaFile(const Config& config) {
+  if (config.ca_pem.empty()) return false;
+  return setenv("SSL_CERT_FILE", "/dev/null", /*overwrite=*/1) == 0;
+}
 
 std::string QueryString(
     const std::vector<std::pair<std::string, std::string>>& params) {
