@@ -6,7 +6,8 @@
 namespace mcl::sidecar {
 namespace {
 
-// Watches end after this long on the server and are resumed from the last
+// Watches end on the server after this long, stretched at random up to twice
+// as long (kube::JitteredWatchTimeout), and are resumed from the last
 // resourceVersion.
 constexpr absl::Duration kWatchTimeout = absl::Minutes(5);
 

@@ -2,7 +2,9 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <optional>
+#include <random>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -194,9 +196,15 @@ bool Informer::SleepUnlessStopped(absl::Duration d) {
   return !stopping_;
 }
 
+absl::Duration JitteredWatchTimeout(absl::Duration min, double u) {
+  return min + min * std::clamp(u, 0.0, 0.999999);
+}
+
 void Informer::Run() {
   pthread_setname_np(pthread_self(), "informer");  // shows in top -H, perf
   Backoff backoff(options_.backoff);
+  std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
   bool need_list = true;
   auto stopping = [this] {
     absl::MutexLock l(&mu_);
@@ -215,7 +223,8 @@ void Informer::Run() {
     }
     bool progress = false;
     absl::Time started = absl::Now();
-    WatchEnd end = WatchOnce(&progress);
+    WatchEnd end = WatchOnce(
+        JitteredWatchTimeout(options_.watch_timeout, unit(rng)), &progress);
     bool lasted = absl::Now() - started > absl::Seconds(1);
     switch (end) {
       case WatchEnd::kStopped:
@@ -332,13 +341,13 @@ absl::Status Informer::ListAndReplace() {
   return absl::OkStatus();
 }
 
-Informer::WatchEnd Informer::WatchOnce(bool* progress) {
+Informer::WatchEnd Informer::WatchOnce(absl::Duration timeout, bool* progress) {
   WatchOptions wo;
   wo.label_selector = options_.label_selector;
   wo.field_selector = options_.field_selector;
   wo.resource_version = LastSyncResourceVersion();
   wo.allow_bookmarks = true;
-  wo.timeout = options_.watch_timeout;
+  wo.timeout = timeout;
   wo.idle_timeout = options_.watch_idle_timeout;
   {
     absl::MutexLock l(&mu_);

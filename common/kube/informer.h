@@ -58,8 +58,9 @@ struct InformerOptions {
   std::string label_selector;
   std::string field_selector;
   int64_t list_page_size = 500;
-  // Server-side watch duration before a clean re-watch; idle limit as in
-  // WatchOptions.
+  // Server-side watch duration before a clean re-watch: each watch asks for a
+  // random duration in [watch_timeout, 2 * watch_timeout) (see
+  // JitteredWatchTimeout). Idle limit as in WatchOptions.
   absl::Duration watch_timeout = absl::Minutes(5);
   absl::Duration watch_idle_timeout = absl::ZeroDuration();
   Backoff::Options backoff = {absl::Milliseconds(100), absl::Seconds(10), 2.0};
@@ -80,6 +81,12 @@ struct InformerOptions {
 };
 
 using ObjectPtr = std::shared_ptr<const Json>;
+
+// The server-side duration of one watch: `min` stretched by `u` (in [0, 1)) to
+// [min, 2 * min), as client-go's reflector does, so that the many clients an
+// apiserver restart or a rollout started together do not all re-watch (and
+// open new connections) together every `min` afterwards.
+absl::Duration JitteredWatchTimeout(absl::Duration min, double u);
 
 class Informer {
  public:
@@ -160,7 +167,7 @@ class Informer {
   ObjectPtr Materialize(const Cached& entry) const;
   void Run();
   absl::Status ListAndReplace();
-  WatchEnd WatchOnce(bool* made_progress);
+  WatchEnd WatchOnce(absl::Duration timeout, bool* made_progress);
   bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
   void RecordError(const absl::Status& s);
   bool SleepUnlessStopped(absl::Duration d);
