@@ -2,7 +2,9 @@
 // bed, the real mcl-controller and one real mcl-sidecar, then measures
 //   1. idle cost: RSS and CPU time per second of the sidecar holding 1 lock
 //      (LEADER, default 15 s lease, real controller with a 10 s session) with
-//      10 Observe streams open, and which threads spend that CPU;
+//      10 Observe streams open, and which threads spend that CPU; the pages
+//      it touches while idle, and its proportional and private memory next to
+//      a second idle sidecar;
 //   2. Observe fan-out: 100 observers of one lock; the status is changed (a
 //      new fencing token, written with the controller identity) `rounds`
 //      times; latency from the write to each observer receiving the event;
@@ -39,8 +41,9 @@ namespace {
 using ::mcl::testbed::Identity;
 using ::mcl::testbed::Subprocess;
 
-int64_t StatusKiB(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+// A "Field:  N kB" line of /proc/PID/<file> (status, smaps_rollup), or -1.
+int64_t ProcKiB(pid_t pid, const std::string& file, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/", file));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(field + ":", 0) == 0) {
@@ -53,18 +56,19 @@ int64_t StatusKiB(pid_t pid, const std::string& field) {
   return -1;
 }
 
-int64_t RssKiB(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::vector<std::string> f =
-          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
-      int64_t v = 0;
-      if (f.size() >= 2 && absl::SimpleAtoi(f[1], &v)) return v;
-    }
-  }
-  return -1;
+int64_t StatusKiB(pid_t pid, const std::string& field) {
+  return ProcKiB(pid, "status", field);
+}
+
+int64_t RssKiB(pid_t pid) { return StatusKiB(pid, "VmRSS"); }
+
+// Clears the accessed bits of every page of `pid`, so that smaps' Referenced
+// counts only the pages it touches from now on: its working set.
+bool ClearReferenced(pid_t pid) {
+  std::ofstream out(absl::StrCat("/proc/", pid, "/clear_refs"));
+  out << "1";
+  out.flush();
+  return static_cast<bool>(out);
 }
 
 // CPU time of each thread of `pid`, by thread id, with its name (schedstat:
@@ -211,6 +215,19 @@ int Run(int rounds, absl::Duration idle_window) {
     return 1;
   }
   pid_t pid = (*sc)->process().pid();
+  // A second, idle sidecar on the same machine, as on a node running several
+  // pods: the library pages it maps too are shared, so the first sidecar's
+  // Pss and private memory show what one more sidecar costs.
+  auto neighbour =
+      Sidecar::Start("neighbour", dir,
+                     {"--kubeconfig=" + tb.kubeconfig(0, Identity::kSidecar),
+                      "--namespace=" + ns, "--cluster-name=cluster-0",
+                      "--identity=neighbour"});
+  if (!neighbour.ok()) {
+    std::fprintf(stderr, "second sidecar: %s\n",
+                 neighbour.status().ToString().c_str());
+    return 1;
+  }
 
   // 0. Baseline: no lock, no stream (the watch of the namespace is not even
   // started yet).
@@ -239,6 +256,7 @@ int Run(int rounds, absl::Duration idle_window) {
       absl::Seconds(5));  // settle: the measurement is of a steady state
   absl::Duration cpu0 = CpuTime(pid);
   std::map<std::string, ThreadCpu> threads0 = CpuByThread(pid);
+  bool cleared = ClearReferenced(pid);
   absl::Time t0 = absl::Now();
   int64_t rss_max = 0;
   while (absl::Now() - t0 < idle_window) {
@@ -250,6 +268,11 @@ int Run(int rounds, absl::Duration idle_window) {
   int64_t rss_anon = StatusKiB(pid, "RssAnon"),
           rss_file = StatusKiB(pid, "RssFile");
   int64_t threads = StatusKiB(pid, "Threads");
+  int64_t referenced =
+      cleared ? ProcKiB(pid, "smaps_rollup", "Referenced") : -1;
+  int64_t pss = ProcKiB(pid, "smaps_rollup", "Pss");
+  int64_t uss = ProcKiB(pid, "smaps_rollup", "Private_Clean") +
+                ProcKiB(pid, "smaps_rollup", "Private_Dirty");
   std::string by_mapping = RssByMapping(pid, 10);
   if (std::getenv("BENCH_VERBOSE") != nullptr) {
     std::ifstream st(absl::StrCat("/proc/", pid, "/status"));
@@ -353,6 +376,14 @@ int Run(int rounds, absl::Duration idle_window) {
       "| | %.1f / %.1f MiB |\n",
       static_cast<double>(rss_anon) / 1024.0,
       static_cast<double>(rss_file) / 1024.0);
+  std::printf(
+      "| Idle working set: pages touched during the idle window (smaps "
+      "Referenced after clear_refs) | | %.1f MiB |\n",
+      static_cast<double>(referenced) / 1024.0);
+  std::printf(
+      "| With a second sidecar on the machine: proportional (Pss) / private "
+      "(Private_Clean + Private_Dirty) | | %.1f / %.1f MiB |\n",
+      static_cast<double>(pss) / 1024.0, static_cast<double>(uss) / 1024.0);
   std::printf("| Threads | | %lld |\n", static_cast<long long>(threads));
   std::printf("| Idle RSS by mapping | | %s |\n", by_mapping.c_str());
   std::printf("| Idle CPU by thread name, ms/s | | %s |\n",
@@ -385,6 +416,7 @@ int Run(int rounds, absl::Duration idle_window) {
   std::printf("| RSS with 100 observers | | %.1f MiB |\n",
               static_cast<double>(rss_fan) / 1024.0);
   (void)(*sc)->process().Stop(absl::Seconds(10));
+  (void)(*neighbour)->process().Stop(absl::Seconds(10));
   (void)ctl->Stop(absl::Seconds(10));
   return 0;
 }
