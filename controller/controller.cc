@@ -30,14 +30,6 @@ constexpr char kSessionAnnotation[] = "mcl.dev/session";
 constexpr char kConfirmedAnnotation[] = "mcl.dev/confirmed-resource-version";
 constexpr char kTtlAnnotation[] = "mcl.dev/session-ttl-ms";
 
-void SleepFor(absl::Duration d, const std::atomic<bool>* stop) {
-  const absl::Time end = absl::Now() + d;
-  while (absl::Now() < end) {
-    if (stop != nullptr && stop->load()) return;
-    absl::SleepFor(std::min(absl::Milliseconds(20), end - absl::Now()));
-  }
-}
-
 std::string StringAt(const Json& obj, std::initializer_list<const char*> path) {
   const Json* cur = &obj;
   for (const char* p : path) {
@@ -196,7 +188,7 @@ Controller::Controller(ControllerOptions options)
 }
 
 Controller::~Controller() {
-  stopping_ = true;
+  stopping_.Set();
   queue_.ShutDown();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
@@ -228,7 +220,7 @@ std::string Controller::LockKeyOf(const std::string& etcd_key) const {
 // ---- Replica election
 // --------------------------------------------------------------------------
 
-bool Controller::AcquireActive(const std::atomic<bool>* stop) {
+bool Controller::AcquireActive(const StopFlag* stop) {
   const kube::Resource& res = kube::LeaseResource();
   const absl::Duration poll =
       std::min(absl::Seconds(1), election_duration_ / 4);
@@ -236,7 +228,7 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
   std::string observed;
   absl::Duration observed_at;
   std::string standby_logged;
-  while (!stop->load()) {
+  while (!stop->IsSet()) {
     auto got = kube_->Get(res, options_.namespace_, election_name_);
     const absl::Duration now = clock_->Monotonic();
     const std::string wall = kube::FormatMicroTime(clock_->WallNow());
@@ -268,7 +260,7 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
         LogWarn("cannot read the election Lease",
                 {{"error", std::string(got.status().message())}});
       }
-      SleepFor(poll, stop);
+      stop->WaitFor(poll);
       continue;
     }
     const std::string holder = StringAt(*got, {"spec", "holderIdentity"});
@@ -313,7 +305,7 @@ bool Controller::AcquireActive(const std::atomic<bool>* stop) {
               {{"active", holder},
                {"lease_duration", absl::FormatDuration(election_duration_)}});
     }
-    SleepFor(poll, stop);
+    stop->WaitFor(poll);
   }
   return false;
 }
@@ -325,7 +317,7 @@ void Controller::RenewActiveLoop() {
   // it.
   const absl::Duration fence = election_duration_ * (1 - kRho) - kMargin;
   absl::Duration next = election_renewed_at_ + election_duration_ / 3;
-  while (!stopping_.load()) {
+  while (!stopping_.IsSet()) {
     const absl::Duration now = clock_->Monotonic();
     if (now >= election_renewed_at_ + fence) {
       LogError(
@@ -335,7 +327,8 @@ void Controller::RenewActiveLoop() {
       std::_Exit(1);
     }
     if (now < next) {
-      absl::SleepFor(std::min(absl::Milliseconds(20), next - now));
+      // Until the next renewal, or the fence if a retry would pass it.
+      stopping_.WaitFor(std::min(next, election_renewed_at_ + fence) - now);
       continue;
     }
     Json obj = election_obj_;
@@ -631,7 +624,7 @@ void Controller::SessionLoop() {
   bool first_view = true;
   std::string last_hb_error;
   absl::Duration next_trim = clock_->Monotonic() + absl::Seconds(30);
-  while (!stopping_.load()) {
+  while (!stopping_.IsSet()) {
     const absl::Duration now = clock_->Monotonic();
     int64_t lost_id = 0;
     bool need_session = false, need_watch = false, shutting_down = false;
@@ -748,6 +741,10 @@ void Controller::EnqueueAll() {
 
 int64_t Controller::LocksHeld() const {
   absl::MutexLock l(&mu_);
+  return LocksHeldLocked();
+}
+
+int64_t Controller::LocksHeldLocked() const {
   const SessionView v = tracker_.View(clock_->Monotonic());
   if (!v.alive) return 0;
   int64_t n = 0;
@@ -769,7 +766,7 @@ void Controller::ReconcileLock(const std::string& key) {
   std::vector<std::string> ns_name =
       absl::StrSplit(key, absl::MaxSplits('/', 1));
   if (ns_name.size() != 2) return;
-  for (int iteration = 0; iteration < 8 && !stopping_.load(); ++iteration) {
+  for (int iteration = 0; iteration < 8 && !stopping_.IsSet(); ++iteration) {
     kube::ObjectPtr obj = informer_->GetByKey(key);
     Json cur;
     bool have = false;
@@ -872,7 +869,7 @@ void Controller::ReconcileLock(const std::string& key) {
       last_why_.erase(key);
     }
   }
-  if (!stopping_.load())
+  if (!stopping_.IsSet())
     queue_.Add(key);  // still busy after 8 steps: let other locks run
 }
 
@@ -1017,7 +1014,7 @@ void Controller::PostEvent(const CrView& cr, const EventNote& note) {
 // ---- Run
 // ---------------------------------------------------------------------------------------
 
-int Controller::Run(const std::atomic<bool>* stop) {
+int Controller::Run(const StopFlag* stop) {
   std::map<std::string, HttpServer::Handler> handlers;
   handlers["/metrics"] = [this] {
     return std::make_pair(200, metrics_.Render());
@@ -1071,12 +1068,11 @@ int Controller::Run(const std::atomic<bool>* stop) {
     if (st.ok()) break;
     LogWarn("cannot reach etcd for the session; retrying",
             {{"error", std::string(st.message())}});
-    if (stop->load()) break;
-    SleepFor(backoff.Next(), stop);
+    if (stop->WaitFor(backoff.Next())) break;
   }
   threads_.emplace_back([this] { SessionLoop(); });
   informer_->Start();
-  while (!stop->load() && !informer_->WaitForSync(absl::Milliseconds(200))) {
+  while (!stop->IsSet() && !informer_->WaitForSync(absl::Milliseconds(200))) {
   }
   synced_ = informer_->HasSynced();
   LogInfo("informer synced", {{"locks", absl::StrCat(informer_->Size())}});
@@ -1085,7 +1081,7 @@ int Controller::Run(const std::atomic<bool>* stop) {
   }
   EnqueueAll();
 
-  while (!stop->load()) absl::SleepFor(absl::Milliseconds(20));
+  stop->WaitFor(absl::InfiniteDuration());
 
   // SIGTERM: revoke every lock (waiting for acks, bounded by the ack timeout),
   // then the session.
@@ -1099,8 +1095,21 @@ int Controller::Run(const std::atomic<bool>* stop) {
   EnqueueAll();
   const absl::Duration deadline =
       clock_->Monotonic() + options_.shutdown_timeout;
-  while (clock_->Monotonic() < deadline && LocksHeld() > 0) {
-    absl::SleepFor(absl::Milliseconds(10));
+  {
+    // Every release changes keys_ under mu_, which re-evaluates the condition
+    // at once; the 50 ms slices only bound how late a session that ends by
+    // time (no change to keys_) is noticed.
+    absl::MutexLock l(&mu_);
+    auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return LocksHeldLocked() == 0;
+    };
+    for (absl::Duration now = clock_->Monotonic();
+         now < deadline &&
+         !mu_.AwaitWithTimeout(
+             absl::Condition(&released),
+             std::min(absl::Milliseconds(50), deadline - now));
+         now = clock_->Monotonic()) {
+    }
   }
   const int64_t left = LocksHeld();
   int64_t sid;
@@ -1117,7 +1126,7 @@ int Controller::Run(const std::atomic<bool>* stop) {
     }
   }
   queue_.ShutDown();
-  stopping_ = true;
+  stopping_.Set();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -36,6 +36,7 @@
 #include "common/kube/client.h"
 #include "common/kube/events.h"
 #include "common/kube/informer.h"
+#include "common/stop_flag.h"
 #include "controller/lock_reconciler.h"
 #include "controller/metrics.h"
 #include "controller/session_tracker.h"
@@ -69,9 +70,10 @@ class Controller {
       ControllerOptions options);
   ~Controller();
 
-  // Runs until *stop becomes true (SIGTERM/SIGINT), then releases every lock it
-  // holds and returns the process exit code.
-  int Run(const std::atomic<bool>* stop);
+  // Runs until `stop` is set (main sets it on SIGTERM/SIGINT), then releases
+  // every lock it holds and returns the process exit code. `stop` must outlive
+  // the call.
+  int Run(const StopFlag* stop);
 
  private:
   struct KeyEntry {
@@ -85,7 +87,7 @@ class Controller {
   explicit Controller(ControllerOptions options);
 
   // Replica election (coordination.k8s.io Lease mcl-controller-<cluster>).
-  bool AcquireActive(const std::atomic<bool>* stop);
+  bool AcquireActive(const StopFlag* stop);
   void RenewActiveLoop();
   void ReleaseActive();
 
@@ -111,6 +113,7 @@ class Controller {
   bool NamespaceWatched(const std::string& ns) const;
   void EnqueueAll();
   int64_t LocksHeld() const;
+  int64_t LocksHeldLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   void PostEvent(const CrView& cr, const EventNote& note);
 
@@ -149,7 +152,7 @@ class Controller {
   kube::Json heartbeat_obj_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<bool> active_{false};
-  std::atomic<bool> stopping_{false};
+  StopFlag stopping_;  // set once the locks are released: threads exit
   std::atomic<bool> synced_{false};
   kube::Json election_obj_;  // the election Lease as last written (renewer
                              // thread only)

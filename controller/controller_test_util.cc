@@ -127,22 +127,16 @@ absl::Status Candidate::RenewOnce() {
 }
 
 void Candidate::Start() {
-  stop_ = false;
+  stop_ = std::make_unique<StopFlag>();
   (void)RenewOnce();
-  thread_ = std::thread([this] {
+  thread_ = std::thread([this, stop = stop_.get()] {
     const absl::Duration period = absl::Seconds(lease_seconds_) / 4;
-    while (!stop_.load()) {
-      const absl::Time next = absl::Now() + period;
-      while (!stop_.load() && absl::Now() < next)
-        absl::SleepFor(absl::Milliseconds(5));
-      if (stop_.load()) break;
-      (void)RenewOnce();
-    }
+    while (!stop->WaitFor(period)) (void)RenewOnce();
   });
 }
 
 absl::Time Candidate::Stop() {
-  stop_ = true;
+  if (stop_ != nullptr) stop_->Set();
   if (thread_.joinable()) thread_.join();
   absl::MutexLock l(&mu_);
   return last_renewal_;

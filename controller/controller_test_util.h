@@ -18,6 +18,7 @@
 #include "common/etcd/client.h"
 #include "common/etcd/kv.h"
 #include "common/kube/client.h"
+#include "common/stop_flag.h"
 #include "controller/lock_reconciler.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
@@ -92,7 +93,7 @@ class Candidate {
   kube::KubeClient* client_;
   std::string ns_, name_, holder_;
   int lease_seconds_;
-  std::atomic<bool> stop_{false};
+  std::unique_ptr<StopFlag> stop_;  // one per Start()
   std::atomic<int> renewals_{0};
   absl::Mutex mu_;
   absl::Time last_renewal_ ABSL_GUARDED_BY(mu_);

@@ -4,13 +4,13 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -20,12 +20,10 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/log.h"
+#include "common/stop_flag.h"
 #include "controller/controller.h"
 
 namespace {
-
-std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
 
 struct Flag {
   const char* name;
@@ -218,16 +216,30 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // SIGTERM/SIGINT are taken by one thread (sigwait), as in the sidecar:
+  // blocked here, before any thread exists, so every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
   auto controller = mcl::controller::Controller::Create(o);
   if (!controller.ok()) {
     mcl::LogError("cannot start",
                   {{"error", std::string(controller.status().message())}});
     return 2;
   }
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  return (*controller)->Run(&g_stop);
+  // Never freed: the signal thread may still be in sigwait when main returns.
+  static auto* stop = new mcl::StopFlag;
+  std::thread([sigs] {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) == 0) {
+      mcl::LogInfo("signal received; releasing every lock",
+                   {{"signal", absl::StrCat(sig)}});
+    }
+    stop->Set();
+  }).detach();
+  return (*controller)->Run(stop);
 }
