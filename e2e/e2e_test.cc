@@ -79,13 +79,8 @@ class EndToEndTest : public ::testing::Test {
   App* WaitForLeaderEverywhere(const std::string& not_identity,
                                absl::Duration timeout, int blind_cluster = -1) {
     absl::Time deadline = absl::Now() + timeout;
-    App* leader = nullptr;
-    while (absl::Now() < deadline) {
-      leader = fleet_->Leader();
-      if (leader != nullptr && leader->identity() != not_identity) break;
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-    if (leader == nullptr || leader->identity() == not_identity) return nullptr;
+    App* leader = fleet_->WaitForLeader(not_identity, timeout);
+    if (leader == nullptr) return nullptr;
     for (Observer* o : observers_) {
       if (!o->sidecar()->alive()) continue;  // its cluster is down
       if (o->sidecar()->cluster == blind_cluster) continue;

@@ -442,14 +442,39 @@ App* Fleet::Leader() {
 std::optional<absl::Duration> Fleet::NewLeaderAfter(const std::string& old,
                                                     absl::Duration start,
                                                     absl::Duration timeout) {
-  absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    for (const Interval& i : history_.Intervals()) {
-      if (i.app != old && i.start > start) return i.start - start;
+  std::optional<absl::Duration> after;
+  history_.WaitUntil(
+      [&](const std::vector<Interval>& intervals) {
+        for (const Interval& i : intervals) {
+          if (i.app != old && i.start > start) {
+            after = i.start - start;
+            return true;
+          }
+        }
+        return false;
+      },
+      timeout);
+  return after;
+}
+
+App* Fleet::WaitForLeader(const std::string& not_identity,
+                          absl::Duration timeout) {
+  auto other_app_leads = [&](const std::vector<Interval>& intervals) {
+    for (const Interval& i : intervals) {
+      if (i.end != absl::InfiniteDuration() || i.app == not_identity) continue;
+      for (auto& a : apps_) {
+        if (a->identity() == i.app) return true;
+      }
     }
-    absl::SleepFor(absl::Microseconds(500));
+    return false;
+  };
+  // Leadership can move again between the wait and the lookup: then wait on.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (history_.WaitUntil(other_app_leads, deadline - absl::Now())) {
+    App* leader = Leader();
+    if (leader != nullptr && leader->identity() != not_identity) return leader;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 absl::Status Fleet::KillCluster(int cluster) {

@@ -164,6 +164,9 @@ class Fleet {
   std::vector<App*> apps();
   // The app currently leading according to the history, or nullptr.
   App* Leader();
+  // Waits (on the history's changes) until an app other than `not_identity`
+  // leads; returns it, or nullptr after `timeout`.
+  App* WaitForLeader(const std::string& not_identity, absl::Duration timeout);
   // Time from `start` (monotonic) until an app other than `old` was told
   // LEADER; nullopt if none was within `timeout`. Measured from the history, so
   // polling late does not inflate it.

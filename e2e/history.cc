@@ -51,6 +51,16 @@ std::string History::CurrentLeader() const {
   return "";
 }
 
+bool History::WaitUntil(
+    const std::function<bool(const std::vector<Interval>&)>& holds,
+    absl::Duration timeout) const {
+  absl::MutexLock l(&mu_);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return holds(intervals_);
+  };
+  return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+}
+
 int64_t History::CurrentToken() const {
   absl::MutexLock l(&mu_);
   for (const Interval& i : intervals_) {

@@ -10,6 +10,7 @@
 #define MCL_E2E_HISTORY_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,6 +47,10 @@ class History {
   // The app leading now (open interval), or "" if none.
   std::string CurrentLeader() const;
   int64_t CurrentToken() const;
+  // Waits until `holds(intervals)` is true, checked at once and after every
+  // change to the history; false if `timeout` passes first.
+  bool WaitUntil(const std::function<bool(const std::vector<Interval>&)>& holds,
+                 absl::Duration timeout) const;
 
   // S1: no two intervals overlap. S2: tokens strictly increase in the order
   // leadership was granted. Observers: each one's tokens strictly increase, and
