@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -128,17 +129,18 @@ std::string RssByMapping(pid_t pid, size_t top) {
     file_total += kib;
   }
   std::sort(sorted.rbegin(), sorted.rend());
-  std::string out = absl::StrFormat("anon %.1f, files %.1f (",
-                                    anon_kib / 1024.0, file_total / 1024.0);
+  auto mib = [](int64_t kib) { return static_cast<double>(kib) / 1024.0; };
+  std::string out = absl::StrFormat("anon %.1f, files %.1f (", mib(anon_kib),
+                                    mib(file_total));
   int64_t rest = file_total;
   for (size_t i = 0; i < sorted.size() && i < top; ++i) {
     absl::StrAppendFormat(&out, "%s%s %.1f", i == 0 ? "" : ", ",
-                          sorted[i].second, sorted[i].first / 1024.0);
+                          sorted[i].second, mib(sorted[i].first));
     rest -= sorted[i].first;
   }
   absl::StrAppendFormat(&out, ", %zu others %.1f) MiB",
                         sorted.size() > top ? sorted.size() - top : 0,
-                        rest / 1024.0);
+                        mib(rest));
   return out;
 }
 
@@ -160,6 +162,7 @@ std::string CpuByThreadName(const std::map<std::string, ThreadCpu>& before,
         t.cpu - (it == before.end() ? absl::ZeroDuration() : it->second.cpu);
   }
   std::vector<std::pair<absl::Duration, std::string>> sorted;
+  sorted.reserve(by_name.size());
   for (const auto& [name, cpu] : by_name) sorted.emplace_back(cpu, name);
   std::sort(sorted.rbegin(), sorted.rend());
   std::string out;
@@ -175,7 +178,8 @@ std::string CpuByThreadName(const std::map<std::string, ThreadCpu>& before,
 
 absl::Duration Percentile(std::vector<absl::Duration> v, double p) {
   std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  auto i =
+      static_cast<size_t>(std::lround(p * static_cast<double>(v.size() - 1)));
   return v[std::min(i, v.size() - 1)];
 }
 
@@ -248,6 +252,7 @@ int Run(int rounds, absl::Duration idle_window) {
     return 1;
   }
   std::vector<std::unique_ptr<StreamReader>> idle_obs;
+  idle_obs.reserve(10);
   mcl::v1::ObserveRequest oreq;
   *oreq.mutable_lock() = Lock("idle-lock");
   for (int i = 0; i < 10; ++i)
