@@ -1,7 +1,6 @@
 // mcl-controller: the election controller of one cluster (docs/design.md).
 // Flags below; --help.
 #include <malloc.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -21,6 +20,7 @@
 #include "absl/time/time.h"
 #include "common/log.h"
 #include "common/stop_flag.h"
+#include "common/stop_signals.h"
 #include "controller/controller.h"
 
 namespace {
@@ -216,14 +216,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // SIGTERM/SIGINT are taken by one thread (sigwait), as in the sidecar:
-  // blocked here, before any thread exists, so every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  mcl::BlockStopSignals();  // before any thread starts
 
   auto controller = mcl::controller::Controller::Create(o);
   if (!controller.ok()) {
@@ -233,12 +226,10 @@ int main(int argc, char** argv) {
   }
   // Never freed: the signal thread may still be in sigwait when main returns.
   static auto* stop = new mcl::StopFlag;
-  std::thread([sigs] {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) == 0) {
-      mcl::LogInfo("signal received; releasing every lock",
-                   {{"signal", absl::StrCat(sig)}});
-    }
+  std::thread([] {
+    const int sig = mcl::WaitForStopSignal();
+    mcl::LogInfo("signal received; releasing every lock",
+                 {{"signal", absl::StrCat(sig)}});
     stop->Set();
   }).detach();
   return (*controller)->Run(stop);

@@ -459,22 +459,21 @@ std::optional<absl::Duration> Fleet::NewLeaderAfter(const std::string& old,
 
 App* Fleet::WaitForLeader(const std::string& not_identity,
                           absl::Duration timeout) {
-  auto other_app_leads = [&](const std::vector<Interval>& intervals) {
-    for (const Interval& i : intervals) {
-      if (i.end != absl::InfiniteDuration() || i.app == not_identity) continue;
-      for (auto& a : apps_) {
-        if (a->identity() == i.app) return true;
-      }
-    }
-    return false;
-  };
-  // Leadership can move again between the wait and the lookup: then wait on.
-  const absl::Time deadline = absl::Now() + timeout;
-  while (history_.WaitUntil(other_app_leads, deadline - absl::Now())) {
-    App* leader = Leader();
-    if (leader != nullptr && leader->identity() != not_identity) return leader;
-  }
-  return nullptr;
+  App* leader = nullptr;
+  history_.WaitUntil(
+      [&](const std::vector<Interval>& intervals) {
+        leader = nullptr;
+        for (const Interval& i : intervals) {
+          if (i.end != absl::InfiniteDuration() || i.app == not_identity)
+            continue;
+          for (auto& a : apps_) {
+            if (a->identity() == i.app) leader = a.get();
+          }
+        }
+        return leader != nullptr;
+      },
+      timeout);
+  return leader;
 }
 
 absl::Status Fleet::KillCluster(int cluster) {

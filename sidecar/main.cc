@@ -6,7 +6,6 @@
 #include <grpcpp/grpcpp.h>
 #include <malloc.h>
 #include <pplx/threadpool.h>
-#include <signal.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -22,6 +21,7 @@
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/log.h"
+#include "common/stop_signals.h"
 #include "sidecar/election.h"
 #include "sidecar/flags.h"
 #include "sidecar/health_service.h"
@@ -89,14 +89,7 @@ int Run(int argc, char** argv) {
     std::cout << Usage();
     return 0;
   }
-  // SIGTERM/SIGINT are handled by one thread (sigwait); block them before any
-  // thread starts.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  BlockStopSignals();  // before any thread starts; this thread waits for them
   // Memory budget (15 MiB): cpprestsdk's shared pool would start 40 threads and
   // glibc one malloc arena per busy thread; a sidecar needs neither. Both must
   // be set before any thread starts.
@@ -207,8 +200,7 @@ int Run(int argc, char** argv) {
            {"apiserver", config->server},
            {"metrics_port", http ? absl::StrCat(http->port()) : ""}});
 
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  const int sig = WaitForStopSignal();
   LogInfo("signal received; resigning every campaign",
           {{"signal", absl::StrCat(sig)}});
   health.SetServing(false);
