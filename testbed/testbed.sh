@@ -48,14 +48,34 @@ find_tool() {  # find_tool NAME ENVVAR: the cached tool from setup.sh, else PATH
   echo "$path"
 }
 
-# A free loopback port: bind port 0 and let the kernel choose. Ports handed out in this run are
-# remembered so two components never get the same one.
+# A free loopback port, chosen at random *below* the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range) and checked by binding it. All ports are chosen before the
+# components start, and those components open many client connections; a port from the ephemeral
+# range (what binding port 0 returns) could meanwhile become the local end of one of them, and the
+# component it was meant for would then fail to bind. Ports handed out in this run are remembered
+# so two components never get the same one.
 declare -A taken=()
 free_port() {
   local p
   for _ in 1 2 3 4 5 6 7 8 9 10; do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    [[ -z "${taken[$p]:-}" ]] && { taken[$p]=1; echo "$p"; return; }
+    p=$(python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(100):
+    # Below the ephemeral range when there is room for it; otherwise let the kernel choose.
+    port = random.randint(10000, low - 1) if low > 11000 else 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(s.getsockname()[1])
+        break
+    except OSError:
+        pass
+    finally:
+        s.close()
+PY
+)
+    [[ -n "$p" && -z "${taken[$p]:-}" ]] && { taken[$p]=1; echo "$p"; return; }
   done
   die "could not find a free port on 127.0.0.1"
 }
