@@ -1,13 +1,13 @@
 """Repository rules that bring Debian's system libraries and protos into the build, offline.
 
 pkg_config_repository: one cc_library per entry, its flags asked of pkg-config at fetch time; an
-entry ":libX.a" names an archive with no .pc file, linked where it stands: before the packages or
-after them. `compile_only` entries get
-the compile flags alone (gRPC's API, whose link every binary chooses: see bazel/mcl.bzl). Headers
-live in /usr/include, which the auto-configured gcc toolchain already searches.
-Libraries are linked statically wherever Debian ships the archive (`pkg-config --static`, each -lX
-that has a libX.a becomes -l:libX.a); glibc's libraries stay shared. A static binary maps only the
-code it uses: the idle sidecar's resident memory went from 25 to 14 MiB (docs/benchmarks.md).
+entry ":libX.a" names an archive with no .pc file, linked where it stands (before the packages or
+after them). `compile_only` entries get the compile flags alone (gRPC's API, whose link each binary
+chooses: see bazel/mcl.bzl). Headers live in /usr/include, which the auto-configured gcc toolchain
+already searches. Libraries are linked statically wherever Debian ships the archive (`pkg-config
+--static`, each -lX that has a libX.a becomes -l:libX.a); glibc and the compiler's runtime
+libraries stay shared. A static binary maps only the code it uses: the idle sidecar's resident
+memory went from 25.2 to 14.6 MiB (docs/benchmarks.md, Sidecar).
 
 debian_source_repository: a Debian source tarball that ./setup.sh downloaded into the mcl cache
 (checked against the sha256 Debian publishes), extracted and given a BUILD file. Bazel stays offline.
@@ -23,7 +23,8 @@ def _pkg_config(ctx, args):
              (" ".join(args), result.stderr))
     return result.stdout.strip().split(" ") if result.stdout.strip() else []
 
-# glibc's own libraries: linking them statically into a dynamically linked program is unsupported.
+# glibc's libraries (static parts of glibc in a dynamically linked program are unsupported) and the
+# compiler's runtime ones (libstdc++ and libgcc are made static by .bazelrc instead).
 _ALWAYS_SHARED = ["c", "m", "dl", "rt", "pthread", "atomic", "gcc_s"]
 
 def _static_libs(ctx, flags):
@@ -31,8 +32,6 @@ def _static_libs(ctx, flags):
     dirs = [f[2:] for f in flags if f.startswith("-L")] + ["/usr/lib/x86_64-linux-gnu", "/usr/lib"]
     out = []
     for f in flags:
-        if f.startswith("-L"):
-            continue
         if f.startswith("-l") and not f.startswith("-l:") and f[2:] not in _ALWAYS_SHARED:
             if [d for d in dirs if ctx.path(d + "/lib" + f[2:] + ".a").exists]:
                 f = "-l:lib" + f[2:] + ".a"

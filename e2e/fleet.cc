@@ -1,9 +1,6 @@
 #include "e2e/fleet.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <optional>
@@ -12,6 +9,7 @@
 #include "common/clock.h"
 #include "common/kube/config.h"
 #include "common/kube/informer.h"
+#include "testbed/cc/free_port.h"
 
 namespace mcl::e2e {
 namespace {
@@ -23,24 +21,6 @@ std::string SidecarKubeconfig(testbed::Testbed& tb, int cluster) {
 }  // namespace
 
 absl::Duration MonoNow() { return Clock::Real()->Monotonic(); }
-
-absl::StatusOr<int> FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return absl::InternalError("bind 127.0.0.1:0");
-  }
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
 
 // --- App --------------------------------------------------------------------
 
@@ -370,7 +350,7 @@ absl::StatusOr<Sidecar*> Fleet::AddSidecar(int cluster) {
 }
 
 absl::Status Fleet::RestartSidecar(Sidecar* s) {
-  auto port = FreePort();
+  auto port = testbed::FreeLoopbackPort();
   if (!port.ok()) return port.status();
   s->address = absl::StrCat("127.0.0.1:", *port);
   std::string log =

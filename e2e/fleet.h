@@ -201,9 +201,6 @@ class Fleet {
   int restarts_ = 0;
 };
 
-// A free TCP port on 127.0.0.1.
-absl::StatusOr<int> FreePort();
-
 // Monotonic now, as History records it.
 absl::Duration MonoNow();
 

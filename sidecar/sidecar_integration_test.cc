@@ -4,11 +4,8 @@
 // identity, following docs/design.md), so the tests can stop and delay
 // confirmations precisely; tests with the real controller are in
 // sidecar_controller_integration_test.cc.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "sidecar/testing/fake_controller.h"
 #include "sidecar/testing/sidecar_client.h"
+#include "testbed/cc/free_port.h"
 #include "testbed/cc/testbed.h"
 
 namespace mcl::sidecar::testing {
@@ -46,16 +44,9 @@ constexpr absl::Duration kTtl = absl::Seconds(2);
 constexpr absl::Duration kEventTimeout = absl::Seconds(20);
 
 int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
-  socklen_t len = sizeof(sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  int port = ntohs(sa.sin_port);
-  close(fd);
-  return port;
+  absl::StatusOr<int> port = testbed::FreeLoopbackPort();
+  EXPECT_TRUE(port.ok()) << port.status();
+  return port.value_or(0);
 }
 
 std::string Describe(const std::vector<ReceivedEvent>& h) {

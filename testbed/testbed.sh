@@ -7,6 +7,7 @@
 #   testbed.sh down --dir DIR                  stop everything started in DIR (by PID)
 #   testbed.sh stop  --dir DIR COMPONENT       stop one component (global-etcd, apiserver-I, etcd-I)
 #   testbed.sh start --dir DIR COMPONENT       start it again, on the same port and data
+#   testbed.sh free-port                       print a free 127.0.0.1 port, chosen as `up` chooses
 #
 # `up` writes DIR/testbed.env (shell syntax, read by tests and scripts):
 #   MCL_TESTBED_DIR, MCL_CLUSTERS, MCL_GLOBAL_ETCD (http://127.0.0.1:P), MCL_CA (the apiservers' CA),
@@ -35,8 +36,9 @@ while (($#)); do
     *) component="$1"; shift ;;
   esac
 done
-[[ -n "$cmd" ]] || die "usage: testbed.sh up|down|stop|start --dir DIR [--clusters N] (see --help)"
-[[ -n "$dir" ]] || die "--dir DIR is required"
+[[ -n "$cmd" ]] || die "usage: testbed.sh up|down|stop|start --dir DIR [--clusters N], or free-port (see --help)"
+case "$cmd" in up|down|stop|kill|start|free-port) ;; -h|--help) sed -n '2,16p' "$0"; exit 0 ;; *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;; esac
+[[ -n "$dir" || "$cmd" == free-port ]] || die "--dir DIR is required"
 [[ "$clusters" =~ ^[1-9][0-9]?$ ]] || die "--clusters must be a number from 1 to 99, got '$clusters'"
 
 find_tool() {  # find_tool NAME ENVVAR: the cached tool from setup.sh, else PATH
@@ -341,5 +343,6 @@ case "$cmd" in
   stop) cmd_stop ;;
   kill) cmd_kill ;;
   start) cmd_start ;;
-  *) die "unknown command '$cmd': up, down, stop, kill or start" ;;
+  free-port) free_port ;;
+  *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;;
 esac

@@ -50,7 +50,7 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+free_port() { "$repo/testbed/testbed.sh" free-port; }  # below the ephemeral range, as the test bed's
 wait_for() {  # wait_for SECONDS WHAT COMMAND...
   local secs="$1" what="$2" deadline=$((SECONDS + $1)); shift 2
   until "$@" >/dev/null 2>&1; do

@@ -18,6 +18,7 @@
 #include "common/etcd/watch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testbed/cc/free_port.h"
 
 namespace mcl::etcd {
 namespace {
@@ -27,7 +28,8 @@ using ::testing::AnyOf;
 using ::testing::HasSubstr;
 
 std::string DeadEndpoint() {
-  return absl::StrCat("127.0.0.1:", testing::FreePort());
+  absl::StatusOr<int> port = testbed::FreeLoopbackPort();
+  return absl::StrCat("127.0.0.1:", port.ok() ? *port : 1);
 }
 
 std::unique_ptr<Client> MustCreate(ClientConfig config) {

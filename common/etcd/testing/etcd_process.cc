@@ -7,10 +7,10 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "testbed/cc/free_port.h"
 
 namespace mcl::etcd::testing {
 namespace {
@@ -42,28 +42,6 @@ bool Connectable(int port) {
 
 }  // namespace
 
-int FreePort() {
-  // Ports handed out by this process are not handed out twice.
-  static std::set<int>* given = new std::set<int>();
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return 0;
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    int port = 0;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port = ntohs(addr.sin_port);
-    }
-    close(fd);
-    if (port != 0 && given->insert(port).second) return port;
-  }
-  return 0;
-}
-
 absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
     EtcdProcessOptions options) {
   std::unique_ptr<EtcdProcess> e(new EtcdProcess());
@@ -74,10 +52,10 @@ absl::StatusOr<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(
   if (mkdtemp(templ.data()) == nullptr)
     return absl::InternalError("mkdtemp failed");
   e->dir_ = templ;
-  e->client_port_ = FreePort();
-  e->peer_port_ = FreePort();
-  if (e->client_port_ == 0 || e->peer_port_ == 0) {
-    return absl::InternalError("no free port on 127.0.0.1");
+  for (int* port : {&e->client_port_, &e->peer_port_}) {
+    absl::StatusOr<int> p = testbed::FreeLoopbackPort();
+    if (!p.ok()) return p.status();
+    *port = *p;
   }
   if (e->options_.tls) {
     if (absl::Status s = e->MakeCerts(); !s.ok()) return s;

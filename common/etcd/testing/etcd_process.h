@@ -66,9 +66,6 @@ class EtcdProcess {
   std::optional<mcl::testbed::Subprocess> process_;
 };
 
-// A port on 127.0.0.1 that nothing listens on right now.
-int FreePort();
-
 }  // namespace mcl::etcd::testing
 
 #endif  // MCL_COMMON_ETCD_TESTING_ETCD_PROCESS_H_
