@@ -188,7 +188,7 @@ Controller::Controller(ControllerOptions options)
 }
 
 Controller::~Controller() {
-  stopping_.Set();
+  SignalStop();
   queue_.ShutDown();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
@@ -382,13 +382,14 @@ absl::Status Controller::EstablishSession(bool try_adopt) {
       metrics_.keepalives++;
       absl::MutexLock l(&mu_);
       tracker_.OnRenewed(r.id, r.ttl_seconds, r.sent_at, r.received_at);
-      keepalive_answered_ = true;
+      session_event_ = true;
     };
     cb.on_lost = [this, id](const absl::Status& why) {
       LogWarn("etcd session lost", {{"session", SessionHex(id)},
                                     {"why", std::string(why.message())}});
       absl::MutexLock l(&mu_);
       tracker_.OnLost(id);
+      session_event_ = true;
     };
     return cb;
   };
@@ -559,6 +560,7 @@ absl::Status Controller::StartKeyWatch() {
     absl::MutexLock l(&mu_);
     keys_known_ = false;
     watch_needs_restart_ = true;
+    session_event_ = true;
   };
   auto w = etcd::Watch::Start(etcd_.get(), wo, cb);
   if (!w.ok()) return w.status();
@@ -619,7 +621,11 @@ absl::Status Controller::PublishHeartbeat(const Heartbeat& hb) {
 void Controller::SessionLoop() {
   Backoff session_backoff({absl::Milliseconds(100), absl::Seconds(5), 2.0});
   Backoff watch_backoff({absl::Milliseconds(100), absl::Seconds(5), 2.0});
-  absl::Duration next_session_try, next_watch_try;
+  // A failed heartbeat write is retried soon (it may carry the confirmation a
+  // handoff waits for), then less and less often while the apiserver fails.
+  Backoff heartbeat_backoff({absl::Milliseconds(10), absl::Seconds(2), 2.0});
+  absl::Duration next_session_try, next_watch_try, next_heartbeat_try;
+  bool heartbeat_failed = false;
   SessionView last;
   bool first_view = true;
   std::string last_hb_error;
@@ -680,9 +686,10 @@ void Controller::SessionLoop() {
                      // every lock
     }
     std::optional<Heartbeat> hb;
-    {
+    if (!heartbeat_failed || clock_->Monotonic() >= next_heartbeat_try) {
       absl::MutexLock l(&mu_);
       hb = tracker_.TakeHeartbeat(clock_->Monotonic());
+      if (!hb) heartbeat_failed = false;  // nothing left to publish (lost)
     }
     if (hb) {
       absl::Status st = PublishHeartbeat(*hb);
@@ -691,11 +698,15 @@ void Controller::SessionLoop() {
           absl::MutexLock l(&mu_);
           tracker_.PublishFailed();
         }
+        heartbeat_failed = true;
+        next_heartbeat_try = clock_->Monotonic() + heartbeat_backoff.Next();
         if (last_hb_error != st.message()) {
           last_hb_error = std::string(st.message());
           LogWarn("heartbeat write failed", {{"error", last_hb_error}});
         }
       } else {
+        heartbeat_failed = false;
+        heartbeat_backoff.Reset();
         last_hb_error.clear();
       }
     }
@@ -705,15 +716,42 @@ void Controller::SessionLoop() {
       malloc_trim(0);
       next_trim = clock_->Monotonic() + absl::Seconds(30);
     }
-    // An answered keepalive wakes this loop at once: its confirmation is on
-    // the graceful-handoff path (design.md §Failover timings).
+    // Sleep until an event (session_event_: an answered keepalive wakes this
+    // loop at once, since its confirmation is on the graceful-handoff path,
+    // design.md §Failover timings) or the next deadline: the session's next
+    // change by time (loss, etcd unreachable), a retry, the trim. The cap is
+    // insurance only; every change the loop reacts to is one of those.
     absl::MutexLock l(&mu_);
-    auto renewed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return keepalive_answered_;
+    const absl::Duration now_end = clock_->Monotonic();
+    absl::Duration wake = std::min(next_trim, now_end + absl::Seconds(1));
+    if (std::optional<absl::Duration> t = tracker_.NextChangeByTime(now_end))
+      wake = std::min(wake, *t);
+    if ((tracker_.id() == 0 || tracker_.Lost(now_end)) &&
+        !tracker_.View(now_end).shutting_down)
+      wake = std::min(wake, next_session_try);
+    if (watch_needs_restart_) wake = std::min(wake, next_watch_try);
+    if (heartbeat_failed) wake = std::min(wake, next_heartbeat_try);
+    auto event = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return session_event_;
     };
-    mu_.AwaitWithTimeout(absl::Condition(&renewed), absl::Milliseconds(10));
-    keepalive_answered_ = false;
+    if (wake > now_end) {
+      mu_.AwaitWithTimeout(absl::Condition(&event), wake - now_end);
+    }
+    session_event_ = false;
   }
+}
+
+void Controller::RecordCallResult(bool ok) {
+  const absl::Duration now = clock_->Monotonic();
+  const bool was_reachable = tracker_.View(now).reachable;
+  tracker_.OnCallResult(ok, now);
+  if (tracker_.View(now).reachable != was_reachable) session_event_ = true;
+}
+
+void Controller::SignalStop() {
+  stopping_.Set();
+  absl::MutexLock l(&mu_);
+  session_event_ = true;
 }
 
 // ---- Reconcile
@@ -962,15 +1000,14 @@ bool Controller::Execute(const std::string& key, const Json& cur,
       absl::MutexLock l(&mu_);
       if (!r.ok()) {
         metrics_.etcd_errors++;
-        if (Unreachable(r.status()))
-          tracker_.OnCallResult(false, clock_->Monotonic());
+        if (Unreachable(r.status())) RecordCallResult(false);
         LogWarn("etcd transaction failed",
                 {{"lock", key},
                  {"action", ActionName(a.kind)},
                  {"error", std::string(r.status().message())}});
         return false;
       }
-      tracker_.OnCallResult(true, clock_->Monotonic());
+      RecordCallResult(true);
       if (r->succeeded) {
         if (a.kind == Action::kTxnDelete) {
           metrics_.releases++;
@@ -1091,6 +1128,7 @@ int Controller::Run(const StopFlag* stop) {
   {
     absl::MutexLock l(&mu_);
     tracker_.SetShuttingDown();
+    session_event_ = true;
   }
   EnqueueAll();
   const absl::Duration deadline =
@@ -1126,7 +1164,7 @@ int Controller::Run(const StopFlag* stop) {
     }
   }
   queue_.ShutDown();
-  stopping_.Set();
+  SignalStop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -97,6 +97,11 @@ class Controller {
   absl::Status StartKeyWatch();
   void SessionLoop();
   absl::Status PublishHeartbeat(const Heartbeat& hb);
+  // A KV call's result for the tracker; wakes SessionLoop when it changes
+  // whether etcd counts as reachable.
+  void RecordCallResult(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets stopping_ and wakes SessionLoop.
+  void SignalStop();
 
   void WorkerLoop();
   void ReconcileLock(const std::string& key);
@@ -139,7 +144,10 @@ class Controller {
 
   mutable absl::Mutex mu_;
   SessionTracker tracker_ ABSL_GUARDED_BY(mu_);
-  bool keepalive_answered_ ABSL_GUARDED_BY(mu_) = false;  // wakes SessionLoop
+  // Wakes SessionLoop: something it reacts to happened (an answered
+  // keepalive, a lost session, a watch to restart, etcd's reachability
+  // changed, shutdown, stop). Time-driven changes it computes itself.
+  bool session_event_ ABSL_GUARDED_BY(mu_) = false;
   std::map<std::string, KeyEntry> keys_ ABSL_GUARDED_BY(mu_);
   bool keys_known_ ABSL_GUARDED_BY(mu_) = false;
   bool watch_needs_restart_ ABSL_GUARDED_BY(mu_) = true;

@@ -86,15 +86,28 @@ std::optional<absl::Duration> SessionTracker::LossDeadline() const {
   return expiry_base_ + ttl_ * (1 - kRho) - kMargin;
 }
 
+std::optional<absl::Duration> SessionTracker::NextChangeByTime(
+    absl::Duration now) const {
+  if (id_ == 0 || Lost(now)) return std::nullopt;
+  absl::Duration next = *LossDeadline();
+  const absl::Duration unreachable_at = UnreachableAt();
+  if (!call_failed_ && unreachable_at > now)
+    next = std::min(next, unreachable_at);
+  return next;
+}
+
+absl::Duration SessionTracker::UnreachableAt() const {
+  // Keepalives go out every TTL/3; two missed answers mean etcd is not
+  // answering.
+  return last_answer_ + ttl_ * 2 / 3 + kMargin;
+}
+
 SessionView SessionTracker::View(absl::Duration now) const {
   SessionView v;
   v.id = id_;
   v.ttl = ttl_;
   v.alive = id_ != 0 && !Lost(now);
-  // Keepalives go out every TTL/3; two missed answers mean etcd is not
-  // answering.
-  v.reachable =
-      v.alive && !call_failed_ && now - last_answer_ < ttl_ * 2 / 3 + kMargin;
+  v.reachable = v.alive && !call_failed_ && now < UnreachableAt();
   v.confirmed_rv =
       has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
   v.shutting_down = shutting_down_;

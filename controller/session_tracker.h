@@ -85,9 +85,13 @@ class SessionTracker {
 
   SessionView View(absl::Duration now) const;
   bool Lost(absl::Duration now) const;
-  // The next moment View() can change by itself (the loss deadline), for
-  // scheduling a re-check.
+  // The loss deadline: from then on Lost() (none without a live session).
   std::optional<absl::Duration> LossDeadline() const;
+  // The next moment after `now` at which View(), Lost() or TakeHeartbeat() can
+  // change with no event in between: the loss deadline, or the moment etcd
+  // counts as unreachable for want of answers. None when only an event can
+  // change them. The controller's session loop sleeps until then.
+  std::optional<absl::Duration> NextChangeByTime(absl::Duration now) const;
   int64_t id() const { return id_; }
 
   // A confirmation not yet published (session or c changed since the last
@@ -98,6 +102,8 @@ class SessionTracker {
   void PublishFailed() { published_rv_ = -1; }
 
  private:
+  absl::Duration UnreachableAt() const;
+
   std::deque<std::pair<absl::Duration, int64_t>>
       processed_;  // (time, rv), both increasing
   int64_t id_ = 0;

@@ -61,6 +61,36 @@ TEST(SessionTrackerTest, LostWhenTheLeaseCouldHaveExpired) {
   EXPECT_FALSE(t.TakeHeartbeat(deadline + Ms(2)).has_value());
 }
 
+TEST(SessionTrackerTest, NextChangeByTimeIsWhenTheViewChangesWithoutEvents) {
+  SessionTracker t;
+  EXPECT_FALSE(t.NextChangeByTime(T0).has_value()) << "no session";
+  t.Started(1, kTtl, T0, kTtl);
+  t.OnRenewed(1, 2, T0 + Ms(500), T0 + Ms(510));
+  const absl::Duration unreachable = T0 + Ms(510) + kTtl * 2 / 3 + kMargin;
+  const absl::Duration lost = *t.LossDeadline();
+  ASSERT_LT(unreachable, lost);
+  // Walk time forward only to the moments it names: the view must not change
+  // between them, and must change at each.
+  absl::Duration now = T0 + Ms(510);
+  SessionView before = t.View(now);
+  EXPECT_TRUE(before.reachable);
+  ASSERT_EQ(t.NextChangeByTime(now), unreachable);
+  EXPECT_TRUE(t.View(unreachable - Ms(1)).reachable);
+  EXPECT_FALSE(t.View(unreachable).reachable);
+  now = unreachable;
+  ASSERT_EQ(t.NextChangeByTime(now), lost) << "next: the loss";
+  EXPECT_TRUE(t.View(lost - Ms(1)).alive);
+  EXPECT_FALSE(t.View(lost).alive);
+  EXPECT_FALSE(t.NextChangeByTime(lost).has_value())
+      << "lost: only a new session changes anything";
+  // A failed KV call makes etcd unreachable until an event: only the loss is
+  // left to wait for.
+  SessionTracker u;
+  u.Started(2, kTtl, T0, kTtl);
+  u.OnCallResult(false, T0 + Ms(10));
+  EXPECT_EQ(u.NextChangeByTime(T0 + Ms(10)), u.LossDeadline());
+}
+
 TEST(SessionTrackerTest, EtcdSayingGoneLosesAtOnce) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
