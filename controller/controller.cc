@@ -624,8 +624,8 @@ void Controller::SessionLoop() {
   // A failed heartbeat write is retried soon (it may carry the confirmation a
   // handoff waits for), then less and less often while the apiserver fails.
   Backoff heartbeat_backoff({absl::Milliseconds(10), absl::Seconds(2), 2.0});
-  absl::Duration next_session_try, next_watch_try, next_heartbeat_try;
-  bool heartbeat_failed = false;
+  absl::Duration next_session_try, next_watch_try;
+  std::optional<absl::Duration> heartbeat_retry_at;  // after a failed write
   SessionView last;
   bool first_view = true;
   std::string last_hb_error;
@@ -686,10 +686,10 @@ void Controller::SessionLoop() {
                      // every lock
     }
     std::optional<Heartbeat> hb;
-    if (!heartbeat_failed || clock_->Monotonic() >= next_heartbeat_try) {
+    if (!heartbeat_retry_at || clock_->Monotonic() >= *heartbeat_retry_at) {
       absl::MutexLock l(&mu_);
       hb = tracker_.TakeHeartbeat(clock_->Monotonic());
-      if (!hb) heartbeat_failed = false;  // nothing left to publish (lost)
+      if (!hb) heartbeat_retry_at.reset();  // nothing left to publish (lost)
     }
     if (hb) {
       absl::Status st = PublishHeartbeat(*hb);
@@ -698,14 +698,13 @@ void Controller::SessionLoop() {
           absl::MutexLock l(&mu_);
           tracker_.PublishFailed();
         }
-        heartbeat_failed = true;
-        next_heartbeat_try = clock_->Monotonic() + heartbeat_backoff.Next();
+        heartbeat_retry_at = clock_->Monotonic() + heartbeat_backoff.Next();
         if (last_hb_error != st.message()) {
           last_hb_error = std::string(st.message());
           LogWarn("heartbeat write failed", {{"error", last_hb_error}});
         }
       } else {
-        heartbeat_failed = false;
+        heartbeat_retry_at.reset();
         heartbeat_backoff.Reset();
         last_hb_error.clear();
       }
@@ -730,7 +729,7 @@ void Controller::SessionLoop() {
         !tracker_.View(now_end).shutting_down)
       wake = std::min(wake, next_session_try);
     if (watch_needs_restart_) wake = std::min(wake, next_watch_try);
-    if (heartbeat_failed) wake = std::min(wake, next_heartbeat_try);
+    if (heartbeat_retry_at) wake = std::min(wake, *heartbeat_retry_at);
     auto event = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return session_event_;
     };
@@ -743,9 +742,9 @@ void Controller::SessionLoop() {
 
 void Controller::RecordCallResult(bool ok) {
   const absl::Duration now = clock_->Monotonic();
-  const bool was_reachable = tracker_.View(now).reachable;
+  const bool was_reachable = tracker_.Reachable(now);
   tracker_.OnCallResult(ok, now);
-  if (tracker_.View(now).reachable != was_reachable) session_event_ = true;
+  if (tracker_.Reachable(now) != was_reachable) session_event_ = true;
 }
 
 void Controller::SignalStop() {
@@ -1134,19 +1133,19 @@ int Controller::Run(const StopFlag* stop) {
   const absl::Duration deadline =
       clock_->Monotonic() + options_.shutdown_timeout;
   {
-    // Every release changes keys_ under mu_, which re-evaluates the condition
-    // at once; the 50 ms slices only bound how late a session that ends by
-    // time (no change to keys_) is noticed.
+    // Every release and every loss of the session changes state under mu_,
+    // which re-evaluates the condition at once; the one change by time alone
+    // is the session's loss deadline, so each wait ends at that at the latest.
     absl::MutexLock l(&mu_);
     auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return LocksHeldLocked() == 0;
     };
-    for (absl::Duration now = clock_->Monotonic();
-         now < deadline &&
-         !mu_.AwaitWithTimeout(
-             absl::Condition(&released),
-             std::min(absl::Milliseconds(50), deadline - now));
+    for (absl::Duration now = clock_->Monotonic(); now < deadline;
          now = clock_->Monotonic()) {
+      absl::Duration until = deadline;
+      if (std::optional<absl::Duration> loss = tracker_.LossDeadline())
+        until = std::min(until, *loss);
+      if (mu_.AwaitWithTimeout(absl::Condition(&released), until - now)) break;
     }
   }
   const int64_t left = LocksHeld();

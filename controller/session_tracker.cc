@@ -102,12 +102,16 @@ absl::Duration SessionTracker::UnreachableAt() const {
   return last_answer_ + ttl_ * 2 / 3 + kMargin;
 }
 
+bool SessionTracker::Reachable(absl::Duration now) const {
+  return id_ != 0 && !Lost(now) && !call_failed_ && now < UnreachableAt();
+}
+
 SessionView SessionTracker::View(absl::Duration now) const {
   SessionView v;
   v.id = id_;
   v.ttl = ttl_;
   v.alive = id_ != 0 && !Lost(now);
-  v.reachable = v.alive && !call_failed_ && now < UnreachableAt();
+  v.reachable = Reachable(now);
   v.confirmed_rv =
       has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
   v.shutting_down = shutting_down_;

@@ -85,6 +85,8 @@ class SessionTracker {
 
   SessionView View(absl::Duration now) const;
   bool Lost(absl::Duration now) const;
+  // View(now).reachable, without building the view.
+  bool Reachable(absl::Duration now) const;
   // The loss deadline: from then on Lost() (none without a live session).
   std::optional<absl::Duration> LossDeadline() const;
   // The next moment after `now` at which View(), Lost() or TakeHeartbeat() can

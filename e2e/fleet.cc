@@ -411,13 +411,14 @@ std::vector<App*> Fleet::apps() {
   return out;
 }
 
-App* Fleet::Leader() {
-  std::string id = history_.CurrentLeader();
+App* Fleet::AppWithIdentity(const std::string& identity) {
   for (auto& a : apps_) {
-    if (a->identity() == id) return a.get();
+    if (a->identity() == identity) return a.get();
   }
   return nullptr;
 }
+
+App* Fleet::Leader() { return AppWithIdentity(history_.CurrentLeader()); }
 
 std::optional<absl::Duration> Fleet::NewLeaderAfter(const std::string& old,
                                                     absl::Duration start,
@@ -444,11 +445,8 @@ App* Fleet::WaitForLeader(const std::string& not_identity,
       [&](const std::vector<Interval>& intervals) {
         leader = nullptr;
         for (const Interval& i : intervals) {
-          if (i.end != absl::InfiniteDuration() || i.app == not_identity)
-            continue;
-          for (auto& a : apps_) {
-            if (a->identity() == i.app) leader = a.get();
-          }
+          if (i.end == absl::InfiniteDuration() && i.app != not_identity)
+            leader = AppWithIdentity(i.app);
         }
         return leader != nullptr;
       },

@@ -190,6 +190,9 @@ class Fleet {
 
  private:
   explicit Fleet(FleetOptions options) : options_(std::move(options)) {}
+  // The app named `identity`, or nullptr.
+  App* AppWithIdentity(const std::string& identity);
+
   FleetOptions options_;
   std::unique_ptr<testbed::Testbed> testbed_;
   std::vector<std::unique_ptr<testbed::Subprocess>> controllers_;

@@ -23,6 +23,7 @@ CRD="$repo/helm/mcl/crds/multiclusterleases.mcl.dev.yaml"
 RBAC="$here/rbac.yaml"
 
 die() { echo "testbed: $*" >&2; exit 1; }
+usage() { sed -n '2,16p' "$0"; exit 0; }
 log() { [[ -n "${MCL_TESTBED_QUIET:-}" ]] || echo "testbed: $*" >&2; }
 
 cmd="${1:-}"; shift || true
@@ -31,13 +32,13 @@ while (($#)); do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --clusters) clusters="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) usage ;;
     -*) die "unknown flag $1 (see --help)" ;;
     *) component="$1"; shift ;;
   esac
 done
 [[ -n "$cmd" ]] || die "usage: testbed.sh up|down|stop|start --dir DIR [--clusters N], or free-port (see --help)"
-case "$cmd" in up|down|stop|kill|start|free-port) ;; -h|--help) sed -n '2,16p' "$0"; exit 0 ;; *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;; esac
+case "$cmd" in up|down|stop|kill|start|free-port) ;; -h|--help) usage ;; *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;; esac
 [[ -n "$dir" || "$cmd" == free-port ]] || die "--dir DIR is required"
 [[ "$clusters" =~ ^[1-9][0-9]?$ ]] || die "--clusters must be a number from 1 to 99, got '$clusters'"
 
