@@ -1,6 +1,7 @@
 #include "common/stop_flag.h"
 
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
@@ -40,6 +41,43 @@ TEST(StopFlagTest, SetWakesAnUnboundedWaiter) {
   EXPECT_TRUE(returned.WaitForNotificationWithTimeout(absl::Seconds(10)));
   waiter.join();
   EXPECT_TRUE(result);
+}
+
+// Every waiter wakes, not only the first one.
+TEST(StopFlagTest, SetWakesEveryWaiter) {
+  StopFlag stop;
+  constexpr int kWaiters = 4;
+  absl::Notification returned[kWaiters];
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < kWaiters; ++i) {
+    waiters.emplace_back([&, i] {
+      stop.WaitFor(absl::InfiniteDuration());
+      returned[i].Notify();
+    });
+  }
+  stop.Set();
+  for (auto& r : returned) {
+    EXPECT_TRUE(r.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  }
+  for (auto& t : waiters) t.join();
+}
+
+TEST(StopFlagTest, RunsOnAFakeClock) {
+  FakeClock clock;
+  StopFlag stop(&clock);
+  absl::Notification returned;
+  bool result = true;
+  const absl::Duration deadline = clock.Monotonic() + absl::Seconds(30);
+  std::thread waiter([&] {
+    result = stop.WaitUntil(deadline);
+    returned.Notify();
+  });
+  clock.Advance(absl::Seconds(29));
+  EXPECT_FALSE(returned.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  clock.Advance(absl::Seconds(2));
+  EXPECT_TRUE(returned.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  waiter.join();
+  EXPECT_FALSE(result);
 }
 
 }  // namespace
