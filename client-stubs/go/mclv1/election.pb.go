@@ -25,6 +25,7 @@ package mclv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -46,7 +47,9 @@ const (
 	State_NO_LEADER State = 1
 	// Another candidate leads; `leader` names it.
 	State_FOLLOWER State = 2
-	// This Campaign's candidate leads; `leader` carries its fencing token and acquire time.
+	// This Campaign's candidate leads; `leader` carries its fencing token and acquire time, and
+	// `validity` the instant after which the app must stop unless it hears more. Repeated with the
+	// same grant and a later `validity` while the grant stays confirmed (a renewal, not a new grant).
 	State_LEADER State = 3
 	// This Campaign's candidate led and no longer does (resigned, deposed, or its confirmation lapsed).
 	// Sent before any other candidate can be granted the lock. Stop acting as leader at once.
@@ -535,7 +538,10 @@ type LeadershipEvent struct {
 	// Sidecar wall-clock time when the event was produced; informational.
 	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
 	// For LOST: why (e.g. "resigned", "confirmation lapsed", "another candidate was granted").
-	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// For LEADER: until when the app may act as leader unless it receives another event. Absent for
+	// every other state (and from sidecars older than this field).
+	Validity      *Validity `protobuf:"bytes,6,opt,name=validity,proto3" json:"validity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -605,11 +611,96 @@ func (x *LeadershipEvent) GetReason() string {
 	return ""
 }
 
+func (x *LeadershipEvent) GetValidity() *Validity {
+	if x != nil {
+		return x.Validity
+	}
+	return nil
+}
+
+// How long a LEADER event entitles the app to act as leader, on the monotonic clock the app and its
+// sidecar share. App and sidecar run in one pod, on one node, under one kernel; CLOCK_MONOTONIC is
+// the kernel's, not the process's, so both read the same value at the same instant (Kubernetes does
+// not put containers in separate time namespaces). The sidecar computes the bound as its own LOST
+// deadline for the grant (docs/design.md, "The app's bound"), so no delay in delivering this event
+// can extend it: a late event only leaves less time.
+type Validity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CLOCK_MONOTONIC, in nanoseconds, at or after which the app must act as if it had received LOST
+	// unless a later event arrived. Go: golang.org/x/sys/unix.ClockGettime(CLOCK_MONOTONIC);
+	// Python: time.clock_gettime_ns(time.CLOCK_MONOTONIC) (time.monotonic_ns() on Linux); Java:
+	// System.nanoTime() (HotSpot on Linux); Node.js: process.hrtime.bigint(); C++:
+	// std::chrono::steady_clock (libstdc++) or clock_gettime(CLOCK_MONOTONIC).
+	ValidUntilMonotonicNs int64 `protobuf:"varint,1,opt,name=valid_until_monotonic_ns,json=validUntilMonotonicNs,proto3" json:"valid_until_monotonic_ns,omitempty"`
+	// The sidecar's CLOCK_MONOTONIC, in nanoseconds, when it sent this event. An event is received
+	// after it is sent, so a client that reads its own CLOCK_MONOTONIC on receipt and finds it
+	// smaller than this is not on the sidecar's clock (another host, or another time namespace): it
+	// must not use `valid_until_monotonic_ns` and must not act as leader; the client libraries fail
+	// the campaign with an error that says so.
+	SentMonotonicNs int64 `protobuf:"varint,2,opt,name=sent_monotonic_ns,json=sentMonotonicNs,proto3" json:"sent_monotonic_ns,omitempty"`
+	// valid_until_monotonic_ns - sent_monotonic_ns: the validity left when the event was sent. For
+	// display; never add it to a receive time (that would extend the bound by the delivery delay).
+	Remaining     *durationpb.Duration `protobuf:"bytes,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Validity) Reset() {
+	*x = Validity{}
+	mi := &file_mcl_v1_election_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Validity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Validity) ProtoMessage() {}
+
+func (x *Validity) ProtoReflect() protoreflect.Message {
+	mi := &file_mcl_v1_election_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Validity.ProtoReflect.Descriptor instead.
+func (*Validity) Descriptor() ([]byte, []int) {
+	return file_mcl_v1_election_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Validity) GetValidUntilMonotonicNs() int64 {
+	if x != nil {
+		return x.ValidUntilMonotonicNs
+	}
+	return 0
+}
+
+func (x *Validity) GetSentMonotonicNs() int64 {
+	if x != nil {
+		return x.SentMonotonicNs
+	}
+	return 0
+}
+
+func (x *Validity) GetRemaining() *durationpb.Duration {
+	if x != nil {
+		return x.Remaining
+	}
+	return nil
+}
+
 var File_mcl_v1_election_proto protoreflect.FileDescriptor
 
 const file_mcl_v1_election_proto_rawDesc = "" +
 	"\n" +
-	"\x15mcl/v1/election.proto\x12\x06mcl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"\x15mcl/v1/election.proto\x12\x06mcl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
 	"\aLockRef\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"\x88\x01\n" +
@@ -633,13 +724,18 @@ const file_mcl_v1_election_proto_rawDesc = "" +
 	"\bidentity\x18\x01 \x01(\tR\bidentity\x12\x18\n" +
 	"\acluster\x18\x02 \x01(\tR\acluster\x12#\n" +
 	"\rfencing_token\x18\x03 \x01(\x03R\ffencingToken\x12=\n" +
-	"\facquire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vacquireTime\"\xcb\x01\n" +
+	"\facquire_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vacquireTime\"\xf9\x01\n" +
 	"\x0fLeadershipEvent\x12#\n" +
 	"\x04lock\x18\x01 \x01(\v2\x0f.mcl.v1.LockRefR\x04lock\x12#\n" +
 	"\x05state\x18\x02 \x01(\x0e2\r.mcl.v1.StateR\x05state\x12&\n" +
 	"\x06leader\x18\x03 \x01(\v2\x0e.mcl.v1.LeaderR\x06leader\x12.\n" +
 	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason*Q\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12,\n" +
+	"\bvalidity\x18\x06 \x01(\v2\x10.mcl.v1.ValidityR\bvalidity\"\xa8\x01\n" +
+	"\bValidity\x127\n" +
+	"\x18valid_until_monotonic_ns\x18\x01 \x01(\x03R\x15validUntilMonotonicNs\x12*\n" +
+	"\x11sent_monotonic_ns\x18\x02 \x01(\x03R\x0fsentMonotonicNs\x127\n" +
+	"\tremaining\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\tremaining*Q\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tNO_LEADER\x10\x01\x12\f\n" +
@@ -668,7 +764,7 @@ func file_mcl_v1_election_proto_rawDescGZIP() []byte {
 }
 
 var file_mcl_v1_election_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_mcl_v1_election_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mcl_v1_election_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mcl_v1_election_proto_goTypes = []any{
 	(State)(0),                    // 0: mcl.v1.State
 	(*LockRef)(nil),               // 1: mcl.v1.LockRef
@@ -680,7 +776,9 @@ var file_mcl_v1_election_proto_goTypes = []any{
 	(*LeaderResponse)(nil),        // 7: mcl.v1.LeaderResponse
 	(*Leader)(nil),                // 8: mcl.v1.Leader
 	(*LeadershipEvent)(nil),       // 9: mcl.v1.LeadershipEvent
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Validity)(nil),              // 10: mcl.v1.Validity
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
 }
 var file_mcl_v1_election_proto_depIdxs = []int32{
 	1,  // 0: mcl.v1.CampaignRequest.lock:type_name -> mcl.v1.LockRef
@@ -688,24 +786,26 @@ var file_mcl_v1_election_proto_depIdxs = []int32{
 	1,  // 2: mcl.v1.ObserveRequest.lock:type_name -> mcl.v1.LockRef
 	1,  // 3: mcl.v1.LeaderRequest.lock:type_name -> mcl.v1.LockRef
 	8,  // 4: mcl.v1.LeaderResponse.leader:type_name -> mcl.v1.Leader
-	10, // 5: mcl.v1.Leader.acquire_time:type_name -> google.protobuf.Timestamp
+	11, // 5: mcl.v1.Leader.acquire_time:type_name -> google.protobuf.Timestamp
 	1,  // 6: mcl.v1.LeadershipEvent.lock:type_name -> mcl.v1.LockRef
 	0,  // 7: mcl.v1.LeadershipEvent.state:type_name -> mcl.v1.State
 	8,  // 8: mcl.v1.LeadershipEvent.leader:type_name -> mcl.v1.Leader
-	10, // 9: mcl.v1.LeadershipEvent.time:type_name -> google.protobuf.Timestamp
-	2,  // 10: mcl.v1.Election.Campaign:input_type -> mcl.v1.CampaignRequest
-	3,  // 11: mcl.v1.Election.Resign:input_type -> mcl.v1.ResignRequest
-	5,  // 12: mcl.v1.Election.Observe:input_type -> mcl.v1.ObserveRequest
-	6,  // 13: mcl.v1.Election.Leader:input_type -> mcl.v1.LeaderRequest
-	9,  // 14: mcl.v1.Election.Campaign:output_type -> mcl.v1.LeadershipEvent
-	4,  // 15: mcl.v1.Election.Resign:output_type -> mcl.v1.ResignResponse
-	9,  // 16: mcl.v1.Election.Observe:output_type -> mcl.v1.LeadershipEvent
-	7,  // 17: mcl.v1.Election.Leader:output_type -> mcl.v1.LeaderResponse
-	14, // [14:18] is the sub-list for method output_type
-	10, // [10:14] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 9: mcl.v1.LeadershipEvent.time:type_name -> google.protobuf.Timestamp
+	10, // 10: mcl.v1.LeadershipEvent.validity:type_name -> mcl.v1.Validity
+	12, // 11: mcl.v1.Validity.remaining:type_name -> google.protobuf.Duration
+	2,  // 12: mcl.v1.Election.Campaign:input_type -> mcl.v1.CampaignRequest
+	3,  // 13: mcl.v1.Election.Resign:input_type -> mcl.v1.ResignRequest
+	5,  // 14: mcl.v1.Election.Observe:input_type -> mcl.v1.ObserveRequest
+	6,  // 15: mcl.v1.Election.Leader:input_type -> mcl.v1.LeaderRequest
+	9,  // 16: mcl.v1.Election.Campaign:output_type -> mcl.v1.LeadershipEvent
+	4,  // 17: mcl.v1.Election.Resign:output_type -> mcl.v1.ResignResponse
+	9,  // 18: mcl.v1.Election.Observe:output_type -> mcl.v1.LeadershipEvent
+	7,  // 19: mcl.v1.Election.Leader:output_type -> mcl.v1.LeaderResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mcl_v1_election_proto_init() }
@@ -719,7 +819,7 @@ func file_mcl_v1_election_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mcl_v1_election_proto_rawDesc), len(file_mcl_v1_election_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

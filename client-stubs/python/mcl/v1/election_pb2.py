@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mcl/v1/election.proto\x12\x06mcl.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x07LockRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"b\n\x0f\x43\x61mpaignRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x1e\n\x16lease_duration_seconds\x18\x03 \x01(\x05\"@\n\rResignRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x10\n\x08identity\x18\x02 \x01(\t\"$\n\x0eResignResponse\x12\x12\n\nwas_leader\x18\x01 \x01(\x08\"/\n\x0eObserveRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\".\n\rLeaderRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\"0\n\x0eLeaderResponse\x12\x1e\n\x06leader\x18\x01 \x01(\x0b\x32\x0e.mcl.v1.Leader\"t\n\x06Leader\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x15\n\rfencing_token\x18\x03 \x01(\x03\x12\x30\n\x0c\x61\x63quire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x01\n\x0fLeadershipEvent\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x1c\n\x05state\x18\x02 \x01(\x0e\x32\r.mcl.v1.State\x12\x1e\n\x06leader\x18\x03 \x01(\x0b\x32\x0e.mcl.v1.Leader\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t*Q\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\r\n\tNO_LEADER\x10\x01\x12\x0c\n\x08\x46OLLOWER\x10\x02\x12\n\n\x06LEADER\x10\x03\x12\x08\n\x04LOST\x10\x04\x32\xfa\x01\n\x08\x45lection\x12>\n\x08\x43\x61mpaign\x12\x17.mcl.v1.CampaignRequest\x1a\x17.mcl.v1.LeadershipEvent0\x01\x12\x37\n\x06Resign\x12\x15.mcl.v1.ResignRequest\x1a\x16.mcl.v1.ResignResponse\x12<\n\x07Observe\x12\x16.mcl.v1.ObserveRequest\x1a\x17.mcl.v1.LeadershipEvent0\x01\x12\x37\n\x06Leader\x12\x15.mcl.v1.LeaderRequest\x1a\x16.mcl.v1.LeaderResponseB7\n\ndev.mcl.v1P\x01Z\'mcl.dev/mcl/client-stubs/go/mclv1;mclv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15mcl/v1/election.proto\x12\x06mcl.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x07LockRef\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"b\n\x0f\x43\x61mpaignRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x10\n\x08identity\x18\x02 \x01(\t\x12\x1e\n\x16lease_duration_seconds\x18\x03 \x01(\x05\"@\n\rResignRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x10\n\x08identity\x18\x02 \x01(\t\"$\n\x0eResignResponse\x12\x12\n\nwas_leader\x18\x01 \x01(\x08\"/\n\x0eObserveRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\".\n\rLeaderRequest\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\"0\n\x0eLeaderResponse\x12\x1e\n\x06leader\x18\x01 \x01(\x0b\x32\x0e.mcl.v1.Leader\"t\n\x06Leader\x12\x10\n\x08identity\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x15\n\rfencing_token\x18\x03 \x01(\x03\x12\x30\n\x0c\x61\x63quire_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xcc\x01\n\x0fLeadershipEvent\x12\x1d\n\x04lock\x18\x01 \x01(\x0b\x32\x0f.mcl.v1.LockRef\x12\x1c\n\x05state\x18\x02 \x01(\x0e\x32\r.mcl.v1.State\x12\x1e\n\x06leader\x18\x03 \x01(\x0b\x32\x0e.mcl.v1.Leader\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\"\n\x08validity\x18\x06 \x01(\x0b\x32\x10.mcl.v1.Validity\"u\n\x08Validity\x12 \n\x18valid_until_monotonic_ns\x18\x01 \x01(\x03\x12\x19\n\x11sent_monotonic_ns\x18\x02 \x01(\x03\x12,\n\tremaining\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration*Q\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\r\n\tNO_LEADER\x10\x01\x12\x0c\n\x08\x46OLLOWER\x10\x02\x12\n\n\x06LEADER\x10\x03\x12\x08\n\x04LOST\x10\x04\x32\xfa\x01\n\x08\x45lection\x12>\n\x08\x43\x61mpaign\x12\x17.mcl.v1.CampaignRequest\x1a\x17.mcl.v1.LeadershipEvent0\x01\x12\x37\n\x06Resign\x12\x15.mcl.v1.ResignRequest\x1a\x16.mcl.v1.ResignResponse\x12<\n\x07Observe\x12\x16.mcl.v1.ObserveRequest\x1a\x17.mcl.v1.LeadershipEvent0\x01\x12\x37\n\x06Leader\x12\x15.mcl.v1.LeaderRequest\x1a\x16.mcl.v1.LeaderResponseB7\n\ndev.mcl.v1P\x01Z\'mcl.dev/mcl/client-stubs/go/mclv1;mclv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +34,28 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mcl.v1.election_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\ndev.mcl.v1P\001Z\'mcl.dev/mcl/client-stubs/go/mclv1;mclv1'
-  _globals['_STATE']._serialized_start=750
-  _globals['_STATE']._serialized_end=831
-  _globals['_LOCKREF']._serialized_start=66
-  _globals['_LOCKREF']._serialized_end=108
-  _globals['_CAMPAIGNREQUEST']._serialized_start=110
-  _globals['_CAMPAIGNREQUEST']._serialized_end=208
-  _globals['_RESIGNREQUEST']._serialized_start=210
-  _globals['_RESIGNREQUEST']._serialized_end=274
-  _globals['_RESIGNRESPONSE']._serialized_start=276
-  _globals['_RESIGNRESPONSE']._serialized_end=312
-  _globals['_OBSERVEREQUEST']._serialized_start=314
-  _globals['_OBSERVEREQUEST']._serialized_end=361
-  _globals['_LEADERREQUEST']._serialized_start=363
-  _globals['_LEADERREQUEST']._serialized_end=409
-  _globals['_LEADERRESPONSE']._serialized_start=411
-  _globals['_LEADERRESPONSE']._serialized_end=459
-  _globals['_LEADER']._serialized_start=461
-  _globals['_LEADER']._serialized_end=577
-  _globals['_LEADERSHIPEVENT']._serialized_start=580
-  _globals['_LEADERSHIPEVENT']._serialized_end=748
-  _globals['_ELECTION']._serialized_start=834
-  _globals['_ELECTION']._serialized_end=1084
+  _globals['_STATE']._serialized_start=937
+  _globals['_STATE']._serialized_end=1018
+  _globals['_LOCKREF']._serialized_start=98
+  _globals['_LOCKREF']._serialized_end=140
+  _globals['_CAMPAIGNREQUEST']._serialized_start=142
+  _globals['_CAMPAIGNREQUEST']._serialized_end=240
+  _globals['_RESIGNREQUEST']._serialized_start=242
+  _globals['_RESIGNREQUEST']._serialized_end=306
+  _globals['_RESIGNRESPONSE']._serialized_start=308
+  _globals['_RESIGNRESPONSE']._serialized_end=344
+  _globals['_OBSERVEREQUEST']._serialized_start=346
+  _globals['_OBSERVEREQUEST']._serialized_end=393
+  _globals['_LEADERREQUEST']._serialized_start=395
+  _globals['_LEADERREQUEST']._serialized_end=441
+  _globals['_LEADERRESPONSE']._serialized_start=443
+  _globals['_LEADERRESPONSE']._serialized_end=491
+  _globals['_LEADER']._serialized_start=493
+  _globals['_LEADER']._serialized_end=609
+  _globals['_LEADERSHIPEVENT']._serialized_start=612
+  _globals['_LEADERSHIPEVENT']._serialized_end=816
+  _globals['_VALIDITY']._serialized_start=818
+  _globals['_VALIDITY']._serialized_end=935
+  _globals['_ELECTION']._serialized_start=1021
+  _globals['_ELECTION']._serialized_end=1271
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -85,15 +86,27 @@ class Leader(_message.Message):
     def __init__(self, identity: _Optional[str] = ..., cluster: _Optional[str] = ..., fencing_token: _Optional[int] = ..., acquire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class LeadershipEvent(_message.Message):
-    __slots__ = ("lock", "state", "leader", "time", "reason")
+    __slots__ = ("lock", "state", "leader", "time", "reason", "validity")
     LOCK_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LEADER_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VALIDITY_FIELD_NUMBER: _ClassVar[int]
     lock: LockRef
     state: State
     leader: Leader
     time: _timestamp_pb2.Timestamp
     reason: str
-    def __init__(self, lock: _Optional[_Union[LockRef, _Mapping]] = ..., state: _Optional[_Union[State, str]] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    validity: Validity
+    def __init__(self, lock: _Optional[_Union[LockRef, _Mapping]] = ..., state: _Optional[_Union[State, str]] = ..., leader: _Optional[_Union[Leader, _Mapping]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reason: _Optional[str] = ..., validity: _Optional[_Union[Validity, _Mapping]] = ...) -> None: ...
+
+class Validity(_message.Message):
+    __slots__ = ("valid_until_monotonic_ns", "sent_monotonic_ns", "remaining")
+    VALID_UNTIL_MONOTONIC_NS_FIELD_NUMBER: _ClassVar[int]
+    SENT_MONOTONIC_NS_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    valid_until_monotonic_ns: int
+    sent_monotonic_ns: int
+    remaining: _duration_pb2.Duration
+    def __init__(self, valid_until_monotonic_ns: _Optional[int] = ..., sent_monotonic_ns: _Optional[int] = ..., remaining: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

@@ -77,12 +77,25 @@ class ElectionServicer:
         LOST before that lease could have expired when confirmations stop. An app must stop acting as
         leader when it receives LOST, and should pass `fencing_token` to anything it writes.
 
+        Every LEADER event carries a `validity` bound: the instant on the node's CLOCK_MONOTONIC after
+        which the app must stop acting as leader unless a later event arrived, exactly as if it had
+        received LOST. The bound is never later than the sidecar's own LOST deadline, so an app that
+        honours it stops in time even when the sidecar is frozen or the connection to it stalls. While
+        the grant stays confirmed the sidecar sends LEADER again, with the same grant and a later bound,
+        each time the bound moves forward (about every third of the controller's session TTL), so a
+        healthy leader's bound never lapses. A repeated LEADER with the same fencing token is such a
+        renewal, not a new grant. The client libraries (client-stubs/) enforce the bound for you.
+
         Errors:
         INVALID_ARGUMENT    empty or invalid lock name or namespace, identity longer than 128 bytes,
         lease_duration_seconds outside [2, 3600].
         ALREADY_EXISTS      this identity already campaigns for this lock on this sidecar.
         UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts, or the
         previous campaign of this identity for this lock is still resigning.
+        NOT_FOUND           the lock's namespace does not exist in this cluster (the message names
+        it); the stream ends with this status after its first event.
+        ALREADY_EXISTS      also when another sidecar of this cluster holds the candidacy of the
+        same identity for this lock: one identity must not campaign twice.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,6 +59,11 @@ public final class ElectionOuterClass {
   static final 
     com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
       internal_static_mcl_v1_LeadershipEvent_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_mcl_v1_Validity_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessageV3.FieldAccessorTable
+      internal_static_mcl_v1_Validity_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -68,39 +73,45 @@ public final class ElectionOuterClass {
       descriptor;
   static {
     java.lang.String[] descriptorData = {
-      "\n\025mcl/v1/election.proto\022\006mcl.v1\032\037google/" +
-      "protobuf/timestamp.proto\"*\n\007LockRef\022\021\n\tn" +
-      "amespace\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\"b\n\017Campaign" +
-      "Request\022\035\n\004lock\030\001 \001(\0132\017.mcl.v1.LockRef\022\020" +
-      "\n\010identity\030\002 \001(\t\022\036\n\026lease_duration_secon" +
-      "ds\030\003 \001(\005\"@\n\rResignRequest\022\035\n\004lock\030\001 \001(\0132" +
-      "\017.mcl.v1.LockRef\022\020\n\010identity\030\002 \001(\t\"$\n\016Re" +
-      "signResponse\022\022\n\nwas_leader\030\001 \001(\010\"/\n\016Obse" +
-      "rveRequest\022\035\n\004lock\030\001 \001(\0132\017.mcl.v1.LockRe" +
-      "f\".\n\rLeaderRequest\022\035\n\004lock\030\001 \001(\0132\017.mcl.v" +
-      "1.LockRef\"0\n\016LeaderResponse\022\036\n\006leader\030\001 " +
-      "\001(\0132\016.mcl.v1.Leader\"t\n\006Leader\022\020\n\010identit" +
-      "y\030\001 \001(\t\022\017\n\007cluster\030\002 \001(\t\022\025\n\rfencing_toke" +
-      "n\030\003 \001(\003\0220\n\014acquire_time\030\004 \001(\0132\032.google.p" +
-      "rotobuf.Timestamp\"\250\001\n\017LeadershipEvent\022\035\n" +
-      "\004lock\030\001 \001(\0132\017.mcl.v1.LockRef\022\034\n\005state\030\002 " +
-      "\001(\0162\r.mcl.v1.State\022\036\n\006leader\030\003 \001(\0132\016.mcl" +
-      ".v1.Leader\022(\n\004time\030\004 \001(\0132\032.google.protob" +
-      "uf.Timestamp\022\016\n\006reason\030\005 \001(\t*Q\n\005State\022\025\n" +
-      "\021STATE_UNSPECIFIED\020\000\022\r\n\tNO_LEADER\020\001\022\014\n\010F" +
-      "OLLOWER\020\002\022\n\n\006LEADER\020\003\022\010\n\004LOST\020\0042\372\001\n\010Elec" +
-      "tion\022>\n\010Campaign\022\027.mcl.v1.CampaignReques" +
-      "t\032\027.mcl.v1.LeadershipEvent0\001\0227\n\006Resign\022\025" +
-      ".mcl.v1.ResignRequest\032\026.mcl.v1.ResignRes" +
-      "ponse\022<\n\007Observe\022\026.mcl.v1.ObserveRequest" +
-      "\032\027.mcl.v1.LeadershipEvent0\001\0227\n\006Leader\022\025." +
-      "mcl.v1.LeaderRequest\032\026.mcl.v1.LeaderResp" +
-      "onseB7\n\ndev.mcl.v1P\001Z\'mcl.dev/mcl/client" +
-      "-stubs/go/mclv1;mclv1b\006proto3"
+      "\n\025mcl/v1/election.proto\022\006mcl.v1\032\036google/" +
+      "protobuf/duration.proto\032\037google/protobuf" +
+      "/timestamp.proto\"*\n\007LockRef\022\021\n\tnamespace" +
+      "\030\001 \001(\t\022\014\n\004name\030\002 \001(\t\"b\n\017CampaignRequest\022" +
+      "\035\n\004lock\030\001 \001(\0132\017.mcl.v1.LockRef\022\020\n\010identi" +
+      "ty\030\002 \001(\t\022\036\n\026lease_duration_seconds\030\003 \001(\005" +
+      "\"@\n\rResignRequest\022\035\n\004lock\030\001 \001(\0132\017.mcl.v1" +
+      ".LockRef\022\020\n\010identity\030\002 \001(\t\"$\n\016ResignResp" +
+      "onse\022\022\n\nwas_leader\030\001 \001(\010\"/\n\016ObserveReque" +
+      "st\022\035\n\004lock\030\001 \001(\0132\017.mcl.v1.LockRef\".\n\rLea" +
+      "derRequest\022\035\n\004lock\030\001 \001(\0132\017.mcl.v1.LockRe" +
+      "f\"0\n\016LeaderResponse\022\036\n\006leader\030\001 \001(\0132\016.mc" +
+      "l.v1.Leader\"t\n\006Leader\022\020\n\010identity\030\001 \001(\t\022" +
+      "\017\n\007cluster\030\002 \001(\t\022\025\n\rfencing_token\030\003 \001(\003\022" +
+      "0\n\014acquire_time\030\004 \001(\0132\032.google.protobuf." +
+      "Timestamp\"\314\001\n\017LeadershipEvent\022\035\n\004lock\030\001 " +
+      "\001(\0132\017.mcl.v1.LockRef\022\034\n\005state\030\002 \001(\0162\r.mc" +
+      "l.v1.State\022\036\n\006leader\030\003 \001(\0132\016.mcl.v1.Lead" +
+      "er\022(\n\004time\030\004 \001(\0132\032.google.protobuf.Times" +
+      "tamp\022\016\n\006reason\030\005 \001(\t\022\"\n\010validity\030\006 \001(\0132\020" +
+      ".mcl.v1.Validity\"u\n\010Validity\022 \n\030valid_un" +
+      "til_monotonic_ns\030\001 \001(\003\022\031\n\021sent_monotonic" +
+      "_ns\030\002 \001(\003\022,\n\tremaining\030\003 \001(\0132\031.google.pr" +
+      "otobuf.Duration*Q\n\005State\022\025\n\021STATE_UNSPEC" +
+      "IFIED\020\000\022\r\n\tNO_LEADER\020\001\022\014\n\010FOLLOWER\020\002\022\n\n\006" +
+      "LEADER\020\003\022\010\n\004LOST\020\0042\372\001\n\010Election\022>\n\010Campa" +
+      "ign\022\027.mcl.v1.CampaignRequest\032\027.mcl.v1.Le" +
+      "adershipEvent0\001\0227\n\006Resign\022\025.mcl.v1.Resig" +
+      "nRequest\032\026.mcl.v1.ResignResponse\022<\n\007Obse" +
+      "rve\022\026.mcl.v1.ObserveRequest\032\027.mcl.v1.Lea" +
+      "dershipEvent0\001\0227\n\006Leader\022\025.mcl.v1.Leader" +
+      "Request\032\026.mcl.v1.LeaderResponseB7\n\ndev.m" +
+      "cl.v1P\001Z\'mcl.dev/mcl/client-stubs/go/mcl" +
+      "v1;mclv1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
+          com.google.protobuf.DurationProto.getDescriptor(),
           com.google.protobuf.TimestampProto.getDescriptor(),
         });
     internal_static_mcl_v1_LockRef_descriptor =
@@ -156,7 +167,14 @@ public final class ElectionOuterClass {
     internal_static_mcl_v1_LeadershipEvent_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
         internal_static_mcl_v1_LeadershipEvent_descriptor,
-        new java.lang.String[] { "Lock", "State", "Leader", "Time", "Reason", });
+        new java.lang.String[] { "Lock", "State", "Leader", "Time", "Reason", "Validity", });
+    internal_static_mcl_v1_Validity_descriptor =
+      getDescriptor().getMessageTypes().get(9);
+    internal_static_mcl_v1_Validity_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessageV3.FieldAccessorTable(
+        internal_static_mcl_v1_Validity_descriptor,
+        new java.lang.String[] { "ValidUntilMonotonicNs", "SentMonotonicNs", "Remaining", });
+    com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
   }
 

@@ -212,6 +212,47 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int VALIDITY_FIELD_NUMBER = 6;
+  private dev.mcl.v1.Validity validity_;
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   * @return Whether the validity field is set.
+   */
+  @java.lang.Override
+  public boolean hasValidity() {
+    return validity_ != null;
+  }
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   * @return The validity.
+   */
+  @java.lang.Override
+  public dev.mcl.v1.Validity getValidity() {
+    return validity_ == null ? dev.mcl.v1.Validity.getDefaultInstance() : validity_;
+  }
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   */
+  @java.lang.Override
+  public dev.mcl.v1.ValidityOrBuilder getValidityOrBuilder() {
+    return validity_ == null ? dev.mcl.v1.Validity.getDefaultInstance() : validity_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -241,6 +282,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(reason_)) {
       com.google.protobuf.GeneratedMessageV3.writeString(output, 5, reason_);
     }
+    if (validity_ != null) {
+      output.writeMessage(6, getValidity());
+    }
     getUnknownFields().writeTo(output);
   }
 
@@ -268,6 +312,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessageV3.isStringEmpty(reason_)) {
       size += com.google.protobuf.GeneratedMessageV3.computeStringSize(5, reason_);
+    }
+    if (validity_ != null) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(6, getValidity());
     }
     size += getUnknownFields().getSerializedSize();
     memoizedSize = size;
@@ -302,6 +350,11 @@ private static final long serialVersionUID = 0L;
     }
     if (!getReason()
         .equals(other.getReason())) return false;
+    if (hasValidity() != other.hasValidity()) return false;
+    if (hasValidity()) {
+      if (!getValidity()
+          .equals(other.getValidity())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -329,6 +382,10 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + REASON_FIELD_NUMBER;
     hash = (53 * hash) + getReason().hashCode();
+    if (hasValidity()) {
+      hash = (37 * hash) + VALIDITY_FIELD_NUMBER;
+      hash = (53 * hash) + getValidity().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -475,6 +532,11 @@ private static final long serialVersionUID = 0L;
         timeBuilder_ = null;
       }
       reason_ = "";
+      validity_ = null;
+      if (validityBuilder_ != null) {
+        validityBuilder_.dispose();
+        validityBuilder_ = null;
+      }
       return this;
     }
 
@@ -528,6 +590,11 @@ private static final long serialVersionUID = 0L;
       }
       if (((from_bitField0_ & 0x00000010) != 0)) {
         result.reason_ = reason_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.validity_ = validityBuilder_ == null
+            ? validity_
+            : validityBuilder_.build();
       }
     }
 
@@ -592,6 +659,9 @@ private static final long serialVersionUID = 0L;
         bitField0_ |= 0x00000010;
         onChanged();
       }
+      if (other.hasValidity()) {
+        mergeValidity(other.getValidity());
+      }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
       return this;
@@ -649,6 +719,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 42
+            case 50: {
+              input.readMessage(
+                  getValidityFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1238,6 +1315,170 @@ private static final long serialVersionUID = 0L;
       bitField0_ |= 0x00000010;
       onChanged();
       return this;
+    }
+
+    private dev.mcl.v1.Validity validity_;
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.mcl.v1.Validity, dev.mcl.v1.Validity.Builder, dev.mcl.v1.ValidityOrBuilder> validityBuilder_;
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     * @return Whether the validity field is set.
+     */
+    public boolean hasValidity() {
+      return ((bitField0_ & 0x00000020) != 0);
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     * @return The validity.
+     */
+    public dev.mcl.v1.Validity getValidity() {
+      if (validityBuilder_ == null) {
+        return validity_ == null ? dev.mcl.v1.Validity.getDefaultInstance() : validity_;
+      } else {
+        return validityBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public Builder setValidity(dev.mcl.v1.Validity value) {
+      if (validityBuilder_ == null) {
+        if (value == null) {
+          throw new NullPointerException();
+        }
+        validity_ = value;
+      } else {
+        validityBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public Builder setValidity(
+        dev.mcl.v1.Validity.Builder builderForValue) {
+      if (validityBuilder_ == null) {
+        validity_ = builderForValue.build();
+      } else {
+        validityBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public Builder mergeValidity(dev.mcl.v1.Validity value) {
+      if (validityBuilder_ == null) {
+        if (((bitField0_ & 0x00000020) != 0) &&
+          validity_ != null &&
+          validity_ != dev.mcl.v1.Validity.getDefaultInstance()) {
+          getValidityBuilder().mergeFrom(value);
+        } else {
+          validity_ = value;
+        }
+      } else {
+        validityBuilder_.mergeFrom(value);
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public Builder clearValidity() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      validity_ = null;
+      if (validityBuilder_ != null) {
+        validityBuilder_.dispose();
+        validityBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public dev.mcl.v1.Validity.Builder getValidityBuilder() {
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return getValidityFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    public dev.mcl.v1.ValidityOrBuilder getValidityOrBuilder() {
+      if (validityBuilder_ != null) {
+        return validityBuilder_.getMessageOrBuilder();
+      } else {
+        return validity_ == null ?
+            dev.mcl.v1.Validity.getDefaultInstance() : validity_;
+      }
+    }
+    /**
+     * <pre>
+     * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+     * every other state (and from sidecars older than this field).
+     * </pre>
+     *
+     * <code>.mcl.v1.Validity validity = 6;</code>
+     */
+    private com.google.protobuf.SingleFieldBuilderV3<
+        dev.mcl.v1.Validity, dev.mcl.v1.Validity.Builder, dev.mcl.v1.ValidityOrBuilder> 
+        getValidityFieldBuilder() {
+      if (validityBuilder_ == null) {
+        validityBuilder_ = new com.google.protobuf.SingleFieldBuilderV3<
+            dev.mcl.v1.Validity, dev.mcl.v1.Validity.Builder, dev.mcl.v1.ValidityOrBuilder>(
+                getValidity(),
+                getParentForChildren(),
+                isClean());
+        validity_ = null;
+      }
+      return validityBuilder_;
     }
     @java.lang.Override
     public final Builder setUnknownFields(

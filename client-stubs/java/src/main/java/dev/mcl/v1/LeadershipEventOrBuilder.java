@@ -106,4 +106,34 @@ public interface LeadershipEventOrBuilder extends
    */
   com.google.protobuf.ByteString
       getReasonBytes();
+
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   * @return Whether the validity field is set.
+   */
+  boolean hasValidity();
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   * @return The validity.
+   */
+  dev.mcl.v1.Validity getValidity();
+  /**
+   * <pre>
+   * For LEADER: until when the app may act as leader unless it receives another event. Absent for
+   * every other state (and from sidecars older than this field).
+   * </pre>
+   *
+   * <code>.mcl.v1.Validity validity = 6;</code>
+   */
+  dev.mcl.v1.ValidityOrBuilder getValidityOrBuilder();
 }

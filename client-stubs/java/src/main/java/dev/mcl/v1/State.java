@@ -30,7 +30,9 @@ public enum State
   FOLLOWER(2),
   /**
    * <pre>
-   * This Campaign's candidate leads; `leader` carries its fencing token and acquire time.
+   * This Campaign's candidate leads; `leader` carries its fencing token and acquire time, and
+   * `validity` the instant after which the app must stop unless it hears more. Repeated with the
+   * same grant and a later `validity` while the grant stays confirmed (a renewal, not a new grant).
    * </pre>
    *
    * <code>LEADER = 3;</code>
@@ -70,7 +72,9 @@ public enum State
   public static final int FOLLOWER_VALUE = 2;
   /**
    * <pre>
-   * This Campaign's candidate leads; `leader` carries its fencing token and acquire time.
+   * This Campaign's candidate leads; `leader` carries its fencing token and acquire time, and
+   * `validity` the instant after which the app must stop unless it hears more. Repeated with the
+   * same grant and a later `validity` while the grant stays confirmed (a renewal, not a new grant).
    * </pre>
    *
    * <code>LEADER = 3;</code>
