@@ -17,18 +17,19 @@ Election::Election(ElectionOptions options, std::unique_ptr<LeaseStore> store,
       table_(LockTable::Options{options_.cluster, options_.clock},
              LockTable::Hooks{
                  [this] { writer_.Kick(); },
-                 [this] { writer_.Kick(); },
+                 [this](absl::Duration deadline) { timer_.Arm(deadline); },
                  [this](const std::string& hb, const std::string& ns) {
                    return subscriptions_.Heartbeat(hb, ns);
                  },
                  [this] { campaign_removed_.Notify(); },
              }),
       subscriptions_(watches_.get(), &table_),
+      timer_(options_.clock, [this] { return table_.TickDeadlines(); }),
       writer_(&table_, store_.get(), options_.clock) {}
 
 Election::~Election() {
-  // The watches first: their callbacks reach the writer through the table's
-  // hooks, and the writer is destroyed before the table.
+  // The watches first: their callbacks reach the writer and the timer through
+  // the table's hooks (see the members' order).
   subscriptions_.Stop();
 }
 

@@ -5,6 +5,8 @@
 //   * Subscriptions (subscriptions.h): the MultiClusterLease watches, one per
 //     namespace, and the heartbeat Lease watches, on informer threads;
 //   * SpecWriter (spec_writer.h): the thread that makes the spec writes;
+//   * DeadlineTimer (deadline_timer.h): the thread that sends LOST at each
+//     campaign's deadline, whatever the writer's requests are doing;
 // and answers the API (election_api.h): it waits for a namespace's first sync
 // and asks the apiserver directly when the watch is failing, outside every
 // mutex, on the caller's thread (a gRPC worker).
@@ -22,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "sidecar/deadline_timer.h"
 #include "sidecar/election_api.h"
 #include "sidecar/lease_store.h"
 #include "sidecar/lock_table.h"
@@ -94,10 +97,14 @@ class Election : public ElectionApi {
   const std::unique_ptr<WatchFactory> watches_;
   // Notified when a campaign is removed (Shutdown waits on it).
   Wakeup campaign_removed_;
-  // Declared in the order they are built; destroyed in reverse: the writer's
-  // thread stops first, then the watches, then the table they feed.
+  // Built in this order, destroyed in reverse after ~Election stopped the
+  // watches (whose callbacks reach the table, and through its hooks the
+  // writer and the timer): the writer first (its thread may still arm the
+  // timer), then the timer (its thread calls only the table and itself), then
+  // the table.
   LockTable table_;
   Subscriptions subscriptions_;
+  DeadlineTimer timer_;
   SpecWriter writer_;
 };
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/synchronization/notification.h"
+#include "common/kube/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "sidecar/testing/fake_kube.h"
@@ -104,9 +105,11 @@ class ElectionTest : public ::testing::Test {
         });
     EXPECT_TRUE(r.ok()) << r.status();
   }
-  // A heartbeat confirming every write up to the current resourceVersion.
-  void Confirm() {
-    kube_.PublishHeartbeat(kNs, kHeartbeatName, kSession, kube_.rv(), kTtl);
+  // A heartbeat confirming every write up to resourceVersion `c` (default:
+  // the latest).
+  void Confirm(int64_t c = 0) {
+    kube_.PublishHeartbeat(kNs, kHeartbeatName, kSession,
+                           c > 0 ? c : kube_.rv(), kTtl);
   }
   // Leads lock-a as `identity` with token 7; returns the sink and sets
   // `*confirmed_at` to the send time of the confirmed write.
@@ -185,15 +188,19 @@ TEST_F(ElectionTest, ConfirmedRenewalsKeepLeadershipAndTheirLapseIsLost) {
   absl::Duration t0;
   auto sink = Lead("a", &t0);
   // Renew and confirm three times: each confirmation counts from the send
-  // time of the renewal it confirms.
+  // time of the renewal it confirms. A write is confirmed once the next one
+  // has been sent: the writer is one thread, so by then it has recorded the
+  // write's resourceVersion and send time (a confirmation of a write whose
+  // answer the writer has not yet processed counts only once it has).
   absl::Duration last_confirmed = t0;
   for (int i = 0; i < 3; ++i) {
-    const int64_t before = kube_.rv();
+    Lease cur = kube_.Get(kNs, kLock);
+    const absl::Duration sent = clock_.Monotonic();
     clock_.Advance(kLease / 4);
-    last_confirmed = clock_.Monotonic();
     ASSERT_TRUE(kube_.WaitFor(
-        kNs, kLock, [&](const Lease& l) { return l && Rv(*l) > before; }));
-    Confirm();
+        kNs, kLock, [&](const Lease& l) { return l && Rv(*l) > Rv(*cur); }));
+    Confirm(Rv(*cur));
+    last_confirmed = sent;
     ASSERT_TRUE(kube_.DrainWatches());
   }
   EXPECT_TRUE(sink->Quiet()) << sink->Describe();
@@ -220,6 +227,40 @@ TEST_F(ElectionTest, ConfirmedRenewalsKeepLeadershipAndTheirLapseIsLost) {
   auto again = sink->WaitFor(LeaderState::kLeader);
   ASSERT_TRUE(again.has_value()) << sink->Describe();
   EXPECT_EQ(again->e.event.grant.token, 7);
+}
+
+// A deadline never waits behind I/O: the renewal hangs (the link to the
+// apiserver holds bytes), and LOST still goes out at the deadline.
+TEST_F(ElectionTest, LostComesAtItsDeadlineWhileASpecWriteHangs) {
+  absl::Duration t0;
+  auto sink = Lead("a", &t0);
+  kube_.HoldWrites(true);
+  clock_.Advance(kLease / 4);  // the renewal is sent, and hangs
+  ASSERT_TRUE(kube_.WaitForHeldWrites(1));
+  clock_.Advance(t0 + kValidity - clock_.Monotonic());
+  auto lost = sink->WaitFor(LeaderState::kLost, absl::Seconds(5));
+  ASSERT_TRUE(lost.has_value())
+      << "no LOST while the write hangs: " << sink->Describe();
+  EXPECT_EQ(lost->e.event.reason, "confirmation lapsed");
+  EXPECT_GE(lost->mono, t0 + kValidity);
+  EXPECT_FALSE(election_->Metrics()["default/lock-a"].is_leader);
+}
+
+// The same when the request that hangs is the read after a conflict.
+TEST_F(ElectionTest, LostComesAtItsDeadlineWhileTheReadAfterAConflictHangs) {
+  absl::Duration t0;
+  auto sink = Lead("a", &t0);
+  kube_.FailWrites(
+      kube::WithKubeDetails(absl::AbortedError("conflict"), "Conflict", 409),
+      1);
+  kube_.HoldWrites(true, /*reads=*/true);
+  clock_.Advance(kLease / 4);  // the renewal conflicts; the re-read hangs
+  ASSERT_TRUE(kube_.WaitForHeldWrites(1));
+  clock_.Advance(t0 + kValidity - clock_.Monotonic());
+  auto lost = sink->WaitFor(LeaderState::kLost, absl::Seconds(5));
+  ASSERT_TRUE(lost.has_value())
+      << "no LOST while the read hangs: " << sink->Describe();
+  EXPECT_GE(lost->mono, t0 + kValidity);
 }
 
 TEST_F(ElectionTest, RevocationIsLostWithoutWaitingForAWrite) {

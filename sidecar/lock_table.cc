@@ -151,7 +151,12 @@ void LockTable::Flush(Lock& lock, Campaign& c) {
     c.sink->Send(StreamEvent{lock.key, e, now});
   }
   UpdateIsLeader(lock);
-  hooks_.deadline_moved();
+  ArmDeadline(c);
+}
+
+void LockTable::ArmDeadline(Campaign& c) {
+  if (std::optional<absl::Duration> d = c.leadership->deadline())
+    hooks_.deadline(*d);
 }
 
 void LockTable::UpdateIsLeader(Lock& lock) {
@@ -214,6 +219,7 @@ absl::StatusOr<uint64_t> LockTable::StartCampaign(
   c->leadership->TakeEvents();
   c->sink->Send(
       StreamEvent{key, c->leadership->Current(), options_.clock->WallNow()});
+  ArmDeadline(*c);
   uint64_t id = c->id;
   LogInfo("campaign started",
           {{"lock", key.str()},
@@ -444,22 +450,14 @@ std::optional<LockTable::Write> LockTable::NextWrite(absl::Duration* wake) {
   std::optional<Write> next;
   for (auto& [k, lock] : locks_) {
     for (auto& [id, c] : lock.campaigns) {
-      if (!c->ended) {
-        // LOST deadlines are ticked here, on the writer's thread.
-        if (auto d = c->leadership->deadline()) {
-          if (*d <= now) {
-            c->leadership->Tick();
-            Flush(lock, *c);
-          } else {
-            *wake = std::min(*wake, *d);
-          }
-        }
-      }
-      if (next) continue;
+      // LOST deadlines are not this thread's business: the deadline timer
+      // ticks them, so that they never wait behind this thread's requests.
       bool finished = false;
       next = WriteFor(lock, *c, now, wake, &finished);
       if (finished) done.emplace_back(&lock, c.get());
+      if (next) break;
     }
+    if (next) break;
   }
   for (auto& [lock, c] : done) CompleteRelease(*lock, *c, c->was_leader);
   return next;

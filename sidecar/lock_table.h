@@ -59,8 +59,10 @@ class LockTable {
   struct Hooks {
     // NextWrite may have a write to make sooner than it last said.
     std::function<void()> write_due = [] {};
-    // A campaign's LOST deadline may have moved.
-    std::function<void()> deadline_moved = [] {};
+    // A campaign is leading until monotonic `deadline` unless confirmed
+    // again: TickDeadlines must run then.
+    std::function<void(absl::Duration deadline)> deadline = [](absl::Duration) {
+    };
     // A lock's status names heartbeat Lease `heartbeat` ("ns/name", or a bare
     // name in `lock_ns`): watch it, and return its latest confirmation if one
     // is known. Later ones come through ApplyConfirmation.
@@ -183,6 +185,7 @@ class LockTable {
   void SetHeartbeat(Lock& lock, const std::string& hb)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Flush(Lock& lock, Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ArmDeadline(Campaign& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateIsLeader(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyObservers(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndCampaignLocked(Campaign& c, const std::string& reason,

@@ -37,14 +37,7 @@ class FakeKube::Store_ : public LeaseStore {
   explicit Store_(FakeKube* k) : k_(k) {}
   absl::StatusOr<kube::MultiClusterLease> Get(
       const std::string& ns, const std::string& name) override {
-    auto o = k_->Get(ns, name);
-    if (!o) {
-      return ApiError(404, "NotFound",
-                      absl::StrCat("multiclusterleases.mcl.dev \\\"", name,
-                                   "\\\" not found"),
-                      "GET", Path(ns, name));
-    }
-    return *o;
+    return k_->StoreGet(ns, name);
   }
   absl::StatusOr<kube::MultiClusterLease> Create(
       const kube::MultiClusterLease& obj) override {
@@ -198,18 +191,36 @@ std::optional<kube::MultiClusterLease> FakeKube::Get(const std::string& ns,
   return it->second;
 }
 
-absl::Status FakeKube::TakeWriteFault() {
-  if (hold_) {
-    ++held_;
-    auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !hold_ || stopping_;
-    };
-    mu_.Await(absl::Condition(&released));
+absl::StatusOr<kube::MultiClusterLease> FakeKube::StoreGet(
+    const std::string& ns, const std::string& name) {
+  absl::MutexLock l(&mu_);
+  MaybeHold(/*read=*/true);
+  auto it = objects_.find(Key(ns, name));
+  if (it == objects_.end()) {
+    return ApiError(
+        404, "NotFound",
+        absl::StrCat("multiclusterleases.mcl.dev \\\"", name, "\\\" not found"),
+        "GET", Path(ns, name));
   }
+  return it->second;
+}
+
+void FakeKube::MaybeHold(bool read) {
+  if (!hold_ || (read && !hold_reads_)) return;
+  ++held_;
+  auto released = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !hold_ || stopping_;
+  };
+  mu_.Await(absl::Condition(&released));
+}
+
+absl::Status FakeKube::TakeWriteFault() {
+  // A failing write fails at once; the others may hang.
   if (fault_count_ > 0) {
     --fault_count_;
     return fault_;
   }
+  MaybeHold(/*read=*/false);
   return absl::OkStatus();
 }
 
@@ -339,9 +350,10 @@ bool FakeKube::WaitFor(
   return mu_.AwaitWithTimeout(absl::Condition(&holds), timeout);
 }
 
-void FakeKube::HoldWrites(bool on) {
+void FakeKube::HoldWrites(bool on, bool reads) {
   absl::MutexLock l(&mu_);
   hold_ = on;
+  hold_reads_ = on && reads;
 }
 
 bool FakeKube::WaitForHeldWrites(int n, absl::Duration timeout) {

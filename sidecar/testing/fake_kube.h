@@ -75,11 +75,12 @@ class FakeKube {
       absl::Duration timeout = absl::Seconds(10));
 
   // ---- Faults.
-  // While on, Create/Update block (after counting as held) until it is off.
-  void HoldWrites(bool on);
-  // Waits (real time) until `n` writes in total have blocked on the hold.
+  // While on, the store's Create/Update (and Get, with `reads`) block, after
+  // counting as held, until it is off.
+  void HoldWrites(bool on, bool reads = false);
+  // Waits (real time) until `n` requests in total have blocked on the hold.
   bool WaitForHeldWrites(int n, absl::Duration timeout = absl::Seconds(10));
-  // The next `n` Creates/Updates fail with `s` and change nothing.
+  // The next `n` Creates/Updates fail with `s` at once and change nothing.
   void FailWrites(const absl::Status& s, int n);
   // While paused, watch events queue up; resuming delivers them in order.
   void PauseWatches(bool paused);
@@ -107,6 +108,9 @@ class FakeKube {
       const kube::MultiClusterLease& obj);
   absl::StatusOr<kube::MultiClusterLease> Update(
       const kube::MultiClusterLease& obj);
+  absl::StatusOr<kube::MultiClusterLease> StoreGet(const std::string& ns,
+                                                   const std::string& name);
+  void MaybeHold(bool read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status TakeWriteFault() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Enqueue(Event e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DeliveryLoop();
@@ -123,6 +127,7 @@ class FakeKube {
   std::map<std::string, kube::MultiClusterLease> objects_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, kube::Lease> heartbeats_ ABSL_GUARDED_BY(mu_);
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  bool hold_reads_ ABSL_GUARDED_BY(mu_) = false;
   int held_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status fault_ ABSL_GUARDED_BY(mu_);
   int fault_count_ ABSL_GUARDED_BY(mu_) = 0;

@@ -100,9 +100,10 @@ class RecordingSink : public EventSink {
     std::vector<std::string> parts;
     for (const Received& r : events_) {
       const LeadershipEvent& e = r.e.event;
-      parts.push_back(absl::StrCat(
-          LeaderStateName(e.state), "(", e.grant.leader, "/", e.grant.token,
-          e.reason.empty() ? "" : ": ", e.reason, ")"));
+      parts.push_back(absl::StrCat(LeaderStateName(e.state), "(",
+                                   e.grant.leader, "/", e.grant.token,
+                                   e.reason.empty() ? "" : ": ", e.reason, " @",
+                                   absl::FormatDuration(r.mono), ")"));
     }
     return absl::StrJoin(parts, " ");
   }
