@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/synchronization/notification.h"
+#include "common/contract.h"
 #include "common/kube/errors.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,12 +25,12 @@ using ::testing::HasSubstr;
 constexpr char kNs[] = "default";
 constexpr char kLock[] = "lock-a";
 constexpr char kSession[] = "5e55";
-constexpr char kHeartbeatName[] = "mcl-heartbeat-cluster-0";
+const std::string kHeartbeatName = contract::HeartbeatLeaseName("cluster-0");
 const absl::Duration kTtl = absl::Seconds(2);
 const absl::Duration kLease = absl::Seconds(2);
 // V = TTL·(1 − ρ) − m: how long after the send time of a confirmed write the
 // sidecar may say LEADER.
-const absl::Duration kValidity = absl::Milliseconds(2000 * 99 / 100 - 150);
+const absl::Duration kValidity = contract::ValidityAfterConfirmedWrite(kTtl);
 
 using Lease = std::optional<kube::MultiClusterLease>;
 
