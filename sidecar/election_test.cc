@@ -448,17 +448,20 @@ TEST_F(ElectionTest, ShutdownGivesUpOnAHungReleaseAtItsGraceOnTheFakeClock) {
   EXPECT_TRUE(sink->WaitFinished().has_value());
 }
 
-TEST_F(ElectionTest, AFailingWatchMakesTheSidecarUnhealthyUntilItDelivers) {
+TEST_F(ElectionTest, AFailingWatchIsReportedUntilItDeliversAgain) {
   auto sink = Campaign("a");
   ASSERT_TRUE(WaitHolder("a"));
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_TRUE(election_->Healthy());
+  EXPECT_TRUE(election_->ApiserverStatus().ok());
   kube_.FailWatch(kNs, absl::UnavailableError("connection refused"));
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_FALSE(election_->Healthy());
+  absl::Status s = election_->ApiserverStatus();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("namespace default: connection refused"));
   Grant(7);  // an event: the watch works again
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_TRUE(election_->Healthy());
+  EXPECT_TRUE(election_->ApiserverStatus().ok());
 }
 
 TEST_F(ElectionTest, LeaderAnswersFromTheCacheAndNotFoundWhenNobodyLeads) {
