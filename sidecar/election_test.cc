@@ -268,6 +268,22 @@ TEST_F(ElectionTest, LostComesAtItsDeadlineWhileTheReadAfterAConflictHangs) {
   EXPECT_GE(lost->mono, t0 + kValidity);
 }
 
+// Nor do events to observers: they come from the watch, not the writer.
+TEST_F(ElectionTest, ObserversHearOfANewGrantWhileASpecWriteHangs) {
+  absl::Duration t0;
+  auto sink = Lead("a", &t0);
+  auto obs = Sink();
+  ASSERT_TRUE(election_->StartObserve(Key(), obs).ok());
+  ASSERT_TRUE(obs->WaitFor(LeaderState::kFollower).has_value());
+  kube_.HoldWrites(true);
+  clock_.Advance(kLease / 4);  // the renewal is sent, and hangs
+  ASSERT_TRUE(kube_.WaitForHeldWrites(1));
+  Grant(9);
+  auto f = obs->WaitFor(LeaderState::kFollower, absl::Seconds(5));
+  ASSERT_TRUE(f.has_value()) << obs->Describe();
+  EXPECT_EQ(f->e.event.grant.token, 9);
+}
+
 TEST_F(ElectionTest, RevocationIsLostWithoutWaitingForAWrite) {
   absl::Duration t0;
   auto sink = Lead("a", &t0);
