@@ -22,6 +22,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,6 +95,48 @@ std::map<std::string, ThreadCpu> CpuByThread(pid_t pid) {
     t.cpu = absl::Nanoseconds(ns);
     out[e->d_name] = t;
   }
+  return out;
+}
+
+// The binary's read-only and code pages resident in `pid` (/proc/PID/maps and
+// the present bits of /proc/PID/pagemap): their number, and how many distinct
+// 64 KiB fault-around windows (by virtual address) they fall in. With the
+// file wholly cached, the kernel maps each window whole on its first fault,
+// so windows x 64 KiB is what the code the process ran costs in RSS, however
+// the cache was filled before; it compares two builds more steadily than
+// RssFile.
+struct CodePages {
+  int64_t pages = 0;
+  int64_t windows = 0;
+};
+CodePages BinaryCodePages(pid_t pid, const std::string& binary_name) {
+  CodePages out;
+  std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+  std::ifstream pagemap(absl::StrCat("/proc/", pid, "/pagemap"),
+                        std::ios::binary);
+  std::set<uint64_t> windows;
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::vector<std::string> f =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    if (f.size() < 6 || f[1][1] == 'w') continue;  // code and constants only
+    if (f[5].substr(f[5].rfind('/') + 1) != binary_name) continue;
+    std::vector<std::string> range = absl::StrSplit(f[0], '-');
+    uint64_t start = 0, end = 0;
+    if (range.size() != 2 || !absl::SimpleHexAtoi(range[0], &start) ||
+        !absl::SimpleHexAtoi(range[1], &end)) {
+      continue;
+    }
+    for (uint64_t a = start; a < end; a += 4096) {
+      uint64_t entry = 0;
+      pagemap.seekg(static_cast<std::streamoff>(a / 4096 * 8));
+      if (!pagemap.read(reinterpret_cast<char*>(&entry), sizeof(entry))) break;
+      if ((entry >> 63) == 0) continue;  // not present
+      ++out.pages;
+      windows.insert(a / 65536);
+    }
+  }
+  out.windows = static_cast<int64_t>(windows.size());
   return out;
 }
 
@@ -293,6 +336,8 @@ int Run(int rounds, absl::Duration idle_window) {
   int64_t uss = ProcKiB(pid, "smaps_rollup", "Private_Clean") +
                 ProcKiB(pid, "smaps_rollup", "Private_Dirty");
   std::string by_mapping = RssByMapping(pid, 10);
+  const CodePages code = BinaryCodePages(
+      pid, SidecarBinary().substr(SidecarBinary().rfind('/') + 1));
   if (std::getenv("BENCH_VERBOSE") != nullptr) {
     std::ifstream st(absl::StrCat("/proc/", pid, "/status"));
     std::string line;
@@ -405,6 +450,11 @@ int Run(int rounds, absl::Duration idle_window) {
       static_cast<double>(pss) / 1024.0, static_cast<double>(uss) / 1024.0);
   std::printf("| Threads | | %lld |\n", static_cast<long long>(threads));
   std::printf("| Idle RSS by mapping | | %s |\n", by_mapping.c_str());
+  std::printf(
+      "| The binary's code and constants resident: pages / 64 KiB "
+      "fault-around windows (x 64 KiB) | | %lld / %lld (%.1f MiB) |\n",
+      static_cast<long long>(code.pages), static_cast<long long>(code.windows),
+      static_cast<double>(code.windows) / 16.0);
   std::printf("| Idle CPU by thread name, ms/s | | %s |\n",
               CpuByThreadName(threads0, threads1, wall).c_str());
   std::printf(
