@@ -14,6 +14,7 @@
 //   bazel build -c opt //sidecar:sidecar_benchmark &&
 //   bazel-bin/sidecar/sidecar_benchmark [rounds] [idle seconds]
 #include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -112,8 +113,9 @@ struct CodePages {
 CodePages BinaryCodePages(pid_t pid, const std::string& binary_name) {
   CodePages out;
   std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
-  std::ifstream pagemap(absl::StrCat("/proc/", pid, "/pagemap"),
-                        std::ios::binary);
+  const int pagemap =
+      open(absl::StrCat("/proc/", pid, "/pagemap").c_str(), O_RDONLY);
+  if (pagemap < 0) return out;
   std::set<uint64_t> windows;
   std::string line;
   while (std::getline(maps, line)) {
@@ -129,13 +131,16 @@ CodePages BinaryCodePages(pid_t pid, const std::string& binary_name) {
     }
     for (uint64_t a = start; a < end; a += 4096) {
       uint64_t entry = 0;
-      pagemap.seekg(static_cast<std::streamoff>(a / 4096 * 8));
-      if (!pagemap.read(reinterpret_cast<char*>(&entry), sizeof(entry))) break;
+      if (pread(pagemap, &entry, sizeof(entry),
+                static_cast<off_t>(a / 4096 * 8)) != sizeof(entry)) {
+        break;
+      }
       if ((entry >> 63) == 0) continue;  // not present
       ++out.pages;
       windows.insert(a / 65536);
     }
   }
+  close(pagemap);
   out.windows = static_cast<int64_t>(windows.size());
   return out;
 }
