@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from mcl.v1 import election_pb2 as mcl_dot_v1_dot_election__pb2
+from mcl_election.v1 import election_pb2 as mcl__election_dot_v1_dot_election__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in mcl/v1/election_pb2_grpc.py depends on'
+        + ' but the generated code in mcl_election/v1/election_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,23 +36,23 @@ class ElectionStub:
         """
         self.Campaign = channel.unary_stream(
                 '/mcl.v1.Election/Campaign',
-                request_serializer=mcl_dot_v1_dot_election__pb2.CampaignRequest.SerializeToString,
-                response_deserializer=mcl_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
+                request_serializer=mcl__election_dot_v1_dot_election__pb2.CampaignRequest.SerializeToString,
+                response_deserializer=mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
                 _registered_method=True)
         self.Resign = channel.unary_unary(
                 '/mcl.v1.Election/Resign',
-                request_serializer=mcl_dot_v1_dot_election__pb2.ResignRequest.SerializeToString,
-                response_deserializer=mcl_dot_v1_dot_election__pb2.ResignResponse.FromString,
+                request_serializer=mcl__election_dot_v1_dot_election__pb2.ResignRequest.SerializeToString,
+                response_deserializer=mcl__election_dot_v1_dot_election__pb2.ResignResponse.FromString,
                 _registered_method=True)
         self.Observe = channel.unary_stream(
                 '/mcl.v1.Election/Observe',
-                request_serializer=mcl_dot_v1_dot_election__pb2.ObserveRequest.SerializeToString,
-                response_deserializer=mcl_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
+                request_serializer=mcl__election_dot_v1_dot_election__pb2.ObserveRequest.SerializeToString,
+                response_deserializer=mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
                 _registered_method=True)
         self.Leader = channel.unary_unary(
                 '/mcl.v1.Election/Leader',
-                request_serializer=mcl_dot_v1_dot_election__pb2.LeaderRequest.SerializeToString,
-                response_deserializer=mcl_dot_v1_dot_election__pb2.LeaderResponse.FromString,
+                request_serializer=mcl__election_dot_v1_dot_election__pb2.LeaderRequest.SerializeToString,
+                response_deserializer=mcl__election_dot_v1_dot_election__pb2.LeaderResponse.FromString,
                 _registered_method=True)
 
 
@@ -147,23 +147,23 @@ def add_ElectionServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Campaign': grpc.unary_stream_rpc_method_handler(
                     servicer.Campaign,
-                    request_deserializer=mcl_dot_v1_dot_election__pb2.CampaignRequest.FromString,
-                    response_serializer=mcl_dot_v1_dot_election__pb2.LeadershipEvent.SerializeToString,
+                    request_deserializer=mcl__election_dot_v1_dot_election__pb2.CampaignRequest.FromString,
+                    response_serializer=mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.SerializeToString,
             ),
             'Resign': grpc.unary_unary_rpc_method_handler(
                     servicer.Resign,
-                    request_deserializer=mcl_dot_v1_dot_election__pb2.ResignRequest.FromString,
-                    response_serializer=mcl_dot_v1_dot_election__pb2.ResignResponse.SerializeToString,
+                    request_deserializer=mcl__election_dot_v1_dot_election__pb2.ResignRequest.FromString,
+                    response_serializer=mcl__election_dot_v1_dot_election__pb2.ResignResponse.SerializeToString,
             ),
             'Observe': grpc.unary_stream_rpc_method_handler(
                     servicer.Observe,
-                    request_deserializer=mcl_dot_v1_dot_election__pb2.ObserveRequest.FromString,
-                    response_serializer=mcl_dot_v1_dot_election__pb2.LeadershipEvent.SerializeToString,
+                    request_deserializer=mcl__election_dot_v1_dot_election__pb2.ObserveRequest.FromString,
+                    response_serializer=mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.SerializeToString,
             ),
             'Leader': grpc.unary_unary_rpc_method_handler(
                     servicer.Leader,
-                    request_deserializer=mcl_dot_v1_dot_election__pb2.LeaderRequest.FromString,
-                    response_serializer=mcl_dot_v1_dot_election__pb2.LeaderResponse.SerializeToString,
+                    request_deserializer=mcl__election_dot_v1_dot_election__pb2.LeaderRequest.FromString,
+                    response_serializer=mcl__election_dot_v1_dot_election__pb2.LeaderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,8 +191,8 @@ class Election:
             request,
             target,
             '/mcl.v1.Election/Campaign',
-            mcl_dot_v1_dot_election__pb2.CampaignRequest.SerializeToString,
-            mcl_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
+            mcl__election_dot_v1_dot_election__pb2.CampaignRequest.SerializeToString,
+            mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,8 +218,8 @@ class Election:
             request,
             target,
             '/mcl.v1.Election/Resign',
-            mcl_dot_v1_dot_election__pb2.ResignRequest.SerializeToString,
-            mcl_dot_v1_dot_election__pb2.ResignResponse.FromString,
+            mcl__election_dot_v1_dot_election__pb2.ResignRequest.SerializeToString,
+            mcl__election_dot_v1_dot_election__pb2.ResignResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -245,8 +245,8 @@ class Election:
             request,
             target,
             '/mcl.v1.Election/Observe',
-            mcl_dot_v1_dot_election__pb2.ObserveRequest.SerializeToString,
-            mcl_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
+            mcl__election_dot_v1_dot_election__pb2.ObserveRequest.SerializeToString,
+            mcl__election_dot_v1_dot_election__pb2.LeadershipEvent.FromString,
             options,
             channel_credentials,
             insecure,
@@ -272,8 +272,8 @@ class Election:
             request,
             target,
             '/mcl.v1.Election/Leader',
-            mcl_dot_v1_dot_election__pb2.LeaderRequest.SerializeToString,
-            mcl_dot_v1_dot_election__pb2.LeaderResponse.FromString,
+            mcl__election_dot_v1_dot_election__pb2.LeaderRequest.SerializeToString,
+            mcl__election_dot_v1_dot_election__pb2.LeaderResponse.FromString,
             options,
             channel_credentials,
             insecure,
