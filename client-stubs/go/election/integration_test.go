@@ -78,7 +78,9 @@ func (g *leaderLog) work(c **Campaign) func(ctx context.Context, token int64) er
 	}
 }
 
-func startCandidate(t *testing.T, ctx context.Context, addr, name, id string, g *leaderLog) {
+// startCandidate campaigns for name on addr with g's leader work; the returned func (also run at
+// the test's end) stops it and waits for Run to return.
+func startCandidate(t *testing.T, ctx context.Context, addr, name, id string, g *leaderLog) (stop func()) {
 	t.Helper()
 	var c *Campaign
 	c, err := New(Config{Addr: addr, Namespace: os.Getenv("MCL_NAMESPACE"), Name: name, Identity: id,
@@ -89,13 +91,18 @@ func startCandidate(t *testing.T, ctx context.Context, addr, name, id string, g 
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx, g.work(&c)) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: Run = %v", id, err)
-		}
-		c.Close()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: Run = %v", id, err)
+			}
+			c.Close()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // monotonicOfWall converts a wall-clock time of this host to CLOCK_MONOTONIC (for the grant's

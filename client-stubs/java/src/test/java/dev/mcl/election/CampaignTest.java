@@ -41,8 +41,9 @@ class CampaignTest {
   /** A task that records each term's token, and when and why it stopped. */
   static final class Recorder implements LeaderTask {
     final BlockingQueue<Long> starts = new LinkedBlockingQueue<>();
-    final BlockingQueue<long[]> stops = new LinkedBlockingQueue<>(); // token, at
-    final BlockingQueue<Cause> causes = new LinkedBlockingQueue<>();
+    record Stop(long token, long at, Cause cause) {}
+
+    final BlockingQueue<Stop> stops = new LinkedBlockingQueue<>();
 
     @Override
     public void run(Leadership l) {
@@ -54,8 +55,7 @@ class CampaignTest {
       } catch (InterruptedException e) {
         // the library interrupts the task at the end of leadership: stop now
       }
-      stops.add(new long[] {l.token(), Monotonic.nowNanos()});
-      causes.add(l.cause());
+      stops.add(new Stop(l.token(), Monotonic.nowNanos(), l.cause()));
     }
 
     void started(long want) throws InterruptedException {
@@ -63,10 +63,10 @@ class CampaignTest {
       assertEquals(Long.valueOf(want), got, "task start");
     }
 
-    long[] stopped(Cause want) throws InterruptedException {
-      long[] s = stops.poll(5, TimeUnit.SECONDS);
+    Stop stopped(Cause want) throws InterruptedException {
+      Stop s = stops.poll(5, TimeUnit.SECONDS);
       if (s == null) throw new AssertionError("task not stopped within 5 s");
-      assertEquals(want, causes.poll());
+      assertEquals(want, s.cause());
       return s;
     }
 
@@ -112,8 +112,8 @@ class CampaignTest {
     long bound = s.leader(5, 400);
     r.started(5);
     assertEquals(bound, campaign.validUntilNanos().getAsLong());
-    long[] st = r.stopped(Cause.DEADLINE);
-    assertTrue(st[1] <= bound, "task stopped " + (st[1] - bound) / 1e6 + " ms after the bound");
+    Recorder.Stop st = r.stopped(Cause.DEADLINE);
+    assertTrue(st.at() <= bound, "task stopped " + (st.at() - bound) / 1e6 + " ms after the bound");
     assertFalse(campaign.isLeader());
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
     while (events.size() < 2 && System.nanoTime() < deadline) Thread.sleep(5);
@@ -140,8 +140,8 @@ class CampaignTest {
       assertTrue(campaign.isLeader(), "not leading during renewals, round " + i);
     }
     r.quiet(0);
-    long[] st = r.stopped(Cause.DEADLINE);
-    assertTrue(st[1] <= last);
+    Recorder.Stop st = r.stopped(Cause.DEADLINE);
+    assertTrue(st.at() <= last);
     assertEquals(12, renewals.get());
   }
 
