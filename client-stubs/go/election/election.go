@@ -156,22 +156,31 @@ func New(cfg Config) (*Campaign, error) {
 	}
 	c := &Campaign{cfg: cfg, conn: cfg.Conn}
 	if c.conn == nil {
-		addr := cfg.Addr
-		if addr == "" {
-			addr = os.Getenv("MCL_SIDECAR_ADDR")
-		}
-		if addr == "" {
-			addr = DefaultAddr
-		}
-		c.cfg.Addr = addr
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, addr, err := Dial(cfg.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("mcl election: sidecar address %q: %w", addr, err)
+			return nil, err
 		}
-		c.conn, c.ownsConn = conn, true
+		c.conn, c.ownsConn, c.cfg.Addr = conn, true, addr
 	}
 	c.client = mclv1.NewElectionClient(c.conn)
 	return c, nil
+}
+
+// Dial makes a (lazy) plaintext connection to the sidecar at addr; an empty addr means
+// $MCL_SIDECAR_ADDR, else DefaultAddr. It returns the address it used. The sidecar listens on
+// loopback or a unix socket only ("unix:///path"), so plaintext is what it serves.
+func Dial(addr string) (*grpc.ClientConn, string, error) {
+	if addr == "" {
+		addr = os.Getenv("MCL_SIDECAR_ADDR")
+	}
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, addr, fmt.Errorf("mcl election: sidecar address %q: %w", addr, err)
+	}
+	return conn, addr, nil
 }
 
 // RunWhileLeader is New(cfg), Run(ctx, fn) and Close in one call.

@@ -61,7 +61,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -167,19 +166,11 @@ func New(cfg Config) (*Lock, error) {
 	l := &Lock{cfg: cfg, conn: cfg.Conn, leaderCtxs: map[int]context.CancelCauseFunc{},
 		lockRef: &mclv1.LockRef{Namespace: cfg.Namespace, Name: cfg.Name}}
 	if l.conn == nil {
-		addr := cfg.Addr
-		if addr == "" {
-			addr = os.Getenv("MCL_SIDECAR_ADDR")
-		}
-		if addr == "" {
-			addr = DefaultAddr
-		}
-		l.cfg.Addr = addr
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, addr, err := election.Dial(cfg.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("mcl resourcelock: sidecar address %q: %w", addr, err)
+			return nil, fmt.Errorf("mcl resourcelock: %w", err)
 		}
-		l.conn, l.ownsConn = conn, true
+		l.conn, l.ownsConn, l.cfg.Addr = conn, true, addr
 	}
 	l.client = mclv1.NewElectionClient(l.conn)
 	camp, err := election.New(election.Config{Conn: l.conn, Namespace: cfg.Namespace, Name: cfg.Name,

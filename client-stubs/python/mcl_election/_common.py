@@ -138,6 +138,39 @@ def leader_bound(cfg: Config, ev: pb.LeadershipEvent, received_ns: int) -> int:
     return ev.validity.valid_until_monotonic_ns
 
 
+class LeadershipBase:
+    """What the blocking and the asyncio Leadership share; `lost` is their own Event type."""
+
+    def __init__(self, campaign, token: int, lost):
+        self.token = token
+        self.lost = lost
+        self.cause: Optional[str] = None
+        self._campaign = campaign
+
+    def is_leader(self) -> bool:
+        """True while this term lasts: consults CLOCK_MONOTONIC against the bound."""
+        return not self.lost.is_set() and self._campaign.fencing_token == self.token
+
+    def _end(self, cause: str):
+        if self.cause is None:
+            self.cause = cause
+        self.lost.set()
+
+
+class Outcome:
+    """How one Campaign stream ended: final (run returns result or raises error) or not (the
+    campaign reconnects)."""
+
+    def __init__(self, final=False, result=None, error=None, got_event=False, why=""):
+        self.final, self.result, self.error, self.got_event, self.why = final, result, error, got_event, why
+
+
+def describe_end(err) -> str:
+    if isinstance(err, grpc.RpcError):
+        return f"{err.code().name}: {err.details()}"
+    return "the sidecar ended the stream (the campaign was resigned)" if err is None else str(err)
+
+
 _PERMANENT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
               grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED,
               grpc.StatusCode.UNAUTHENTICATED}

@@ -27,22 +27,11 @@ from mcl_election.v1 import election_pb2_grpc as pb_grpc
 log = logging.getLogger("mcl_election")
 
 
-class Leadership:
+class Leadership(c.LeadershipBase):
     """One term of leadership (see mcl_election.Leadership); `lost` is an asyncio.Event."""
 
     def __init__(self, campaign: "Campaign", token: int):
-        self.token = token
-        self.lost = asyncio.Event()
-        self.cause: Optional[str] = None
-        self._campaign = campaign
-
-    def is_leader(self) -> bool:
-        return not self.lost.is_set() and self._campaign.fencing_token == self.token
-
-    def _end(self, cause: str):
-        if self.cause is None:
-            self.cause = cause
-        self.lost.set()
+        super().__init__(campaign, token, asyncio.Event())
 
 
 class _Term:
@@ -135,11 +124,6 @@ class Campaign:
         return None
 
 
-class _Outcome:
-    def __init__(self, final=False, result=None, error=None, got_event=False, why=""):
-        self.final, self.result, self.error, self.got_event, self.why = final, result, error, got_event, why
-
-
 class _Stream:
     def __init__(self, campaign: Campaign, fn):
         self.c = campaign
@@ -148,7 +132,7 @@ class _Stream:
         self.q: asyncio.Queue = asyncio.Queue()
         self.term: Optional[_Term] = None
 
-    async def run(self, had_stream: bool) -> _Outcome:
+    async def run(self, had_stream: bool) -> c.Outcome:
         self.c._queue = self.q
         call = self.c._stub.Campaign(self.cfg.request())
         reader = asyncio.ensure_future(self._read(call))
@@ -159,7 +143,7 @@ class _Stream:
                 kind = item[0]
                 if kind == "stop":
                     await self._stop_term(c.STOPPED)
-                    return _Outcome(got_event=got_event)
+                    return c.Outcome(got_event=got_event)
                 if kind == "lapse":
                     if item[1] is self.term:
                         await self._end_lapsed()
@@ -169,7 +153,7 @@ class _Stream:
                         if not term.leadership.lost.is_set():
                             await self._stop_term(c.STOPPED)
                             t = term.task
-                            return _Outcome(final=True, result=None if t.exception() else t.result(),
+                            return c.Outcome(final=True, result=None if t.exception() else t.result(),
                                             error=t.exception(), got_event=True)
                         await self._end_lapsed()
                 elif kind == "end":
@@ -177,21 +161,21 @@ class _Stream:
                     token = self.term.leadership.token if self.term else 0
                     await self._stop_term(c.STREAM_ENDED)
                     if token:
-                        self._emit(c.local_lost(token, f"campaign stream ended: {_describe(err)}"))
+                        self._emit(c.local_lost(token, f"campaign stream ended: {c.describe_end(err)}"))
                     if self.c._stopping:
-                        return _Outcome(got_event=got_event)
+                        return c.Outcome(got_event=got_event)
                     if isinstance(err, grpc.RpcError):
                         perm = c.permanent(self.cfg, err.code(), err.details(), had_stream)
                         if perm is not None:
-                            return _Outcome(final=True, error=perm, got_event=got_event)
-                    return _Outcome(got_event=got_event, why=_describe(err))
+                            return c.Outcome(final=True, error=perm, got_event=got_event)
+                    return c.Outcome(got_event=got_event, why=c.describe_end(err))
                 else:
                     got_event = True
                     try:
                         self._handle(item[1], item[2])
                     except c.CampaignError as e:
                         await self._stop_term(c.LOST)
-                        return _Outcome(final=True, error=e, got_event=True)
+                        return c.Outcome(final=True, error=e, got_event=True)
                     await self._settle()
         except asyncio.CancelledError:
             # The caller cancelled run(): stop leader work, resign, and let the cancellation on.
@@ -294,12 +278,6 @@ class _Stream:
     def _emit(self, event: c.Event):
         if self.cfg.on_event is not None:
             self.cfg.on_event(event)
-
-
-def _describe(err) -> str:
-    if isinstance(err, grpc.RpcError):
-        return f"{err.code().name}: {err.details()}"
-    return "the sidecar ended the stream (the campaign was resigned)" if err is None else str(err)
 
 
 async def run_while_leader(name: str, fn: Callable[[Leadership], Awaitable[Any]], **kwargs) -> Any:

@@ -17,7 +17,7 @@ from mcl_election.v1 import election_pb2_grpc as pb_grpc
 log = logging.getLogger("mcl_election")
 
 
-class Leadership:
+class Leadership(c.LeadershipBase):
     """One term of leadership, handed to the leader function.
 
     token        the fencing token of the grant; pass it to storage that must fence.
@@ -28,21 +28,10 @@ class Leadership:
     """
 
     def __init__(self, campaign: "Campaign", token: int):
-        self.token = token
-        self.lost = threading.Event()
-        self.cause: Optional[str] = None
-        self._campaign = campaign
-
-    def is_leader(self) -> bool:
-        return not self.lost.is_set() and self._campaign.fencing_token == self.token
+        super().__init__(campaign, token, threading.Event())
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         return self.lost.wait(timeout)
-
-    def _end(self, cause: str):
-        if self.cause is None:
-            self.cause = cause
-        self.lost.set()
 
 
 class _Term:
@@ -143,11 +132,6 @@ class Campaign:
         return None
 
 
-class _Outcome:
-    def __init__(self, final=False, result=None, error=None, got_event=False, why=""):
-        self.final, self.result, self.error, self.got_event, self.why = final, result, error, got_event, why
-
-
 class _Stream:
     """One Campaign stream. Its run loop, on run()'s thread, is the only one that changes state;
     the reader thread, the term's thread and its lapse timer only post to the queue (the timer
@@ -160,10 +144,10 @@ class _Stream:
         self.q: queue.Queue = queue.Queue()
         self.term: Optional[_Term] = None
 
-    def run(self, had_stream: bool) -> _Outcome:
+    def run(self, had_stream: bool) -> c.Outcome:
         self.c._queue = self.q
         if self.c._stopping.is_set():
-            return _Outcome()
+            return c.Outcome()
         call = self.c._stub.Campaign(self.cfg.request())
         threading.Thread(target=self._read, args=(call,), daemon=True, name="mcl-campaign-reader").start()
         got_event = False
@@ -173,7 +157,7 @@ class _Stream:
                 kind = item[0]
                 if kind == "stop":
                     self._stop_term(c.STOPPED)
-                    return _Outcome(got_event=got_event)
+                    return c.Outcome(got_event=got_event)
                 if kind == "lapse":
                     if item[1] is self.term:
                         self._end_lapsed()
@@ -183,28 +167,28 @@ class _Stream:
                         if not term.leadership.lost.is_set():
                             # fn returned on its own while leading: resign, hand back its result.
                             self._stop_term(c.STOPPED)
-                            return _Outcome(final=True, result=term.result, error=term.error, got_event=True)
+                            return c.Outcome(final=True, result=term.result, error=term.error, got_event=True)
                         self._end_lapsed()
                 elif kind == "end":
                     err = item[1]
                     token = self.term.leadership.token if self.term else 0
                     self._stop_term(c.STREAM_ENDED)
                     if token:
-                        self._emit(c.local_lost(token, f"campaign stream ended: {_describe(err)}"))
+                        self._emit(c.local_lost(token, f"campaign stream ended: {c.describe_end(err)}"))
                     if self.c._stopping.is_set():
-                        return _Outcome(got_event=got_event)
+                        return c.Outcome(got_event=got_event)
                     if isinstance(err, grpc.RpcError):
                         perm = c.permanent(self.cfg, err.code(), err.details(), had_stream)
                         if perm is not None:
-                            return _Outcome(final=True, error=perm, got_event=got_event)
-                    return _Outcome(got_event=got_event, why=_describe(err))
+                            return c.Outcome(final=True, error=perm, got_event=got_event)
+                    return c.Outcome(got_event=got_event, why=c.describe_end(err))
                 else:  # an event
                     got_event = True
                     try:
                         self._handle(item[1], item[2])
                     except c.CampaignError as e:
                         self._stop_term(c.LOST)
-                        return _Outcome(final=True, error=e, got_event=True)
+                        return c.Outcome(final=True, error=e, got_event=True)
         finally:
             call.cancel()  # ends the stream: the sidecar resigns this candidacy
 
@@ -302,12 +286,6 @@ class _Stream:
     def _emit(self, event: c.Event):
         if self.cfg.on_event is not None:
             self.cfg.on_event(event)
-
-
-def _describe(err) -> str:
-    if isinstance(err, grpc.RpcError):
-        return f"{err.code().name}: {err.details()}"
-    return "the sidecar ended the stream (the campaign was resigned)" if err is None else str(err)
 
 
 def run_while_leader(name: str, fn: Callable[[Leadership], Any], **kwargs) -> Any:
