@@ -231,7 +231,6 @@ public final class Campaign implements AutoCloseable {
     Term t = new Term(new Leadership(this, tok));
     term = t;
     setLeading(tok, validUntil);
-    if (validUntil != UNBOUNDED) t.lapse = timer.schedule(() -> lapse(t), wait, TimeUnit.NANOSECONDS);
     t.future = executor.submit(() -> {
       try {
         task.run(t.leadership);
@@ -242,6 +241,8 @@ public final class Campaign implements AutoCloseable {
         post(() -> termDone(t));
       }
     });
+    // After the submit: lapse() cancels t.future.
+    if (validUntil != UNBOUNDED) t.lapse = timer.schedule(() -> lapse(t), wait, TimeUnit.NANOSECONDS);
   }
 
   /** On the timer thread: ends the leadership at once, then tells the loop. */
