@@ -108,6 +108,9 @@ type Config struct {
 	// StopMargin, AllowMissingValidity: as in election.Config.
 	StopMargin           time.Duration
 	AllowMissingValidity bool
+	// OnEvent, if set, sees every leadership event after the lock acted on it (as
+	// election.Config.OnEvent), e.g. for logging.
+	OnEvent func(election.Event)
 	// Logf logs RecordEvent calls and campaign diagnostics; default log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -397,6 +400,9 @@ func (l *Lock) onEvent(ev election.Event) {
 	l.firstSeen(r)
 	if wasLeading && !r.leading && !resigning {
 		l.lost(fmt.Sprintf("%s (%s)", ev.GetState(), ev.GetReason()))
+	}
+	if l.cfg.OnEvent != nil {
+		l.cfg.OnEvent(ev)
 	}
 }
 
