@@ -44,7 +44,7 @@ export interface CampaignOptions {
    * passed, stream ended while leading), so LEADER..LOST pairs are exactly when it may run.
    */
   onEvent?: (event: LeadershipEvent) => void;
-  /** Diagnostics (reconnects, late LEADER events). */
+  /** Diagnostics (reconnects, late LEADER events); default: console.error. */
   onLog?: (message: string) => void;
 }
 

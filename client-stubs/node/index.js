@@ -93,7 +93,8 @@ class Campaign {
     }
     this.options = {
       namespace: '', identity: '', leaseDurationSeconds: 0, stopMarginMs: 100, allowMissingValidity: false,
-      minBackoffMs: 100, maxBackoffMs: 5000, onEvent: null, ...o,
+      minBackoffMs: 100, maxBackoffMs: 5000, onEvent: null,
+      onLog: (m) => console.error(`mcl-election: ${this.describe()}: ${m}`), ...o,
     };
     this.options.stopMarginMs = Math.max(0, this.options.stopMarginMs);
     this.addr = o.addr || process.env.MCL_SIDECAR_ADDR || DEFAULT_ADDR;

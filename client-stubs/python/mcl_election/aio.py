@@ -115,7 +115,7 @@ class Campaign:
             if outcome.got_event:
                 backoff = self.cfg.min_backoff
             wait, backoff = self.cfg.backoff(backoff)
-            log.info("mcl_election: %s: campaign stream ended (%s); reconnecting in %.2fs",
+            log.warning("mcl_election: %s: campaign stream ended (%s); reconnecting in %.2fs",
                      self.cfg.describe(), outcome.why, wait)
             try:
                 await asyncio.wait_for(self._stop_event.wait(), wait)

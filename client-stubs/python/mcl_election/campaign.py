@@ -125,7 +125,7 @@ class Campaign:
             if outcome.got_event:
                 backoff = self.cfg.min_backoff
             wait, backoff = self.cfg.backoff(backoff)
-            log.info("mcl_election: %s: campaign stream ended (%s); reconnecting in %.2fs",
+            log.warning("mcl_election: %s: campaign stream ended (%s); reconnecting in %.2fs",
                      self.cfg.describe(), outcome.why, wait)
             if self._stopping.wait(wait):
                 break
