@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures, with the client libraries in the loop, on a real 1-cluster test bed (with_testbed.sh):
-# graceful handoff (SIGTERM of the leader app), crash failover (SIGKILL of the leader app), and how
-# much earlier than the next grant a frozen leader's app stops (SIGSTOP of its sidecar). The leader
+# graceful handoff (SIGTERM of the leader app), crash failover (SIGKILL of the leader app; SIGKILL
+# of the leader's sidecar), and how much earlier than the next grant a frozen leader's app stops
+# (SIGSTOP of its sidecar). The leader
 # app is the Go example (the demo's app); the next leader campaigns with the Go library. Prints
 # one "BENCH ..." line per measurement (min/p50/p90/max in ms); docs/benchmarks.md has the results.
 #

@@ -8,7 +8,10 @@
 #   client-stubs/test/with_testbed.sh [LANG...]     LANG as for run.sh (default: all)
 #
 # MCL_SKIP_BAZEL_BUILD=1 uses the binaries already in bazel-bin without building them.
-# MCL_WITH_TESTBED_CMD="CMD" runs CMD instead of run.sh, with the same environment (debugging).
+# MCL_WITH_TESTBED_CMD="CMD" runs CMD instead of run.sh, with the same environment (debugging, and
+# bench.sh). Besides the addresses and PIDs of the two sidecars, that environment has what a test
+# needs to start a sidecar of its own: MCL_SIDECAR_BIN, MCL_SIDECAR_KUBECONFIG, MCL_CLUSTER_NAME,
+# MCL_SIDECAR_LEASE, and MCL_TESTBED_SH (for `free-port`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -107,6 +110,8 @@ set +e
 # The frozen-sidecar tests SIGSTOP (then SIGCONT) these sidecars; stop_all SIGCONTs them first.
 MCL_SIDECAR_ADDR="${addrs[0]}" MCL_SIDECAR_ADDR_2="${addrs[1]}" MCL_NAMESPACE="$NAMESPACE" \
   MCL_SIDECAR_PID="${sidecar_pids[0]}" MCL_SIDECAR_PID_2="${sidecar_pids[1]}" \
+  MCL_SIDECAR_BIN="$SIDECAR" MCL_SIDECAR_KUBECONFIG="$MCL_CLUSTER_0_KUBECONFIG_SIDECAR" \
+  MCL_CLUSTER_NAME="$MCL_CLUSTER_0_NAME" MCL_SIDECAR_LEASE="$LEASE" MCL_TESTBED_SH="$repo/testbed/testbed.sh" \
   MCL_KUBECONFIG="$MCL_CLUSTER_0_KUBECONFIG_ADMIN" MCL_TESTBED_LOGS="$dir" \
   ${MCL_WITH_TESTBED_CMD:-"$here/run.sh"} "$@"
 rc=$?

@@ -7,7 +7,10 @@ package election
 //   - handoff: the leader app (the Go example, a process on the first sidecar) gets SIGTERM; time
 //     until the follower's leader function starts (it campaigns with this library on the second
 //     sidecar);
-//   - crash: the same with SIGKILL of the leader app;
+//   - app crash: the same with SIGKILL of the leader app (its sidecar sees the stream break and
+//     resigns at once);
+//   - sidecar crash: the leader app runs on a sidecar of its own (started here), and that sidecar
+//     gets SIGKILL (the app too): the lock must expire (the controller's session TTL);
 //   - freeze: SIGSTOP of the leader's sidecar; when its app's leader work stopped, relative to
 //     the freeze, to its bound, to the next grant and to the next leader's LEADER.
 //
@@ -39,10 +42,12 @@ func TestIntegrationBench(t *testing.T) {
 	}
 	addrA, addrB := os.Getenv("MCL_SIDECAR_ADDR"), os.Getenv("MCL_SIDECAR_ADDR_2")
 
-	var handoff, crash []float64
+	var handoff, crash, sidecarCrash []float64
 	for i := 0; i < rounds; i++ {
-		handoff = append(handoff, appFailover(t, example, addrA, addrB, syscall.SIGTERM))
-		crash = append(crash, appFailover(t, example, addrA, addrB, syscall.SIGKILL))
+		handoff = append(handoff, appFailover(t, example, addrA, addrB, syscall.SIGTERM, nil))
+		crash = append(crash, appFailover(t, example, addrA, addrB, syscall.SIGKILL, nil))
+		own, addr := startSidecar(t, fmt.Sprintf("bench-sidecar-%d", i))
+		sidecarCrash = append(sidecarCrash, appFailover(t, example, addr, addrB, syscall.SIGKILL, own))
 	}
 	var freezeToStop, beforeBound, beforeGrant, beforeLeader, freezeToNext []float64
 	for i := 0; i < rounds; i++ {
@@ -60,7 +65,8 @@ func TestIntegrationBench(t *testing.T) {
 		fmt.Printf("BENCH %-42s n=%d min=%.0f p50=%.0f p90=%.0f max=%.0f ms\n", name, len(s), s[0], q(0.5), q(0.9), s[len(s)-1])
 	}
 	report("handoff: SIGTERM -> next fn starts", handoff)
-	report("crash: SIGKILL of app -> next fn starts", crash)
+	report("app crash: SIGKILL of app -> next fn starts", crash)
+	report("sidecar crash: SIGKILL -> next fn starts", sidecarCrash)
 	report("freeze: SIGSTOP -> leader work stopped", freezeToStop)
 	report("freeze: stopped before its bound by", beforeBound)
 	report("freeze: stopped before the next grant by", beforeGrant)
@@ -68,9 +74,28 @@ func TestIntegrationBench(t *testing.T) {
 	report("freeze: SIGSTOP -> next LEADER", freezeToNext)
 }
 
-// appFailover runs the Go example as the leader on addrA, a library candidate on addrB, sends
-// sig to the example once it does leader work, and returns the ms until the candidate's fn starts.
-func appFailover(t *testing.T, example, addrA, addrB string, sig syscall.Signal) float64 {
+// startSidecar starts a sidecar of the test bed's cluster on a port of its own; the test kills it.
+func startSidecar(t *testing.T, identity string) (*exec.Cmd, string) {
+	t.Helper()
+	out, err := exec.Command(os.Getenv("MCL_TESTBED_SH"), "free-port").Output()
+	if err != nil {
+		t.Fatalf("free-port: %v", err)
+	}
+	addr := "127.0.0.1:" + strings.TrimSpace(string(out))
+	cmd := exec.Command(os.Getenv("MCL_SIDECAR_BIN"), "--kubeconfig="+os.Getenv("MCL_SIDECAR_KUBECONFIG"),
+		"--listen="+addr, "--namespace="+os.Getenv("MCL_NAMESPACE"), "--cluster-name="+os.Getenv("MCL_CLUSTER_NAME"),
+		"--identity="+identity, "--lease-duration="+os.Getenv("MCL_SIDECAR_LEASE"))
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting a sidecar (MCL_SIDECAR_BIN=%q): %v", os.Getenv("MCL_SIDECAR_BIN"), err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, addr
+}
+
+// appFailover runs the Go example as the leader on addrA, a library candidate on addrB, and once
+// the example does leader work sends sig to it — or, with sidecar set, SIGKILLs that sidecar and
+// then the example. It returns the ms until the candidate's fn starts.
+func appFailover(t *testing.T, example, addrA, addrB string, sig syscall.Signal, sidecar *exec.Cmd) float64 {
 	t.Helper()
 	name := fmt.Sprintf("bench-%d", rand.Int64N(1e12))
 	cmd := exec.Command(example)
@@ -97,8 +122,8 @@ func appFailover(t *testing.T, example, addrA, addrB string, sig syscall.Signal)
 	}()
 	select {
 	case <-leading:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the example app did not lead within 30 s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the example app did not lead within 60 s")
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -134,6 +159,9 @@ func appFailover(t *testing.T, example, addrA, addrB string, sig syscall.Signal)
 	}
 	time.Sleep(500 * time.Millisecond) // its sidecar has renewed its candidacy
 	t0 := MonotonicNow()
+	if sidecar != nil {
+		sidecar.Process.Kill()
+	}
 	cmd.Process.Signal(sig)
 	select {
 	case t1 := <-started:
