@@ -124,9 +124,9 @@ class TermContext : public LeaderContext {
     return absl::Nanoseconds(bound_ns_.load());
   }
   bool IsLeaderNow() const override {
-    return !cancelled_.IsSet() && impl_->IsLive(id_);
+    return !cancelled_now_ && impl_->IsLive(id_);
   }
-  bool cancelled() const override { return cancelled_.IsSet(); }
+  bool cancelled() const override { return cancelled_now_; }
   bool WaitForCancel(absl::Duration timeout) const override {
     return cancelled_.WaitFor(timeout);
   }
@@ -149,8 +149,9 @@ class TermContext : public LeaderContext {
   void SetBound(absl::Duration until) {
     bound_ns_.store(absl::ToInt64Nanoseconds(until));
   }
-  // Runs the callbacks, then sets the flag (once; on the calling thread), so
-  // a waiter that wakes finds every callback registered before it run.
+  // Once, on the calling thread: cancelled() turns true, the callbacks run
+  // (they may look at cancelled()), then WaitForCancel's waiters wake (and
+  // find every callback run).
   void Cancel(const std::string& reason) {
     std::vector<std::function<void()>> run;
     {
@@ -160,6 +161,7 @@ class TermContext : public LeaderContext {
       reason_ = reason;
       run.swap(callbacks_);
     }
+    cancelled_now_ = true;
     for (auto& cb : run) cb();
     cancelled_.Set();
   }
@@ -170,7 +172,8 @@ class TermContext : public LeaderContext {
   const mcl::v1::Leader grant_;
   const std::string lock_;
   std::atomic<int64_t> bound_ns_;
-  StopFlag cancelled_;
+  std::atomic<bool> cancelled_now_{false};
+  StopFlag cancelled_;  // set after the callbacks ran
   mutable absl::Mutex mu_;
   mutable std::vector<std::function<void()>> callbacks_ ABSL_GUARDED_BY(mu_);
   bool fired_ ABSL_GUARDED_BY(mu_) = false;

@@ -145,11 +145,12 @@ class LeaderContext {
   // clock is before the latest bound. Consults the clock on each call, so it
   // turns false at the bound even before the cancellation is delivered.
   virtual bool IsLeaderNow() const = 0;
-  // True once the context was cancelled (never false again).
+  // True once the context was cancelled (never false again); already true
+  // while the OnCancel callbacks run.
   virtual bool cancelled() const = 0;
   // Blocks until cancelled or `timeout` passes (on the monotonic clock);
-  // returns cancelled(). The callbacks registered before the cancellation
-  // have run by the time it returns true.
+  // true once cancelled, and then the OnCancel callbacks registered before
+  // the cancellation have run.
   virtual bool WaitForCancel(absl::Duration timeout) const = 0;
   // Runs `callback` once when the context is cancelled, on the library's
   // supervisor thread (at once, on this thread, if already cancelled). Keep it
