@@ -241,12 +241,14 @@ grpc::Status Leadership::Impl::OneStream(bool* got_event) {
   mcl::v1::LeadershipEvent ev;
   while (reader->Read(&ev)) {
     *got_event = true;
+    bool applied = false;
     {
       absl::MutexLock l(&mu_);
       // Read the clock after the event arrived: the clock check and the bound
       // compare against the moment of receipt or later, never earlier.
       const absl::Duration now = options_.clock->Monotonic();
       absl::Status s = state_.OnEvent(ev, now);
+      applied = s.ok();
       if (!s.ok()) {
         EndLocked(s);
         ended_by_ = std::string(s.message());
@@ -259,7 +261,7 @@ grpc::Status Leadership::Impl::OneStream(bool* got_event) {
       }
       supervisor_wake_.Notify();
     }
-    if (options_.on_event) options_.on_event(ev);
+    if (applied && options_.on_event) options_.on_event(ev);
   }
   grpc::Status status = reader->Finish();
   absl::MutexLock l(&mu_);

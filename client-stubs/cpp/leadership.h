@@ -116,9 +116,10 @@ struct LeadershipOptions {
   absl::Duration connect_timeout = absl::InfiniteDuration();
   // Informational (logging): every event received, once the library has
   // applied it (after a LEADER, fn may already be starting; after a LOST,
-  // IsLeaderNow() is already false); and every transient stream failure with
+  // IsLeaderNow() is already false) — not one it refused (see "Safe
+  // defaults"; Wait() returns why); and every transient stream failure with
   // the delay before the next attempt. Called on the stream thread; must not
-  // block or call Stop()/Wait().
+  // block or call Wait().
   std::function<void(const mcl::v1::LeadershipEvent&)> on_event;
   std::function<void(const absl::Status&, absl::Duration retry_in)>
       on_disconnect;

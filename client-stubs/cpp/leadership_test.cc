@@ -43,7 +43,7 @@ class Recorder {
 
   // fn: records, waits for the cancellation (or returns `finish` at once
   // when set), records again.
-  LeaderFn Fn(std::optional<absl::Status> finish = std::nullopt) {
+  LeaderFn Fn(const std::optional<absl::Status>& finish = std::nullopt) {
     return [this, finish](const LeaderContext& ctx) -> absl::Status {
       size_t i;
       {

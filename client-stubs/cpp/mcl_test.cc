@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -467,6 +468,46 @@ TEST_F(MclTest, ObservePrintsALinePerChangeUntilSigterm) {
   EXPECT_THAT(j->Log(), HasSubstr("\"state\":\"FOLLOWER\""));
   ASSERT_TRUE(j->Signal(SIGINT).ok());
   EXPECT_EQ(j->Wait(kWait).value_or(-1), 0);
+}
+
+// The reference example (run.sh runs it on the real test bed) on the library.
+TEST_F(MclTest, ExampleDoesLeaderWorkOnlyWhileLeadingAndResignsOnSigterm) {
+  std::map<std::string, std::string> env = Env();
+  env["MCL_LOCK"] = "lock";
+  auto p = Subprocess::Start({Runfile("client-stubs/cpp/election_example")},
+                             dir_ + "/example.log", env);
+  ASSERT_TRUE(p.ok());
+  FakeStream* s = Campaign(0);
+  ASSERT_NE(s, nullptr);
+  s->Send(FakeSidecar::Event(mcl::v1::FOLLOWER, "other", 41));
+  s->Send(sidecar_->LeaderEvent(42, absl::Seconds(30)));
+  s->Send(sidecar_->LeaderEvent(42, absl::Seconds(30)));  // a renewal
+  ASSERT_TRUE(p->WaitForLog("leader work token=42", kWait)) << p->Log();
+  s->Send(FakeSidecar::Event(mcl::v1::LOST, "me", 42, "deposed"));
+  ASSERT_TRUE(p->WaitForLog("event state=LOST", kWait)) << p->Log();
+  ASSERT_TRUE(p->Signal(SIGTERM).ok());
+  EXPECT_EQ(p->Wait(kWait).value_or(-1), 0) << p->Log();
+  EXPECT_TRUE(s->cancelled_at().has_value());
+  std::vector<std::string> lines =
+      absl::StrSplit(p->Log(), '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 5u) << p->Log();
+  EXPECT_EQ(lines[0],
+            "event state=FOLLOWER leader=other cluster=cluster-0 token=41");
+  EXPECT_EQ(lines[1],
+            "event state=LEADER leader=me cluster=cluster-0 token=42");
+  EXPECT_EQ(lines.back(), "resigned, bye");
+  bool leading = false;
+  for (const std::string& l : lines) {
+    if (absl::StartsWith(l, "event state=")) {
+      leading = absl::StartsWith(l, "event state=LEADER");
+    }
+    if (absl::StartsWith(l, "leader work")) {
+      EXPECT_TRUE(leading) << p->Log();
+    }
+  }
+  EXPECT_THAT(p->Log(), ::testing::Not(HasSubstr(
+                            "state=LEADER leader=me cluster=cluster-0 "
+                            "token=42\nevent state=LEADER")));
 }
 
 TEST(MetricsTest, ParsesTheSidecarsPerLockMetrics) {
