@@ -19,6 +19,7 @@
 #include "client-stubs/cpp/cli_flags.h"
 #include "client-stubs/cpp/metrics.h"
 #include "client-stubs/cpp/testing/fake_sidecar.h"
+#include "client-stubs/cpp/testing/probe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testbed/cc/free_port.h"
@@ -29,6 +30,8 @@ namespace {
 
 using ::mcl::client::testing::FakeSidecar;
 using ::mcl::client::testing::FakeStream;
+using ::mcl::client::testing::ProbeLine;
+using ::mcl::client::testing::ReadProbe;
 using ::mcl::testbed::RunCommand;
 using ::mcl::testbed::Runfile;
 using ::mcl::testbed::Subprocess;
@@ -39,18 +42,6 @@ constexpr absl::Duration kWait = absl::Seconds(15);
 int64_t MonoNs() {
   return absl::ToInt64Nanoseconds(Clock::Real()->Monotonic());
 }
-
-// One line the test CMD wrote: its kind ("start", "term") and key=value pairs.
-struct ProbeLine {
-  std::string kind;
-  std::map<std::string, std::string> kv;
-  int64_t Int(const std::string& k) const {
-    int64_t v = -1;
-    auto it = kv.find(k);
-    if (it != kv.end()) (void)absl::SimpleAtoi(it->second, &v);
-    return v;
-  }
-};
 
 class MclTest : public ::testing::Test {
  protected:
@@ -98,23 +89,7 @@ class MclTest : public ::testing::Test {
     run_ = std::make_unique<Subprocess>(std::move(*p));
   }
 
-  std::vector<ProbeLine> Probe() {
-    std::vector<ProbeLine> out;
-    std::ifstream in(probe_);
-    std::string line;
-    while (std::getline(in, line)) {
-      std::vector<std::string> parts = absl::StrSplit(line, ' ');
-      ProbeLine p;
-      p.kind = parts[0];
-      for (size_t i = 1; i < parts.size(); ++i) {
-        std::pair<std::string, std::string> kv =
-            absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
-        p.kv[kv.first] = kv.second;
-      }
-      out.push_back(p);
-    }
-    return out;
-  }
+  std::vector<ProbeLine> Probe() { return ReadProbe(probe_); }
   int Count(const std::string& kind) {
     int n = 0;
     for (const auto& l : Probe()) n += l.kind == kind;
@@ -349,7 +324,7 @@ TEST_F(MclTest, SigtermStopsCmdFirstThenResignsAndExits0) {
   ASSERT_TRUE(run_->Signal(SIGTERM).ok());
   ExpectExit(0);
   ASSERT_EQ(Count("term"), 1) << RunLog();
-  ASSERT_TRUE(s->cancelled_at().has_value()) << "not resigned";
+  ASSERT_TRUE(s->WaitCancelled(kWait)) << "not resigned";
   // The campaign ended only after CMD had been told to stop.
   EXPECT_GE(absl::ToInt64Nanoseconds(*s->cancelled_at()),
             Nth("term", 0).Int("mono"));
@@ -364,7 +339,7 @@ TEST_F(MclTest, SigtermWhileFollowingResignsAtOnce) {
   ASSERT_TRUE(s->WaitFlushed(kWait));
   ASSERT_TRUE(run_->Signal(SIGINT).ok());
   ExpectExit(0);
-  EXPECT_TRUE(s->cancelled_at().has_value());
+  EXPECT_TRUE(s->WaitCancelled(kWait));
   EXPECT_EQ(Count("start"), 0);
 }
 
@@ -487,7 +462,7 @@ TEST_F(MclTest, ExampleDoesLeaderWorkOnlyWhileLeadingAndResignsOnSigterm) {
   ASSERT_TRUE(p->WaitForLog("event state=LOST", kWait)) << p->Log();
   ASSERT_TRUE(p->Signal(SIGTERM).ok());
   EXPECT_EQ(p->Wait(kWait).value_or(-1), 0) << p->Log();
-  EXPECT_TRUE(s->cancelled_at().has_value());
+  EXPECT_TRUE(s->WaitCancelled(kWait));
   std::vector<std::string> lines =
       absl::StrSplit(p->Log(), '\n', absl::SkipEmpty());
   ASSERT_GE(lines.size(), 5u) << p->Log();

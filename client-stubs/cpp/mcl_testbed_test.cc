@@ -14,6 +14,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "client-stubs/cpp/testing/probe.h"
 #include "e2e/fleet.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,6 +24,7 @@
 namespace mcl::cli {
 namespace {
 
+using ::mcl::client::testing::ReadProbe;
 using ::mcl::e2e::Fleet;
 using ::mcl::e2e::Interval;
 using ::mcl::e2e::MonoNow;
@@ -33,34 +35,6 @@ using ::testing::HasSubstr;
 constexpr absl::Duration kGrant = absl::Seconds(30);
 // A graceful handoff (resign, stream end) is by watch, well under this.
 constexpr absl::Duration kHandoff = absl::Seconds(5);
-
-// The lines test_cmd wrote ("start ... token=N ...", "term mono=NS").
-std::vector<std::map<std::string, std::string>> ProbeLines(
-    const std::string& file, const std::string& kind) {
-  std::vector<std::map<std::string, std::string>> out;
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> parts = absl::StrSplit(line, ' ');
-    if (parts[0] != kind) continue;
-    std::map<std::string, std::string> kv;
-    for (size_t i = 1; i < parts.size(); ++i) {
-      std::pair<std::string, std::string> p =
-          absl::StrSplit(parts[i], absl::MaxSplits('=', 1));
-      kv[p.first] = p.second;
-    }
-    out.push_back(kv);
-  }
-  return out;
-}
-
-int64_t Int(const std::map<std::string, std::string>& kv,
-            const std::string& k) {
-  int64_t v = -1;
-  auto it = kv.find(k);
-  if (it != kv.end()) (void)absl::SimpleAtoi(it->second, &v);
-  return v;
-}
 
 class MclTestbedTest : public ::testing::Test {
  protected:
@@ -130,16 +104,14 @@ class MclTestbedTest : public ::testing::Test {
     if (!p.ok()) return -1;
     run_ = std::make_unique<Subprocess>(std::move(*p));
     bool started = testbed::WaitUntil(
-        [&] {
-          return !ProbeLines(probe_, "start").empty() || !run_->running();
-        },
+        [&] { return !ReadProbe(probe_, "start").empty() || !run_->running(); },
         kGrant);
     EXPECT_TRUE(started && run_->running())
         << "CMD did not start; mcl run's log:\n"
         << run_->Log() << "\nsidecar A:\n"
         << sidecar_a_->Log();
-    auto lines = ProbeLines(probe_, "start");
-    return lines.empty() ? -1 : Int(lines[0], "token");
+    auto lines = ReadProbe(probe_, "start");
+    return lines.empty() ? -1 : lines[0].Int("token");
   }
 
   // Candidate B in cluster 1 campaigns and follows run-a.
@@ -170,8 +142,8 @@ class MclTestbedTest : public ::testing::Test {
   // CMD's leadership as an interval in the history (start line to SIGTERM),
   // then the S1/S2 checker over everything the fleet recorded.
   void CheckHistory(int64_t token) {
-    auto start = ProbeLines(probe_, "start");
-    auto term = ProbeLines(probe_, "term");
+    auto start = ReadProbe(probe_, "start");
+    auto term = ReadProbe(probe_, "term");
     ASSERT_FALSE(start.empty());
     ASSERT_FALSE(term.empty());
     e2e::History h;
@@ -180,8 +152,8 @@ class MclTestbedTest : public ::testing::Test {
       h.Leader(i.app, i.token, i.start);
       if (i.end != absl::InfiniteDuration()) h.Lost(i.app, i.end);
     }
-    h.Leader("cmd-" + lock_, token, absl::Nanoseconds(Int(start[0], "mono")));
-    h.Lost("cmd-" + lock_, absl::Nanoseconds(Int(term[0], "mono")));
+    h.Leader("cmd-" + lock_, token, absl::Nanoseconds(start[0].Int("mono")));
+    h.Lost("cmd-" + lock_, absl::Nanoseconds(term[0].Int("mono")));
     EXPECT_TRUE(h.Check().ok()) << h.Check();
   }
 
@@ -224,10 +196,10 @@ TEST_F(MclTestbedTest, FrozenSidecarStopsCmdBeforeAnotherCandidateIsGranted) {
   std::optional<absl::Duration> granted = BGranted(b, kGrant);
   ASSERT_TRUE(granted.has_value())
       << "B was not granted while A's sidecar was frozen";
-  auto term = ProbeLines(probe_, "term");
+  auto term = ReadProbe(probe_, "term");
   ASSERT_FALSE(term.empty()) << "CMD was not stopped; mcl run:\n"
                              << run_->Log();
-  const absl::Duration stopped = absl::Nanoseconds(Int(term[0], "mono"));
+  const absl::Duration stopped = absl::Nanoseconds(term[0].Int("mono"));
   EXPECT_LT(stopped, *granted)
       << "CMD stopped " << (stopped - *granted) << " after B's grant";
   EXPECT_GT(stopped, frozen);
@@ -256,9 +228,9 @@ TEST_F(MclTestbedTest, SigtermToMclRunStopsCmdAndResignsAtOnce) {
   auto code = run_->Wait(absl::Seconds(15));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0) << run_->Log();
-  auto term = ProbeLines(probe_, "term");
+  auto term = ReadProbe(probe_, "term");
   ASSERT_FALSE(term.empty());
-  EXPECT_LT(absl::Nanoseconds(Int(term[0], "mono")), *granted);
+  EXPECT_LT(absl::Nanoseconds(term[0].Int("mono")), *granted);
   EXPECT_GT(b->token(), token);
   CheckHistory(token);
   std::printf("handoff after SIGTERM to mcl run: %s\n",
