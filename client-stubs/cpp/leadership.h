@@ -173,16 +173,17 @@ class Leadership {
   // campaigning at once. Never blocks on the sidecar.
   static absl::StatusOr<std::unique_ptr<Leadership>> Start(
       LeadershipOptions options, LeaderFn fn);
-  // Stop() and Wait().
+  // Stop() and Wait(). Not from fn or its callbacks (it waits for fn).
   ~Leadership();
   Leadership(const Leadership&) = delete;
   Leadership& operator=(const Leadership&) = delete;
 
   // Ends the campaign: cancels fn's context, waits for fn to return, then
   // ends the Campaign stream, which makes the sidecar resign at once. Returns
-  // without waiting; idempotent; any thread (not from fn).
+  // without waiting; idempotent; any thread, fn and callbacks included.
   void Stop();
   // Blocks until the campaign is over (see the file comment for the status).
+  // Not from fn or its callbacks.
   absl::Status Wait();
   // Waits at most `timeout`; nullopt if the campaign is not over yet.
   std::optional<absl::Status> WaitFor(absl::Duration timeout);

@@ -72,7 +72,9 @@ class Runner {
     ctx.OnCancel([this] { wake_.Notify(); });
     Backoff backoff({absl::Milliseconds(100), absl::Seconds(10), 2});
     for (;;) {
-      if (ctx.cancelled()) return absl::OkStatus();
+      // The clock, not only the cancellation: the supervisor may not have
+      // cancelled a term whose bound passed a moment ago.
+      if (!ctx.IsLeaderNow()) return absl::OkStatus();
       auto child =
           ChildProcess::Spawn(flags_.command, GrantEnvironment(flags_, ctx),
                               [this] { wake_.Notify(); });
