@@ -445,6 +445,33 @@ TEST_F(MclTest, ObservePrintsALinePerChangeUntilSigterm) {
   EXPECT_EQ(j->Wait(kWait).value_or(-1), 0);
 }
 
+TEST_F(MclTest, ObserveReconnectsAfterASidecarRestartAndPrintsOnlyChanges) {
+  auto p = Subprocess::Start({Mcl(), "observe", "--lock=lock"},
+                             dir_ + "/observe.log", Env());
+  ASSERT_TRUE(p.ok());
+  FakeStream* s = sidecar_->WaitForStream("Observe", 0, kWait);
+  ASSERT_NE(s, nullptr);
+  s->Send(FakeSidecar::Event(mcl::v1::FOLLOWER, "app-0", 42));
+  ASSERT_TRUE(p->WaitForLog("token=42", kWait)) << p->Log();
+  sidecar_->Kill();
+  ASSERT_TRUE(sidecar_->Restart().ok());
+  FakeStream* s2 = sidecar_->WaitForStream("Observe", 1, kWait);
+  ASSERT_NE(s2, nullptr) << p->Log();
+  s2->Send(FakeSidecar::Event(mcl::v1::FOLLOWER, "app-0", 42));  // the same
+  s2->Send(FakeSidecar::Event(mcl::v1::FOLLOWER, "app-1", 43));
+  ASSERT_TRUE(p->WaitForLog("token=43", kWait)) << p->Log();
+  ASSERT_TRUE(p->Signal(SIGTERM).ok());
+  EXPECT_EQ(p->Wait(kWait).value_or(-1), 0);
+  const std::string log = p->Log();
+  size_t n = 0;
+  for (size_t at = log.find("token=42"); at != std::string::npos;
+       at = log.find("token=42", at + 1)) {
+    ++n;
+  }
+  EXPECT_EQ(n, 1u) << log;
+  EXPECT_THAT(log, HasSubstr("the Observe stream ended"));
+}
+
 // The reference example (run.sh runs it on the real test bed) on the library.
 TEST_F(MclTest, ExampleDoesLeaderWorkOnlyWhileLeadingAndResignsOnSigterm) {
   std::map<std::string, std::string> env = Env();
