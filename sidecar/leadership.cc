@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/contract.h"
 
 namespace mcl::sidecar {
 
@@ -21,22 +21,12 @@ const char* LeaderStateName(LeaderState s) {
   return "?";
 }
 
-std::string ClusterFromHeartbeat(const std::string& heartbeat) {
-  constexpr absl::string_view kPrefix = "mcl-heartbeat-";
-  absl::string_view name = heartbeat;
-  size_t slash = name.rfind('/');
-  if (slash != absl::string_view::npos) name.remove_prefix(slash + 1);
-  if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size())
-    return "";
-  return std::string(name.substr(kPrefix.size()));
-}
-
 Leadership::Leadership(Options options, Clock* clock)
     : options_(std::move(options)), clock_(clock) {}
 
 std::string Leadership::MyCluster() const {
   if (!options_.cluster.empty()) return options_.cluster;
-  if (latest_) return ClusterFromHeartbeat(latest_->heartbeat);
+  if (latest_) return contract::ClusterFromHeartbeat(latest_->heartbeat);
   return "";
 }
 
@@ -121,8 +111,7 @@ std::optional<absl::Duration> Leadership::ValidUntil(
     }
   }
   if (best == nullptr) return std::nullopt;
-  absl::Duration v = it->second.ttl * (1.0 - options_.rho) - options_.margin;
-  return best->sent_at + v;
+  return best->sent_at + contract::ValidityAfterConfirmedWrite(it->second.ttl);
 }
 
 std::optional<absl::Duration> Leadership::deadline() const {

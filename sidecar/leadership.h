@@ -1,60 +1,64 @@
 // Leadership: the sidecar's rule for telling one Campaign "you lead"
-// (docs/design.md §The sidecar's rule, §Confirmation). A pure state machine: no
-// I/O, time from an injected Clock, one instance per Campaign stream. The
-// adapter feeds it every object version it learns (watch events and its own
-// write responses), its own writes (resourceVersion + monotonic send time),
-// confirmations (from the heartbeat Lease and from status), and calls Tick() at
-// deadline(); it forwards TakeEvents() to the stream.
+// (docs/design.md §The sidecar's rule, §Confirmation). A pure state machine:
+// no I/O, time from an injected Clock, one instance per Campaign stream. The
+// adapter (lock_table.h) feeds it every object version it learns (watch
+// events and its own write responses), its own writes (resourceVersion and
+// monotonic send time), confirmations (from the heartbeat Lease and from
+// status), and calls Tick() at deadline(); it forwards TakeEvents() to the
+// stream.
 //
 // THE RULE. LEADER for token t iff all hold:
 //   * the candidacy is open (stream alive, not resigned);
 //   * the latest object version known (highest resourceVersion) has
-//   spec.holderIdentity == me,
-//     status.leader == me, status.leaderCluster == my cluster,
-//     status.fencingToken == t, status.session == s;
+//       spec.holderIdentity == me, status.leader == me,
+//       status.leaderCluster == my cluster, status.fencingToken == t,
+//       status.session == s;
 //   * now_mono < T_w* + V, where w* is my latest write with w* <= c for a
-//   confirmation (s, c, TTL),
-//     T_w* is the monotonic time taken *before* that write was sent, V = TTL·(1
-//     − ρ) − m.
+//     confirmation (s, c, TTL), T_w* is the monotonic time taken *before*
+//     that write was sent, and V = TTL·(1 − ρ) − m
+//     (contract::ValidityAfterConfirmedWrite).
 //
-// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd answered
-// a keepalive of session s that the controller sent after its informer had
-// processed resourceVersion c. If my write w <= c then the controller saw w
-// before sending that keepalive, and I sent w before it was applied:
-//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)   (one causal chain; no
-//     clocks compared)
-// etcd keeps lease s (and the key of the grant, attached to it) until at least
-// t_refresh + TTL on etcd's clock. Measured on my monotonic clock, whose rate
-// differs from etcd's by at most ρ, that interval is at least TTL·(1 − ρ) long,
-// so I say LEADER only until T_w* + TTL·(1 − ρ) − m; the margin m (150 ms)
-// absorbs the lateness of my own timer and the time the app needs to act on
-// LOST. A confirmation that arrives late (a slow watch) cannot extend anything:
-// validity is counted from T_w*, a moment before the keepalive, never from the
-// arrival. Out-of-order confirmations only ever name older writes, so keeping
-// the maximum c per session is sound. Confirmations of another session than
-// status.session are kept (a new session may be named by the next status) but
-// never used for the current one. Writes whose resourceVersion is unknown
+// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd
+// answered a keepalive of session s that the controller sent after its
+// informer had processed resourceVersion c. If my write w <= c, the
+// controller saw w before sending that keepalive, and I sent w before it was
+// applied:
+//
+//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)
+//
+// (one causal chain; no clocks compared). etcd keeps lease s, and the key of
+// the grant attached to it, until at least t_refresh + TTL on etcd's clock.
+// Measured on my monotonic clock, whose rate differs from etcd's by at most
+// ρ, that interval is at least TTL·(1 − ρ) long, so I say LEADER only until
+// T_w* + TTL·(1 − ρ) − m; the margin m (150 ms) absorbs the lateness of my own
+// timer and the time the app needs to act on LOST. A confirmation that
+// arrives late (a slow watch) cannot extend anything: validity is counted
+// from T_w*, a moment before the keepalive, never from the arrival.
+// Out-of-order confirmations only ever name older writes, so keeping the
+// maximum c per session is sound. Confirmations of another session than
+// status.session are kept (a new session may be named by the next status)
+// but never used for the current one. Writes whose resourceVersion is unknown
 // (timeouts, conflicts) are never used.
 //
 // Revocation: the controller revokes a grant by clearing status.leader; the
 // adapter keeps the write invariant (design.md §The sidecar's rule): every
 // object version is applied here before any spec write based on it is sent
 // (CheckWritePrecondition), so LOST is emitted before the write that acks the
-// revocation, and the controller releases the key only after that ack or after
-// a timeout that outlasts every validity this class can compute.
+// revocation, and the controller releases the key only after that ack or
+// after a timeout that outlasts every validity this class can compute.
 //
 // Clock skew tolerated: none needed between wall clocks (they are never
-// compared, S3); monotonic clock *rates* of sidecar, controller and etcd leader
-// may differ by up to ρ = 1 %.
+// compared, S3); the monotonic clock *rates* of sidecar, controller and etcd
+// leader may differ by up to ρ = 1 % (common/contract.h).
 //
-// Events (what the stream sees): the first event is Current(); then one event
-// per change of (state, grant). Losing leadership always emits LOST (with the
-// lost grant and a reason) before anything else, then the new view (FOLLOWER /
-// NO_LEADER) unless the grant still names me but is not confirmed, in which
-// case the stream stays in LOST and later says LEADER again (same or new token)
-// once a fresh confirmation arrives. A grant that names me but is not (yet)
-// confirmed is reported as NO_LEADER to a candidate that was not leading:
-// nobody may act as leader yet.
+// Events (what the stream sees): the first event is Current(); then one
+// event per change of (state, grant). Losing leadership always emits LOST
+// (with the lost grant and a reason) before anything else, then the new view
+// (FOLLOWER / NO_LEADER) unless the grant still names me but is not
+// confirmed, in which case the stream stays in LOST and later says LEADER
+// again (same or new token) once a fresh confirmation arrives. A grant that
+// names me but is not (yet) confirmed is reported as NO_LEADER to a candidate
+// that was not leading: nobody may act as leader yet.
 #ifndef MCL_SIDECAR_LEADERSHIP_H_
 #define MCL_SIDECAR_LEADERSHIP_H_
 
@@ -77,9 +81,10 @@ const char* LeaderStateName(LeaderState s);
 
 struct LeadershipEvent {
   LeaderState state = LeaderState::kNoLeader;
-  Grant grant;  // FOLLOWER/LEADER: the current grant; LOST: the grant that was
-                // lost
-  std::string reason;  // LOST: why
+  // FOLLOWER / LEADER: the current grant; LOST: the grant that was lost.
+  Grant grant;
+  // LOST: why.
+  std::string reason;
 };
 
 class Leadership {
@@ -91,10 +96,8 @@ class Leadership {
     // "ns/mcl-heartbeat-<cluster>"); the status is written only by the local
     // controller, so that name is authoritative.
     std::string cluster;
-    double rho = 0.01;  // clock-rate drift allowance (design.md)
-    absl::Duration margin =
-        absl::Milliseconds(150);  // timer lateness + reaction time
-    size_t max_writes = 64;       // own writes remembered for confirmation
+    // Own writes remembered for confirmation.
+    size_t max_writes = 64;
   };
 
   Leadership(Options options, Clock* clock);

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "common/contract.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -17,8 +18,8 @@ constexpr char kOther[] = "pod-b_uid-b";
 constexpr char kSession[] = "7a1b";
 constexpr char kHeartbeat[] = "default/mcl-heartbeat-cluster-0";
 const absl::Duration kTtl = absl::Seconds(2);
-// V = TTL·(1 − ρ) − m with ρ = 1 %, m = 150 ms.
-const absl::Duration kV = absl::Milliseconds(2000 * 99 / 100 - 150);
+// V = TTL·(1 − ρ) − m (with ρ = 1 % and m = 150 ms: 1.83 s).
+const absl::Duration kV = contract::ValidityAfterConfirmedWrite(kTtl);
 
 class LeadershipTest : public ::testing::Test {
  protected:
@@ -73,14 +74,6 @@ class LeadershipTest : public ::testing::Test {
   absl::Duration t0_;
 };
 
-TEST(ClusterFromHeartbeatTest, ParsesTheControllersLeaseName) {
-  EXPECT_EQ(ClusterFromHeartbeat("ns/mcl-heartbeat-cluster-1"), "cluster-1");
-  EXPECT_EQ(ClusterFromHeartbeat("mcl-heartbeat-east"), "east");
-  EXPECT_EQ(ClusterFromHeartbeat("ns/mcl-heartbeat-"), "");
-  EXPECT_EQ(ClusterFromHeartbeat("ns/other"), "");
-  EXPECT_EQ(ClusterFromHeartbeat(""), "");
-}
-
 TEST_F(LeadershipTest, StartsWithNoLeaderAndNoEvents) {
   EXPECT_EQ(l_.Current().state, LeaderState::kNoLeader);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
@@ -112,8 +105,8 @@ TEST_F(LeadershipTest, AnotherLeaderMakesAFollower) {
 TEST_F(LeadershipTest, GrantWithoutConfirmationIsNotLeadership) {
   l_.ObserveObject(View(5, "", "", 0));
   Write(10, View(10, kMe, "", 0));
-  l_.ObserveObject(
-      View(11, kMe, kMe, 42));  // no confirmedResourceVersion in status
+  // No confirmedResourceVersion in status.
+  l_.ObserveObject(View(11, kMe, kMe, 42));
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
@@ -130,8 +123,8 @@ TEST_F(LeadershipTest, ConfirmationInTheGrantingStatusLeadsAtOnce) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].grant.cluster, "cluster-0");
   ASSERT_TRUE(l_.deadline().has_value());
-  EXPECT_EQ(*l_.deadline(),
-            sent + kV);  // counted from the send time, not the arrival
+  // Counted from the send time, not the arrival.
+  EXPECT_EQ(*l_.deadline(), sent + kV);
 }
 
 TEST_F(LeadershipTest,
@@ -165,8 +158,8 @@ TEST_F(LeadershipTest,
     absl::Duration sent = clock_.Monotonic();
     ++rv;
     Write(rv, View(rv, kMe, kMe, 42));
-    clock_.Advance(
-        absl::Milliseconds(200));  // propagation to the controller and back
+    // Propagation to the controller and back.
+    clock_.Advance(absl::Milliseconds(200));
     l_.ObserveConfirmation(Confirm(rv));
     EXPECT_EQ(*l_.deadline(), sent + kV);
     l_.Tick();
@@ -295,8 +288,8 @@ TEST_F(LeadershipTest, RevokedStatusIsLostBeforeTheNextWriteMayBeSent) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].reason, "the controller revoked the grant");
   EXPECT_EQ(ev[1].state, LeaderState::kNoLeader);
-  EXPECT_TRUE(
-      l_.CheckWritePrecondition(13).ok());  // now the ack may be written
+  // Now the ack may be written.
+  EXPECT_TRUE(l_.CheckWritePrecondition(13).ok());
 }
 
 TEST_F(LeadershipTest, AnotherCandidateGrantedIsLostThenFollower) {
@@ -342,8 +335,8 @@ TEST_F(LeadershipTest, FreshConfirmationAfterALapseLeadsAgain) {
   l_.TakeEvents();
   absl::Duration sent = clock_.Monotonic();
   Write(12, View(12, kMe, kMe, 42));
-  EXPECT_EQ(l_.state(),
-            LeaderState::kLost);  // unconfirmed: stays LOST, no NO_LEADER noise
+  // Unconfirmed: stays LOST, no NO_LEADER noise.
+  EXPECT_EQ(l_.state(), LeaderState::kLost);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
   l_.ObserveConfirmation(Confirm(12));
   auto ev = l_.TakeEvents();
@@ -368,8 +361,8 @@ TEST_F(LeadershipTest, DeletedLockIsLostThenNoLeader) {
 TEST_F(LeadershipTest, DeletionCarryingTheLastStatesVersionStillApplies) {
   BecomeLeader();
   LeaseView gone;
-  gone.resource_version =
-      11;  // the informer found it gone on a relist: last known state's rv
+  // The informer found it gone on a relist: last known state's rv.
+  gone.resource_version = 11;
   gone.exists = false;
   l_.ObserveObject(gone);
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
@@ -437,8 +430,7 @@ TEST_F(LeadershipTest,
 }
 
 TEST_F(LeadershipTest, RememberedWritesAreBounded) {
-  Leadership l(Leadership::Options{kMe, "", 0.01, absl::Milliseconds(150), 4},
-               &clock_);
+  Leadership l(Leadership::Options{kMe, "", 4}, &clock_);
   for (int64_t rv = 1; rv <= 10; ++rv) {
     l.RecordWrite(rv, clock_.Monotonic());
     clock_.Advance(absl::Milliseconds(10));

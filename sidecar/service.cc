@@ -53,7 +53,7 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
                     public EventSink {
  public:
   enum class Kind { kCampaign, kObserve };
-  EventStream(Election* election, Kind kind)
+  EventStream(ElectionApi* election, Kind kind)
       : election_(election), kind_(kind) {}
 
   // The Election's id for this stream, once registered.
@@ -112,7 +112,7 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
     }
   }
 
-  Election* election_;
+  ElectionApi* election_;
   Kind kind_;
   absl::Mutex mu_;
   bool over_ ABSL_GUARDED_BY(mu_) = false;  // the call is done
@@ -186,7 +186,7 @@ void ElectionService::AcceptCampaign() {
         return;
       }
       absl::Duration ld = req->lease_duration_seconds() == 0
-                              ? election_->options().default_lease_duration
+                              ? election_->DefaultLeaseDuration()
                               : absl::Seconds(req->lease_duration_seconds());
       stream->Registered(election_->StartCampaign(
           election_->Key(req->lock().namespace_(), req->lock().name()),

@@ -6,13 +6,13 @@
 
 #include "mcl/v1/election.grpc.pb.h"
 #include "sidecar/async_grpc.h"
-#include "sidecar/election.h"
+#include "sidecar/election_api.h"
 
 namespace mcl::sidecar {
 
 class ElectionService {
  public:
-  explicit ElectionService(Election* election) : election_(election) {}
+  explicit ElectionService(ElectionApi* election) : election_(election) {}
 
   // Register with the ServerBuilder before BuildAndStart.
   grpc::Service* service() { return &service_; }
@@ -27,7 +27,7 @@ class ElectionService {
   void AcceptResign();
   void AcceptLeader();
 
-  Election* election_;
+  ElectionApi* election_;
   mcl::v1::Election::AsyncService service_;
   CompletionLoop* loop_ = nullptr;
   Workers* workers_ = nullptr;

@@ -492,8 +492,8 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
   }
   // Steady state for a few renewal periods: still exactly one holder, one
   // LEADER.
-  absl::SleepFor(
-      absl::Seconds(2));  // a span of time is what is being tested here
+  // A span of time is what is being tested here.
+  absl::SleepFor(absl::Seconds(2));
   EXPECT_EQ(Holder(lock), leader_id);
   for (int i = 0; i < 3; ++i) {
     int leaders = 0;
@@ -631,8 +631,8 @@ TEST_F(SidecarTest, StoppedConfirmationsAreLostBeforeTheLeaseCouldExpire) {
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
   ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value());
-  absl::SleepFor(
-      absl::Seconds(1));  // leadership held across several heartbeats
+  // Leadership held across several heartbeats.
+  absl::SleepFor(absl::Seconds(1));
   ctl->SetHeartbeats(false);
   // The etcd lease behind the last confirmation lives until at least capture +
   // TTL; LOST must come before (the capture happened after the sidecar's
@@ -662,8 +662,8 @@ TEST_F(SidecarTest,
   auto sc = StartSidecar("late");
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
-  absl::SleepFor(
-      absl::Seconds(8));  // let the delayed confirmations flow for a while
+  // Let the delayed confirmations flow for a while.
+  absl::SleepFor(absl::Seconds(8));
   ctl->SetHeartbeats(false);
   ASSERT_TRUE(testbed::WaitUntil(
       [&] {
