@@ -181,8 +181,10 @@ TEST_F(MclTestbedTest, FrozenSidecarStopsCmdBeforeAnotherCandidateIsGranted) {
       {Runfile("client-stubs/cpp/mcl"), "leader", "--lock=" + lock_},
       absl::Seconds(20), "", {{"MCL_SIDECAR_ADDR", sidecar_b_->address}});
   ASSERT_TRUE(leader.ok()) << leader.status();
-  EXPECT_EQ(leader->output,
-            absl::StrCat("leader=run-a cluster=cluster-0 token=", token, "\n"));
+  EXPECT_EQ(leader->exit_code, 0) << leader->output;
+  EXPECT_THAT(leader->output,
+              ::testing::StartsWith(absl::StrCat(
+                  "leader=run-a cluster=cluster-0 token=", token, " ")));
   // `mcl status` on sidecar A lists the lock as led from here.
   auto status = testbed::RunCommand({Runfile("client-stubs/cpp/mcl"), "status"},
                                     absl::Seconds(20), "", EnvA());
