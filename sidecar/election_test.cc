@@ -189,20 +189,22 @@ TEST_F(ElectionTest, ConfirmedRenewalsKeepLeadershipAndTheirLapseIsLost) {
   absl::Duration t0;
   auto sink = Lead("a", &t0);
   // Renew and confirm three times: each confirmation counts from the send
-  // time of the renewal it confirms. A write is confirmed once the next one
-  // has been sent: the writer is one thread, so by then it has recorded the
-  // write's resourceVersion and send time (a confirmation of a write whose
-  // answer the writer has not yet processed counts only once it has).
+  // time of the renewal it confirms, and moves the bound forward: a LEADER
+  // renewal with the new bound.
   absl::Duration last_confirmed = t0;
   for (int i = 0; i < 3; ++i) {
-    Lease cur = kube_.Get(kNs, kLock);
-    const absl::Duration sent = clock_.Monotonic();
+    const int64_t before = kube_.rv();
     clock_.Advance(kLease / 4);
+    const absl::Duration sent = clock_.Monotonic();
     ASSERT_TRUE(kube_.WaitFor(
-        kNs, kLock, [&](const Lease& l) { return l && Rv(*l) > Rv(*cur); }));
-    Confirm(Rv(*cur));
+        kNs, kLock, [&](const Lease& l) { return l && Rv(*l) > before; }));
+    Confirm();
+    auto renewal = sink->WaitFor(LeaderState::kLeader);
+    ASSERT_TRUE(renewal.has_value()) << sink->Describe();
+    EXPECT_TRUE(renewal->e.event.renewal);
+    EXPECT_EQ(renewal->e.event.grant.token, 7);
+    EXPECT_EQ(renewal->e.event.valid_until, sent + kValidity);
     last_confirmed = sent;
-    ASSERT_TRUE(kube_.DrainWatches());
   }
   EXPECT_TRUE(sink->Quiet()) << sink->Describe();
   // Confirmations stop; renewals go on. LOST comes at T_w* + V, not before.
@@ -228,6 +230,8 @@ TEST_F(ElectionTest, ConfirmedRenewalsKeepLeadershipAndTheirLapseIsLost) {
   auto again = sink->WaitFor(LeaderState::kLeader);
   ASSERT_TRUE(again.has_value()) << sink->Describe();
   EXPECT_EQ(again->e.event.grant.token, 7);
+  EXPECT_FALSE(again->e.event.renewal);
+  EXPECT_EQ(election_->Metrics()["default/lock-a"].transitions, 2);
 }
 
 // A deadline never waits behind I/O: the renewal hangs (the link to the
@@ -321,6 +325,32 @@ TEST_F(ElectionTest, AStreamEndReportedFromInsideASendResignsAtOnce) {
   }));
   auto lost = sink->WaitFor(LeaderState::kLost);
   ASSERT_TRUE(lost.has_value()) << sink->Describe();
+}
+
+TEST_F(ElectionTest, ACampaignInANamespaceThatDoesNotExistEndsWithNotFound) {
+  auto sink = Sink();
+  auto id = election_->StartCampaign(LockKey{"nope", kLock}, "a", kLease, sink);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto first = sink->Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->e.event.state, LeaderState::kNoLeader);
+  auto end = sink->WaitFinished();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_TRUE(absl::IsNotFound(*end)) << *end;
+  EXPECT_THAT(std::string(end->message()),
+              HasSubstr("namespace \"nope\" does not exist in this cluster"));
+  EXPECT_THAT(std::string(end->message()), HasSubstr("nope/lock-a"));
+  // Given up, not retried: the campaign is gone, and its identity may
+  // campaign again (and fails the same way until the namespace exists).
+  kube_.AddNamespace("nope");
+  auto again = Sink();
+  ASSERT_TRUE(
+      election_->StartCampaign(LockKey{"nope", kLock}, "a", kLease, again)
+          .ok());
+  EXPECT_TRUE(kube_.WaitFor("nope", kLock, [](const Lease& l) {
+    return l && l->spec.holder_identity == "a";
+  }));
+  EXPECT_FALSE(again->WaitFinished(absl::Milliseconds(50)).has_value());
 }
 
 TEST_F(ElectionTest, SecondCampaignOfOneIdentityIsRefused) {

@@ -51,10 +51,22 @@
 // compared, S3); the monotonic clock *rates* of sidecar, controller and etcd
 // leader may differ by up to ρ = 1 % (common/contract.h).
 //
+// THE APP'S BOUND. Every LEADER event carries valid_until = the deadline the
+// rule computes at that moment, and deadline() (when LOST is due) is always
+// the bound of the last LEADER event: the sidecar's LOST deadline and the
+// app's bound are one number. While leading, a confirmation of a newer write
+// moves it forward: a LEADER renewal (same grant, later bound) goes out. It
+// never moves backwards without a LOST: if the rule's deadline would become
+// earlier than the bound already sent (the writes it was counted from were
+// forgotten), or the bound has passed before a newer confirmation arrived,
+// LOST comes first and then LEADER with the new bound. So every bound an app
+// was given is at or before the moment the sidecar says LOST, and LOST
+// follows every bound that passes (docs/design.md §The app's bound).
+//
 // Events (what the stream sees): the first event is Current(); then one
-// event per change of (state, grant). Losing leadership always emits LOST
-// (with the lost grant and a reason) before anything else, then the new view
-// (FOLLOWER / NO_LEADER) unless the grant still names me but is not
+// event per change of (state, grant, bound). Losing leadership always emits
+// LOST (with the lost grant and a reason) before anything else, then the new
+// view (FOLLOWER / NO_LEADER) unless the grant still names me but is not
 // confirmed, in which case the stream stays in LOST and later says LEADER
 // again (same or new token) once a fresh confirmation arrives. A grant that
 // names me but is not (yet) confirmed is reported as NO_LEADER to a candidate
@@ -85,6 +97,14 @@ struct LeadershipEvent {
   Grant grant;
   // LOST: why.
   std::string reason;
+  // LEADER: the bound, on the monotonic clock: the LOST deadline of this
+  // grant as the rule computes it when the event is made. The app may act as
+  // leader until then unless it hears more (proto/mcl/v1/election.proto,
+  // Validity; docs/design.md §The app's bound).
+  std::optional<absl::Duration> valid_until;
+  // LEADER: a renewal — the same grant as the LEADER before it, with a later
+  // bound, and no LOST in between.
+  bool renewal = false;
 };
 
 class Leadership {
@@ -130,7 +150,7 @@ class Leadership {
   bool leading() const { return current_.state == LeaderState::kLeader; }
   bool closed() const { return closed_; }
   // When the LEADER state lapses unless a new confirmation arrives (only while
-  // leading).
+  // leading): the bound of the last LEADER event.
   std::optional<absl::Duration> deadline() const;
   // The validity end the rule computes now for `session` (tests and metrics).
   std::optional<absl::Duration> ValidUntil(const std::string& session) const;
@@ -151,7 +171,9 @@ class Leadership {
   };
   void ApplyConfirmation(const Confirmation& c);
   void Evaluate();
-  void Emit(LeaderState s, const Grant& g, const std::string& reason);
+  void Emit(LeaderState s, const Grant& g, const std::string& reason,
+            std::optional<absl::Duration> valid_until = std::nullopt,
+            bool renewal = false);
   std::string MyCluster() const;
   // Why the rule fails for the latest object ("" when it holds apart from
   // confirmation).

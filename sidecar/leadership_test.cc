@@ -7,6 +7,17 @@
 #include "gtest/gtest.h"
 
 namespace mcl::sidecar {
+
+// Readable failure messages.
+void PrintTo(const LeadershipEvent& e, std::ostream* os) {
+  *os << LeaderStateName(e.state) << "(" << e.grant.leader << "/"
+      << e.grant.token;
+  if (!e.reason.empty()) *os << ": " << e.reason;
+  if (e.valid_until) *os << " until " << absl::FormatDuration(*e.valid_until);
+  if (e.renewal) *os << " renewal";
+  *os << ")";
+}
+
 namespace {
 
 using ::testing::HasSubstr;
@@ -164,8 +175,88 @@ TEST_F(LeadershipTest,
     EXPECT_EQ(*l_.deadline(), sent + kV);
     l_.Tick();
     EXPECT_EQ(l_.state(), LeaderState::kLeader);
+    // Each confirmation of a newer renewal is one LEADER renewal: the same
+    // grant with the later bound, which is the new deadline.
+    auto ev = l_.TakeEvents();
+    ASSERT_THAT(ev, SizeIs(1));
+    EXPECT_EQ(ev[0].state, LeaderState::kLeader);
+    EXPECT_TRUE(ev[0].renewal);
+    EXPECT_EQ(ev[0].grant.token, 42);
+    EXPECT_EQ(ev[0].valid_until, sent + kV);
   }
+}
+
+TEST_F(LeadershipTest, EveryLeaderEventCarriesItsBoundWhichIsTheLostDeadline) {
+  l_.ObserveObject(View(5, "", "", 0));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(10, View(10, kMe, "", 0));
+  l_.ObserveObject(View(11, kMe, kMe, 42, /*confirmed_rv=*/10));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[0].renewal);
+  EXPECT_EQ(ev[0].valid_until, sent + kV);
+  EXPECT_EQ(l_.Current().valid_until, sent + kV);
+  EXPECT_EQ(l_.deadline(), sent + kV);
+  // Only LEADER carries a bound.
+  clock_.Advance(kV);
+  l_.Tick();
+  ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_FALSE(ev[0].valid_until.has_value());
+}
+
+TEST_F(LeadershipTest, AConfirmationThatDoesNotMoveTheBoundSendsNothing) {
+  BecomeLeader();
+  l_.ObserveConfirmation(Confirm(11));  // the same heartbeat again
+  clock_.Advance(absl::Milliseconds(300));
+  Write(12, View(12, kMe, kMe, 42));  // not covered by any confirmation
+  l_.ObserveConfirmation(Confirm(11));
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
+  EXPECT_EQ(l_.deadline(), t0_ + kV);
+}
+
+TEST_F(LeadershipTest, ABoundThatPassedIsLostBeforeLeaderAgain) {
+  BecomeLeader();
+  clock_.Advance(absl::Milliseconds(500));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(12, View(12, kMe, kMe, 42));
+  // The bound t0 + V passes before the timer ticks (it runs late); then the
+  // confirmation of write 12 arrives. The app stopped at its bound: it hears
+  // LOST, then LEADER with the new bound — never a renewal that would extend
+  // a bound already passed.
+  clock_.Advance(t0_ + kV - clock_.Monotonic());
+  l_.ObserveConfirmation(Confirm(12));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(2));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_EQ(ev[0].reason, "confirmation lapsed");
+  EXPECT_EQ(ev[1].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[1].renewal);
+  EXPECT_EQ(ev[1].grant.token, 42);
+  EXPECT_EQ(ev[1].valid_until, sent + kV);
+}
+
+TEST_F(LeadershipTest, ABoundNeverMovesEarlierWithoutLost) {
+  BecomeLeader();
+  clock_.Advance(absl::Milliseconds(500));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(12, View(12, kMe, kMe, 42));
+  l_.ObserveConfirmation(Confirm(12));
+  ASSERT_EQ(l_.deadline(), sent + kV);
+  l_.TakeEvents();
+  // The status now names another session whose confirmation covers only my
+  // first write: the rule's deadline is earlier than the bound the app has.
+  l_.ObserveObject(View(13, kMe, kMe, 42, /*confirmed_rv=*/11, "s2"));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(2));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_EQ(ev[0].reason, "the confirmation of the grant moved earlier");
+  EXPECT_EQ(ev[1].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[1].renewal);
+  EXPECT_EQ(ev[1].valid_until, t0_ + kV);
+  EXPECT_EQ(l_.deadline(), t0_ + kV);
 }
 
 TEST_F(LeadershipTest,

@@ -142,6 +142,12 @@ void LockTable::Flush(Lock& lock, Campaign& c) {
   if (events.empty()) return;
   absl::Time now = options_.clock->WallNow();
   for (const LeadershipEvent& e : events) {
+    if (e.renewal) {
+      // One per confirmation while leading (about every TTL/3): not a
+      // transition, and too frequent to log.
+      c.sink->Send(StreamEvent{lock.key, e, now});
+      continue;
+    }
     if (e.state == LeaderState::kLeader) ++lock.metrics.transitions;
     LogInfo("leadership", {{"lock", lock.key.str()},
                            {"identity", c.identity},
@@ -355,10 +361,25 @@ void LockTable::CompleteRelease(Lock& lock, Campaign& c,
     return;
   }
   if (c.finish_stream) c.sink->Finish(absl::OkStatus());
+  RemoveCampaign(lock, c);
+}
+
+void LockTable::FailCampaign(Lock& lock, Campaign& c,
+                             const absl::Status& error) {
+  c.leadership->Close(std::string(error.message()));
+  Flush(lock, c);
+  c.sink->Finish(error);
+  LogWarn("campaign failed", {{"lock", lock.key.str()},
+                              {"identity", c.identity},
+                              {"error", std::string(error.message())}});
+  RemoveCampaign(lock, c);
+}
+
+void LockTable::RemoveCampaign(Lock& lock, Campaign& c) {
   LogInfo("campaign ended",
           {{"lock", lock.key.str()}, {"identity", c.identity}});
-  uint64_t id = c.id;
-  LockKey key = lock.key;
+  const uint64_t id = c.id;
+  const LockKey key = lock.key;
   campaign_locks_.erase(id);
   lock.campaigns.erase(id);  // destroys c
   UpdateIsLeader(lock);

@@ -193,6 +193,12 @@ class LockTable {
   Campaign* FindCampaign(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteRelease(Lock& lock, Campaign& c, absl::StatusOr<bool> result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the campaign's stream with `error` (after LOST, if it was leading)
+  // and drops it; nothing is released (it holds nothing).
+  void FailCampaign(Lock& lock, Campaign& c, const absl::Status& error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveCampaign(Lock& lock, Campaign& c)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The write campaign `c` of `lock` needs now, if any (may schedule `*wake`,
   // or mark the campaign done).
   std::optional<Write> WriteFor(Lock& lock, Campaign& c, absl::Duration now,

@@ -4,12 +4,32 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/kube/errors.h"
 #include "common/log.h"
 #include "sidecar/lock_table.h"
 
 namespace mcl::sidecar {
+namespace {
+
+// The stream's error when the create of `key` answered 404.
+absl::Status CreateNotFound(const LockKey& key, const absl::Status& s) {
+  const std::string missing = absl::StrCat("namespaces \"", key.ns, "\"");
+  if (absl::StrContains(s.message(), missing)) {
+    return absl::NotFoundError(absl::StrCat(
+        "namespace \"", key.ns, "\" does not exist in this cluster, so lock ",
+        key.str(),
+        " cannot be created there; create the namespace, or campaign for a "
+        "lock in a namespace that exists"));
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "the kube-apiserver answered NOT_FOUND to creating MultiClusterLease ",
+      key.str(), " (", s.message(), "); check that namespace \"", key.ns,
+      "\" exists and that the MultiClusterLease CRD is installed"));
+}
+
+}  // namespace
 
 std::optional<LockTable::Write> LockTable::WriteFor(Lock& lock, Campaign& c,
                                                     absl::Duration now,
@@ -115,6 +135,18 @@ void LockTable::WriteDone(const Write& w, absl::Duration sent_at,
     if (it != locks_.end()) {
       Flush(it->second, *c);
       if (w.release) CompleteRelease(it->second, *c, c->was_leader);
+    }
+    return;
+  }
+  if (w.kind == Write::kCreate && absl::IsNotFound(r.status())) {
+    // A create in the collection answers 404 only when the namespace does
+    // not exist (or the CRD is not installed; then the watch would not have
+    // synced). Retrying cannot help: end the stream and say what to fix.
+    if (c == nullptr || it == locks_.end()) return;
+    if (c->ended) {
+      CompleteRelease(it->second, *c, c->was_leader);  // nothing to release
+    } else {
+      FailCampaign(it->second, *c, CreateNotFound(key, r.status()));
     }
     return;
   }

@@ -124,7 +124,7 @@ class ServiceTest : public ::testing::Test {
   void SetUp() override {
     election_.first_event.lock = LockKey{"pod-ns", "lock-a"};
     election_.first_event.event.state = LeaderState::kNoLeader;
-    service_ = std::make_unique<ElectionService>(&election_);
+    service_ = std::make_unique<ElectionService>(&election_, &clock_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -159,6 +159,7 @@ class ServiceTest : public ::testing::Test {
     return r;
   }
 
+  FakeClock clock_;
   ScriptedElection election_;
   std::unique_ptr<ElectionService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -203,6 +204,42 @@ TEST_F(ServiceTest, CampaignStreamsTheCoresEventsAndEndsWithItsStatus) {
   auto end = reader->WaitEnd(absl::Seconds(10));
   ASSERT_TRUE(end.ok());
   EXPECT_TRUE(end->ok()) << end->error_message();
+}
+
+TEST_F(ServiceTest, LeaderEventsCarryTheirBoundStampedWithTheSendTime) {
+  auto reader = StreamReader::Campaign(stub_.get(), Campaign("lock-a", "me"));
+  auto first = reader->Next(absl::Seconds(10));
+  ASSERT_TRUE(first.has_value());
+  EXPECT_FALSE(first->event.has_validity());  // NO_LEADER carries none
+  const absl::Duration now = clock_.Monotonic();
+  StreamEvent e;
+  e.lock = LockKey{"pod-ns", "lock-a"};
+  e.event.state = LeaderState::kLeader;
+  e.event.grant = Grant{"me", "east", 42, absl::InfinitePast()};
+  e.event.valid_until = now + absl::Milliseconds(1830);
+  election_.sink(1)->Send(e);
+  auto led = reader->Next(absl::Seconds(10));
+  ASSERT_TRUE(led.has_value());
+  ASSERT_TRUE(led->event.has_validity());
+  const mcl::v1::Validity& v = led->event.validity();
+  EXPECT_EQ(v.valid_until_monotonic_ns(),
+            absl::ToInt64Nanoseconds(now + absl::Milliseconds(1830)));
+  EXPECT_EQ(v.sent_monotonic_ns(), absl::ToInt64Nanoseconds(now));
+  EXPECT_EQ(v.remaining().seconds(), 1);
+  EXPECT_EQ(v.remaining().nanos(), 830000000);
+  // A bound that has passed by the time the event is sent says so.
+  e.event.valid_until = now - absl::Milliseconds(1500);
+  election_.sink(1)->Send(e);
+  auto late = reader->Next(absl::Seconds(10));
+  ASSERT_TRUE(late.has_value());
+  EXPECT_EQ(late->event.validity().remaining().seconds(), -1);
+  EXPECT_EQ(late->event.validity().remaining().nanos(), -500000000);
+  // LOST carries none, even if the core left a bound in the event.
+  e.event.state = LeaderState::kLost;
+  election_.sink(1)->Send(e);
+  auto lost = reader->Next(absl::Seconds(10));
+  ASSERT_TRUE(lost.has_value());
+  EXPECT_FALSE(lost->event.has_validity());
 }
 
 TEST_F(ServiceTest, DefaultsComeFromTheCore) {

@@ -71,9 +71,11 @@ void SpecWriter::Execute(const LockTable::Write& w) {
   absl::StatusOr<kube::MultiClusterLease> r =
       w.kind == LockTable::Write::kCreate ? store_->Create(w.obj)
                                           : store_->Update(w.obj);
-  if (!r.ok() &&
-      (kube::IsConflict(r.status()) || absl::IsAlreadyExists(r.status()) ||
-       absl::IsNotFound(r.status()))) {
+  // A create's 404 (no such namespace) is final: no read can change it.
+  const bool gone =
+      absl::IsNotFound(r.status()) && w.kind == LockTable::Write::kUpdate;
+  if (!r.ok() && (kube::IsConflict(r.status()) ||
+                  absl::IsAlreadyExists(r.status()) || gone)) {
     // Someone else wrote first (or the object appeared / vanished): learn the
     // new version and decide again. The watch would bring it too; a read is
     // faster.

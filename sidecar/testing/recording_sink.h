@@ -94,16 +94,20 @@ class RecordingSink : public EventSink {
     absl::MutexLock l(&mu_);
     return events_;
   }
-  // "LEADER(a/7) LOST(a/7: resigned) ..." for failure messages.
+  // "LEADER(a/7 until 16m41.83s @16m40s) LOST(a/7: resigned @...) ..." for
+  // failure messages.
   std::string Describe() {
     absl::MutexLock l(&mu_);
     std::vector<std::string> parts;
     for (const Received& r : events_) {
       const LeadershipEvent& e = r.e.event;
-      parts.push_back(absl::StrCat(LeaderStateName(e.state), "(",
-                                   e.grant.leader, "/", e.grant.token,
-                                   e.reason.empty() ? "" : ": ", e.reason, " @",
-                                   absl::FormatDuration(r.mono), ")"));
+      parts.push_back(absl::StrCat(
+          LeaderStateName(e.state), "(", e.grant.leader, "/", e.grant.token,
+          e.reason.empty() ? "" : ": ", e.reason,
+          e.valid_until
+              ? absl::StrCat(" until ", absl::FormatDuration(*e.valid_until))
+              : "",
+          " @", absl::FormatDuration(r.mono), ")"));
     }
     return absl::StrJoin(parts, " ");
   }
