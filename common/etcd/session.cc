@@ -59,6 +59,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Adopt(
 }
 
 absl::Status Session::Start(const LeaseGrant& grant) {
+  if (options_.on_start) options_.on_start(start_);
   {
     absl::MutexLock l(&mu_);
     alive_until_ = grant.sent_at + absl::Seconds(grant.ttl_seconds);

@@ -40,16 +40,6 @@
 
 namespace mcl::etcd {
 
-struct SessionOptions {
-  // TTL of a new lease (Create); an adopted lease keeps the TTL it was granted.
-  int64_t ttl_seconds = 10;
-  // Of the Grant or TimeToLive; zero = the client's call_timeout.
-  absl::Duration timeout = absl::ZeroDuration();
-  // Called on the session's keepalive thread; must not destroy the Session.
-  std::function<void(const KeepAliveResponse&)> on_renewed;
-  std::function<void(const absl::Status&)> on_lost;
-};
-
 // What is known about the lease when the session starts: it cannot expire
 // before valid_from + remaining on this host's monotonic clock (less the
 // clock-rate drift between this host and etcd's leader).
@@ -59,6 +49,19 @@ struct SessionStart {
   absl::Duration valid_from;  // before etcd granted it / answered TimeToLive
   absl::Duration remaining;   // of the TTL at valid_from: the TTL for a grant
   bool adopted = false;
+};
+
+struct SessionOptions {
+  // TTL of a new lease (Create); an adopted lease keeps the TTL it was granted.
+  int64_t ttl_seconds = 10;
+  // Of the Grant or TimeToLive; zero = the client's call_timeout.
+  absl::Duration timeout = absl::ZeroDuration();
+  // Called on the caller's thread once the lease is granted or found alive,
+  // before its keepalive starts (so before any on_renewed / on_lost).
+  std::function<void(const SessionStart&)> on_start;
+  // Called on the session's keepalive thread; must not destroy the Session.
+  std::function<void(const KeepAliveResponse&)> on_renewed;
+  std::function<void(const absl::Status&)> on_lost;
 };
 
 class Session {
