@@ -2,9 +2,18 @@
 // "namespace/name": the reconciler's LockMemory, our last write's answer and
 // the worker's bookkeeping (failures, last log line).
 //
-// Threads: the informer thread reports every version of a lock's spec it
-// delivers (Observe); the worker that holds the lock's key (the work queue
-// hands a key to one worker at a time) reads and changes the slot (With).
+// One owner. A slot (and the LockMemory in it, whose LivenessTracker is
+// single-threaded by design) is touched only by the worker that holds the
+// lock's key (the work queue hands a key to one worker at a time), inside
+// With(). The informer thread never touches it: it reports every version of a
+// lock's spec it delivers (Observe) into the lock's inbox, with the monotonic
+// time of delivery; the owner applies the inbox, in order, before it looks at
+// the slot. So renewals keep the time they were observed (design.md rule 2,
+// §Ack), and the memory does not change under a reconcile. A slot handed out
+// twice at once (a broken caller) stops the process: "two owners".
+//
+// Threads: Observe from the informer thread; With/Forget from the worker that
+// holds the key; Keys from any thread.
 #ifndef MCL_CONTROLLER_LOCK_TABLE_H_
 #define MCL_CONTROLLER_LOCK_TABLE_H_
 
@@ -40,16 +49,31 @@ class LockTable {
   void Observe(const std::string& key, const std::string& uid,
                int64_t generation, const std::optional<std::string>& holder,
                absl::Duration now);
-  // The worker holding `key` runs `fn` on its slot (created if absent).
+  // The worker holding `key` runs `fn` on its slot (created if absent), after
+  // applying the observations that arrived since.
   void With(const std::string& key, const std::function<void(LockSlot&)>& fn);
-  // Drops the slot (the worker holding `key`, when the lock is gone).
+  // Drops the slot (the worker holding `key`, when the lock is gone), unless
+  // an observation arrived meanwhile: the next owner starts from it.
   void Forget(const std::string& key);
   // Every lock with a slot.
   std::vector<std::string> Keys() const;
 
  private:
+  struct Observation {
+    std::string uid;
+    int64_t generation = 0;
+    std::optional<std::string> holder;
+    absl::Duration at;
+  };
+  struct Entry {
+    LockSlot slot;                   // the owner's, outside mu_
+    std::vector<Observation> inbox;  // mu_
+    bool owned = false;              // mu_: inside With()
+  };
+
   mutable absl::Mutex mu_;
-  std::map<std::string, LockSlot> slots_ ABSL_GUARDED_BY(mu_);
+  // std::map: an Entry stays where it is while others are added.
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mcl::controller
