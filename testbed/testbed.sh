@@ -113,7 +113,7 @@ start_etcd() {  # start_etcd NAME CLIENT_PORT PEER_PORT [INITIAL_CLUSTER]
   "$ETCD" --name "$name" --data-dir "$d/data" \
     --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
     --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-    --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "mcl-$name" \
+    --initial-cluster "$initial" --initial-cluster-state new \
     --listen-metrics-urls "" --log-level warn \
     >>"$d/etcd.log" 2>&1 &
   echo $! >"$dir/pids/$name"
