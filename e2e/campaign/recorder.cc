@@ -138,8 +138,8 @@ class Recorder {
       req.mutable_lock()->set_namespace_(o_.lock_namespace);
       req.set_identity(o_.identity);
       req.set_lease_duration_seconds(o_.lease_duration_seconds);
-      Log("start", absl::StrCat(",\"stream\":", stream, ",\"identity\":",
-                                JsonString(o_.identity)));
+      Log("start", absl::StrCat(",\"stream\":", stream,
+                                ",\"identity\":", JsonString(o_.identity)));
       auto reader = stub_->Campaign(&ctx, req);
       mcl::v1::LeadershipEvent ev;
       bool got_any = false;
@@ -184,10 +184,10 @@ class Recorder {
                                                             : "unknown";
       // A state other than LEADER ends leadership, LOST or not.
       Log(was && ev.state() != mcl::v1::LOST ? "lost" : name,
-          absl::StrCat(where, ",\"state\":\"", name, "\",\"token\":",
-                       ev.leader().fencing_token(), ",\"identity\":",
-                       JsonString(ev.leader().identity()), ",\"reason\":",
-                       JsonString(ev.reason())));
+          absl::StrCat(where, ",\"state\":\"", name,
+                       "\",\"token\":", ev.leader().fencing_token(),
+                       ",\"identity\":", JsonString(ev.leader().identity()),
+                       ",\"reason\":", JsonString(ev.reason())));
       return true;
     }
     const int64_t token = ev.leader().fencing_token();
@@ -214,9 +214,9 @@ class Recorder {
       deadline_ns_ = valid_until;
     }
     Log(renewal ? "renewal" : "leader",
-        absl::StrCat(where, ",\"token\":", token, ",\"valid_until\":",
-                     valid_until, ",\"sent\":", sent, ",\"identity\":",
-                     JsonString(ev.leader().identity())));
+        absl::StrCat(where, ",\"token\":", token,
+                     ",\"valid_until\":", valid_until, ",\"sent\":", sent,
+                     ",\"identity\":", JsonString(ev.leader().identity())));
     wake_.Notify();
     return true;
   }
@@ -272,13 +272,13 @@ class Recorder {
       const std::string observer =
           JsonString(absl::StrCat(o_.name, "/o", stream));
       while (reader->Read(&ev)) {
-        const bool named = ev.state() == mcl::v1::FOLLOWER ||
-                           ev.state() == mcl::v1::LEADER;
+        const bool named =
+            ev.state() == mcl::v1::FOLLOWER || ev.state() == mcl::v1::LEADER;
         Log("observe",
-            absl::StrCat(",\"observer\":", observer, ",\"identity\":",
-                         JsonString(named ? ev.leader().identity() : ""),
-                         ",\"token\":",
-                         named ? ev.leader().fencing_token() : 0));
+            absl::StrCat(
+                ",\"observer\":", observer, ",\"identity\":",
+                JsonString(named ? ev.leader().identity() : ""),
+                ",\"token\":", named ? ev.leader().fencing_token() : 0));
       }
       reader->Finish();
       {
