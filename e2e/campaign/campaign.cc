@@ -192,7 +192,8 @@ void Judge(const RecorderLog& log, absl::Duration heal, absl::Duration end,
 RunResult RunOne(testbed::Testbed* tb, const CampaignOptions& o, int k) {
   RunResult r;
   r.run = k;
-  r.seed = o.seed + static_cast<uint64_t>(k);
+  r.seed = o.seeds.empty() ? o.seed + static_cast<uint64_t>(k)
+                           : o.seeds[static_cast<size_t>(k)];
   r.etcd_members = o.etcd_members;
   Shape sh;
   sh.etcd_members = o.etcd_members;
@@ -384,20 +385,21 @@ std::string Summary::ToText() const {
 
 absl::StatusOr<Summary> RunCampaign(const CampaignOptions& o) {
   std::filesystem::create_directories(o.out);
-  std::ofstream runs(o.out + "/runs.jsonl", std::ios::app);
+  std::ofstream runs_out(o.out + "/runs.jsonl", std::ios::app);
   testbed::TestbedOptions to;
   to.clusters = Shape().clusters;
   to.etcd_members = o.etcd_members;
   std::unique_ptr<testbed::Testbed> tb;
   Summary summary;
-  for (int k = 0; k < o.runs; ++k) {
+  const int runs = o.seeds.empty() ? o.runs : static_cast<int>(o.seeds.size());
+  for (int k = 0; k < runs; ++k) {
     if (tb == nullptr) {
       auto started = testbed::Testbed::Start(to);
       if (!started.ok()) return started.status();
       tb = std::move(*started);
     }
     RunResult r = RunOne(tb.get(), o, k);
-    runs << r.ToJson() << std::endl;
+    runs_out << r.ToJson() << std::endl;
     summary.Add(r);
     fprintf(stderr, "run %d seed %llu: %s%s\n", k,
             static_cast<unsigned long long>(r.seed),

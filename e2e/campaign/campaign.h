@@ -30,7 +30,8 @@ namespace mcl::campaign {
 
 struct CampaignOptions {
   int runs = 1;
-  uint64_t seed = 1;  // run k (from 0) uses seed + k
+  uint64_t seed = 1;            // run k (from 0) uses seed + k ...
+  std::vector<uint64_t> seeds;  // ... or seeds[k] when given (runs = size)
   int etcd_members = 1;
   std::string out;
   absl::Duration fault_phase = absl::Seconds(15);

@@ -1,9 +1,12 @@
 // mcl-campaign: the fault campaign (campaign.h) as a command;
 // e2e/campaign/run.sh builds it and runs it from the repository root.
 //
-//   mcl-campaign --runs=N [--seed=S] [--etcd-members=1|3] --out=DIR
+//   mcl-campaign --runs=N [--seed=S | --seeds=S1,S2,...] [--etcd-members=1|3]
+//   --out=DIR
 //                [--fault-phase=15s] [--l3-bound=30s] [--keep-logs]
 //                [--controller=PATH --sidecar=PATH --recorder=PATH]
+//   mcl-campaign --plans=N [--seed=S] [--etcd-members=1|3]
+//                prints the faults of seeds S..S+N-1 and runs nothing
 //
 // Exit status: 0 when every run passed, 1 when any run had a violation or
 // could not start, 2 on bad flags. Prints each failing run's seed; replay one
@@ -14,8 +17,10 @@
 #include <string>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "e2e/campaign/campaign.h"
+#include "e2e/campaign/plan.h"
 #include "testbed/cc/subprocess.h"
 
 int main(int argc, char** argv) {
@@ -32,6 +37,7 @@ int main(int argc, char** argv) {
             msg.c_str());
     return 2;
   };
+  int plans = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--keep-logs") {
@@ -44,10 +50,18 @@ int main(int argc, char** argv) {
     }
     std::string k = a.substr(2, eq - 2), v = a.substr(eq + 1);
     bool ok = true;
-    if (k == "runs") {
+    if (k == "plans") {
+      ok = absl::SimpleAtoi(v, &plans) && plans > 0;
+    } else if (k == "runs") {
       ok = absl::SimpleAtoi(v, &o.runs) && o.runs > 0;
     } else if (k == "seed") {
       ok = absl::SimpleAtoi(v, &o.seed);
+    } else if (k == "seeds") {
+      for (absl::string_view part : absl::StrSplit(v, ',')) {
+        uint64_t s = 0;
+        ok = ok && absl::SimpleAtoi(part, &s);
+        o.seeds.push_back(s);
+      }
     } else if (k == "etcd-members") {
       ok = absl::SimpleAtoi(v, &o.etcd_members) &&
            (o.etcd_members == 1 || o.etcd_members == 3);
@@ -71,6 +85,19 @@ int main(int argc, char** argv) {
       return fail("unknown flag --" + k);
     }
     if (!ok) return fail("bad value for --" + k + ": '" + v + "'");
+  }
+  if (plans > 0) {
+    mcl::campaign::Shape shape;
+    shape.etcd_members = o.etcd_members;
+    for (int k = 0; k < plans; ++k) {
+      auto plan = mcl::campaign::MakePlan(o.seed + static_cast<uint64_t>(k),
+                                          shape, o.fault_phase);
+      for (const auto& f : plan.faults) {
+        printf("%llu\t%s\n", static_cast<unsigned long long>(plan.seed),
+               f.Describe().c_str());
+      }
+    }
+    return 0;
   }
   if (o.out.empty()) return fail("--out=DIR is required");
   fprintf(stderr,
