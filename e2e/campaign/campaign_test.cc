@@ -26,6 +26,9 @@ TEST(CampaignTest, SeededFaultRunsKeepOneLeaderAndRecover) {
       94,    // split-brain: the active replica paused 7.7 s, then resumed
       2822,  // hold/controller-etcd (leader's replica, member 1) for 5.8 s
       137,   // clock/controller -7109 s (leader's replica) for 2.3 s
+      473,   // kill/apiserver (leader's cluster) for 3.2 s
+      420,   // hold/app-sidecar (leader's) for 3.3 s
+      259,   // pause/controller (leader's active replica) for 3.3 s
   };
   o.etcd_members = 3;
   o.fault_phase = absl::Seconds(10);

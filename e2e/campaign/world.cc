@@ -439,12 +439,7 @@ void World::ReadLogs(RecorderLog* out) const {
   for (const auto& [name, p] : twins_) ParseRecorderLog(ReadFile(p->log), out);
 }
 
-absl::Status World::HealAll() {
-  absl::Status first;
-  auto keep = [&](absl::Status s) {
-    if (!s.ok() && first.ok()) first = s;
-  };
-  for (const std::string& link : links_) keep(SetLink(link, {}));
+void World::ResumeComponents() {
   std::set<std::string> paused;
   {
     absl::MutexLock l(&paused_mu_);
@@ -454,6 +449,15 @@ absl::Status World::HealAll() {
     auto pid = tb_->Pid(c);
     if (pid.ok()) kill(*pid, SIGCONT);
   }
+}
+
+absl::Status World::HealAll() {
+  absl::Status first;
+  auto keep = [&](absl::Status s) {
+    if (!s.ok() && first.ok()) first = s;
+  };
+  for (const std::string& link : links_) keep(SetLink(link, {}));
+  ResumeComponents();
   std::vector<std::string> components = {};
   for (int c = 0; c < o_.shape.clusters; ++c) {
     components.push_back(absl::StrCat("apiserver-", c));
@@ -494,15 +498,7 @@ void World::StopAll() {
       (void)StopLocked(p.get(), SIGKILL);
     }
   }
-  std::set<std::string> paused;
-  {
-    absl::MutexLock l(&paused_mu_);
-    paused.swap(paused_components_);
-  }
-  for (const std::string& c : paused) {
-    auto pid = tb_->Pid(c);
-    if (pid.ok()) kill(*pid, SIGCONT);
-  }
+  ResumeComponents();
 }
 
 }  // namespace mcl::campaign

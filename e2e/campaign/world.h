@@ -120,6 +120,7 @@ class World {
   Proc* Find(const std::string& name) const;
   absl::Status WaitForControllers();
   bool IsTestbedComponent(const std::string& target) const;
+  void ResumeComponents();  // SIGCONT every test-bed component we paused
 
   testbed::Testbed* tb_;
   const WorldOptions o_;
