@@ -31,6 +31,10 @@ print("violations by kind: " + (", ".join(f"{k}={n}" for k, n in sorted(viol.ite
 if l3:
     print(f"time to a leader after the heal: p50 {pct(l3, .5)} ms, p99 {pct(l3, .99)} ms, "
           f"max {l3[-1]} ms (n={len(l3)})")
+    gap = [v for v in l3 if v > 0]
+    if gap:
+        print(f"  runs with no leader at the heal: {len(gap)}; their time to a leader: "
+              f"p50 {pct(gap, .5)} ms, p99 {pct(gap, .99)} ms, max {gap[-1]} ms")
 for r in runs:
     if r["setup_error"]:
         print(f"COULD NOT START seed {r['seed']}: {r['setup_error'][:200]}")
