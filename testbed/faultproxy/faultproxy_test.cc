@@ -16,7 +16,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testbed/cc/subprocess.h"
 
 namespace mcl::faultproxy {
 namespace {
@@ -200,6 +204,33 @@ TEST_F(FaultProxyTest, BadInputIsRefusedWithAClearError) {
   EXPECT_EQ(proxy_->Set("echo", {Mode::kPass, absl::Milliseconds(-1)}).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(ParseMode("drop").ok());
+}
+
+}  // namespace
+}  // namespace mcl::faultproxy
+
+namespace mcl::faultproxy {
+namespace {
+
+// The control interface of the faultproxy binary: one answer line per command,
+// errors that say what to send, and an exit at end of input.
+TEST(FaultProxyMainTest, AnswersEachCommandAndExitsAtEndOfInput) {
+  EchoServer echo;
+  auto r = testbed::RunCommand(
+      {testbed::Runfile("testbed/faultproxy/faultproxy_main")},
+      absl::Seconds(30),
+      "link e " + std::to_string(echo.port()) +
+          "\nset e hold\nset e pass 20\nstats e\nset e drop\nbogus\n");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code, 0);
+  std::vector<std::string> lines = absl::StrSplit(r->output, '\n');
+  ASSERT_GE(lines.size(), 6u) << r->output;
+  EXPECT_TRUE(absl::StartsWith(lines[0], "ok ")) << lines[0];
+  EXPECT_EQ(lines[1], "ok");
+  EXPECT_EQ(lines[2], "ok");
+  EXPECT_EQ(lines[3], "ok connections=0 open=0 bytes=0 resets=0");
+  EXPECT_THAT(lines[4], ::testing::HasSubstr("unknown fault mode 'drop'"));
+  EXPECT_THAT(lines[5], ::testing::HasSubstr("expected 'link NAME"));
 }
 
 }  // namespace
