@@ -271,6 +271,7 @@ RunResult RunOne(testbed::Testbed* tb, const CampaignOptions& o, int k) {
       o.l3_bound);
   // A moment more, so a second leader right after the first one is seen too.
   absl::SleepFor(absl::Seconds(1));
+  r.exits = w.UnexpectedExits();
   w.StopAll();
   const absl::Duration end = Mono();
   RecorderLog log;
@@ -305,7 +306,8 @@ std::string RunResult::ToJson() const {
       leader_after_heal.has_value()
           ? std::to_string(absl::ToInt64Milliseconds(*leader_after_heal))
           : "null",
-      ",\"intervals\":", intervals, ",\"dir\":", Json(dir), "}");
+      ",\"exits\":", JsonList(exits), ",\"intervals\":", intervals,
+      ",\"dir\":", Json(dir), "}");
 }
 
 void Summary::Add(const RunResult& r) {
@@ -317,6 +319,11 @@ void Summary::Add(const RunResult& r) {
     return;
   }
   for (const auto& l : r.labels) ++faults[l];
+  for (const auto& e : r.exits) {
+    ++exits[e[0] == 't' || e[2] == 'a' ? "app"
+            : e[2] == 's'              ? "sidecar"
+                                       : "controller"];
+  }
   if (r.leader_after_heal.has_value()) {
     leader_after_heal.push_back(*r.leader_after_heal);
   }
@@ -377,6 +384,9 @@ std::string Summary::ToText() const {
   absl::StrAppend(&s, "\nviolations by kind:");
   if (violations.empty()) absl::StrAppend(&s, " none");
   for (const auto& [k, n] : violations) absl::StrAppend(&s, " ", k, "=", n);
+  absl::StrAppend(&s, "\nprocesses that exited on their own:");
+  if (exits.empty()) absl::StrAppend(&s, " none");
+  for (const auto& [k, n] : exits) absl::StrAppend(&s, " ", k, "=", n);
   absl::StrAppend(&s, "\ntime to a leader after the heal: ",
                   Percentiles(leader_after_heal), "\n");
   for (const auto& f : failing) absl::StrAppend(&s, "FAILED ", f, "\n");

@@ -54,6 +54,7 @@ struct RunResult {
   std::string setup_error;          // the run could not start (not judged)
   std::map<std::string, std::string> violations;  // S1, S2, observers, L3
   std::optional<absl::Duration> leader_after_heal;
+  std::vector<std::string> exits;  // processes that exited on their own
   int intervals = 0;
   std::string dir;
 
@@ -68,6 +69,7 @@ struct Summary {
   int setup_errors = 0;
   std::map<std::string, int> faults;      // by label
   std::map<std::string, int> violations;  // by kind
+  std::map<std::string, int> exits;       // by process kind ("controller")
   std::vector<absl::Duration> leader_after_heal;
   std::vector<std::string> failing;  // "seed S (etcd M): kind: message"
 

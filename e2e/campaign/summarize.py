@@ -28,6 +28,10 @@ print(f"faults injected: {sum(faults.values())}")
 for k, n in sorted(faults.items()):
     print(f"  {k}: {n}")
 print("violations by kind: " + (", ".join(f"{k}={n}" for k, n in sorted(viol.items())) or "none"))
+exits = Counter(e.split()[0] for r in judged for e in r.get("exits", []))
+kinds = Counter({"a": "app", "s": "sidecar", "r": "controller"}.get(n[2], "app") for n in exits.elements())
+print("processes that exited on their own (no fault stopped them): " +
+      (", ".join(f"{k}={n}" for k, n in sorted(kinds.items())) or "none"))
 if l3:
     print(f"time to a leader after the heal: p50 {pct(l3, .5)} ms, p99 {pct(l3, .99)} ms, "
           f"max {l3[-1]} ms (n={len(l3)})")

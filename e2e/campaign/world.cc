@@ -240,12 +240,31 @@ absl::Status World::WaitForControllers() {
   return absl::OkStatus();
 }
 
+void World::NoteExitLocked(Proc* p) {
+  if (p->p == nullptr || p->stopped_by_fault || p->p->running()) return;
+  auto code = p->p->Wait(absl::ZeroDuration());
+  absl::MutexLock l(&exits_mu_);
+  exits_.push_back(absl::StrCat(p->name, " exit ", code.ok() ? *code : -1));
+  p->stopped_by_fault = true;  // noted once
+}
+
+std::vector<std::string> World::UnexpectedExits() {
+  for (auto& [name, p] : procs_) {
+    absl::MutexLock l(&p->mu);
+    NoteExitLocked(p.get());
+  }
+  absl::MutexLock l(&exits_mu_);
+  return exits_;
+}
+
 absl::Status World::StartLocked(Proc* p) {
   if (p->p != nullptr && p->p->running()) return absl::OkStatus();
+  NoteExitLocked(p);
   auto sub = testbed::Subprocess::Start(p->argv, p->log, p->env);
   if (!sub.ok()) return sub.status();
   p->p = std::make_unique<testbed::Subprocess>(std::move(*sub));
   p->paused = false;
+  p->stopped_by_fault = false;
   if (!p->listen.empty()) {
     const int port = PortOf(p->listen);
     if (!testbed::WaitUntil([&] { return Accepts(port) || !p->p->running(); },
@@ -259,6 +278,8 @@ absl::Status World::StartLocked(Proc* p) {
 }
 
 absl::Status World::StopLocked(Proc* p, int sig) {
+  NoteExitLocked(p);
+  p->stopped_by_fault = true;
   if (p->p == nullptr || !p->p->running()) return absl::OkStatus();
   const pid_t pid = p->p->pid();
   kill(pid, sig);

@@ -91,6 +91,9 @@ class World {
   void StopAll();
   // Every app's recorder log, parsed.
   void ReadLogs(RecorderLog* out) const;
+  // Processes that exited although no fault stopped them ("c0r1 exit 1"):
+  // not a violation (a kubelet would restart them), but worth knowing.
+  std::vector<std::string> UnexpectedExits();
   std::vector<std::string> links() const;
 
  private:
@@ -105,7 +108,10 @@ class World {
     absl::Mutex mu;
     std::unique_ptr<testbed::Subprocess> p ABSL_GUARDED_BY(mu);
     bool paused ABSL_GUARDED_BY(mu) = false;
+    bool stopped_by_fault ABSL_GUARDED_BY(mu) = false;
   };
+  // Notes an exit no fault asked for (once per incarnation).
+  void NoteExitLocked(Proc* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu);
 
   World(testbed::Testbed* tb, WorldOptions o) : tb_(tb), o_(std::move(o)) {}
   absl::Status Build();
@@ -128,6 +134,8 @@ class World {
   std::unique_ptr<faultproxy::FaultProxy> proxy_;
   std::vector<std::string> links_;
   std::map<std::string, std::unique_ptr<Proc>> procs_;  // fixed after Build
+  absl::Mutex exits_mu_;
+  std::vector<std::string> exits_ ABSL_GUARDED_BY(exits_mu_);
   absl::Mutex twins_mu_;
   std::map<std::string, std::unique_ptr<Proc>> twins_
       ABSL_GUARDED_BY(twins_mu_);
