@@ -189,6 +189,41 @@ void Judge(const RecorderLog& log, absl::Duration heal, absl::Duration end,
   }
 }
 
+// The fault phase: each fault on its own thread, injected at its offset and
+// healed after its duration. Returns when every fault has healed.
+void InjectFaults(World& w, const Shape& sh, const Plan& plan, FaultLog& flog,
+                  RunResult* r) {
+  const absl::Duration t0 = Mono();
+  flog.Write("phase", ",\"seed\":" + std::to_string(plan.seed));
+  std::vector<std::thread> threads;
+  absl::Mutex mu;
+  for (const Fault& f : plan.faults) {
+    threads.emplace_back([&, f] {
+      SleepUntil(t0 + f.at);
+      auto applied = Apply(w, sh, f);
+      std::string desc = f.Describe();
+      if (!applied.ok()) {
+        flog.Write("fault_error",
+                   absl::StrCat(",\"fault\":", Json(desc), ",\"error\":",
+                                Json(applied.status().ToString())));
+        absl::MutexLock l(&mu);
+        r->faults.push_back(desc +
+                            " -> not injected: " + applied.status().ToString());
+        return;
+      }
+      flog.Write("fault", absl::StrCat(",\"fault\":", Json(desc),
+                                       ",\"target\":", Json(applied->target)));
+      SleepUntil(t0 + f.at + f.duration);
+      absl::Status healed = applied->heal();
+      flog.Write("heal", absl::StrCat(",\"fault\":", Json(desc), ",\"ok\":",
+                                      healed.ok() ? "true" : "false"));
+      absl::MutexLock l(&mu);
+      r->faults.push_back(absl::StrCat(desc, " -> ", applied->target));
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
 RunResult RunOne(testbed::Testbed* tb, const CampaignOptions& o, int k) {
   RunResult r;
   r.run = k;
@@ -227,35 +262,7 @@ RunResult RunOne(testbed::Testbed* tb, const CampaignOptions& o, int k) {
     w.StopAll();
     return r;
   }
-  const absl::Duration t0 = Mono();
-  flog.Write("phase", ",\"seed\":" + std::to_string(r.seed));
-  std::vector<std::thread> threads;
-  absl::Mutex mu;
-  for (const Fault& f : plan.faults) {
-    threads.emplace_back([&, f] {
-      SleepUntil(t0 + f.at);
-      auto applied = Apply(w, sh, f);
-      std::string desc = f.Describe();
-      if (!applied.ok()) {
-        flog.Write("fault_error",
-                   absl::StrCat(",\"fault\":", Json(desc), ",\"error\":",
-                                Json(applied.status().ToString())));
-        absl::MutexLock l(&mu);
-        r.faults.push_back(desc +
-                           " -> not injected: " + applied.status().ToString());
-        return;
-      }
-      flog.Write("fault", absl::StrCat(",\"fault\":", Json(desc),
-                                       ",\"target\":", Json(applied->target)));
-      SleepUntil(t0 + f.at + f.duration);
-      absl::Status healed = applied->heal();
-      flog.Write("heal", absl::StrCat(",\"fault\":", Json(desc), ",\"ok\":",
-                                      healed.ok() ? "true" : "false"));
-      absl::MutexLock l(&mu);
-      r.faults.push_back(absl::StrCat(desc, " -> ", applied->target));
-    });
-  }
-  for (auto& t : threads) t.join();
+  InjectFaults(w, sh, plan, flog, &r);
   absl::Status healed = w.HealAll();
   const absl::Duration heal = Mono();
   flog.Write("healed",

@@ -21,9 +21,7 @@
 #include "testbed/cc/free_port.h"
 
 namespace mcl::campaign {
-namespace {
-
-constexpr char kLock[] = "campaign-lock";
+namespace world_internal {
 
 int64_t MonoNs() {
   timespec ts;
@@ -66,7 +64,13 @@ bool Accepts(int port) {
   return ok;
 }
 
-}  // namespace
+}  // namespace world_internal
+
+using world_internal::Accepts;
+using world_internal::MonoNs;
+using world_internal::PortOf;
+using world_internal::ReadFile;
+using world_internal::WriteFile;
 
 std::string World::Name(int cluster, char kind, int index) {
   return absl::StrCat("c", cluster, std::string(1, kind), index);
@@ -140,6 +144,63 @@ absl::Status World::CreateNamespaces() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int> World::AddLink(const std::string& name, int upstream) {
+  links_.push_back(name);
+  return proxy_->AddLink(name, upstream);
+}
+
+absl::Status World::AddController(int c, int r) {
+  const std::string name = Name(c, 'r', r);
+  auto port = AddLink(name + ">api", PortOf(tb_->cluster(c).apiserver));
+  if (!port.ok()) return port.status();
+  auto kc = Kubeconfig(c, testbed::Identity::kController, *port, name);
+  if (!kc.ok()) return kc.status();
+  std::vector<std::string> endpoints;
+  const auto& members = tb_->global_etcd_members();
+  for (size_t j = 0; j < members.size(); ++j) {
+    auto ep = AddLink(absl::StrCat(name, ">etcd", j), PortOf(members[j]));
+    if (!ep.ok()) return ep.status();
+    endpoints.push_back(absl::StrCat("127.0.0.1:", *ep));
+  }
+  AddProc(name, "controller",
+          {o_.binaries.controller, "--kubeconfig=" + *kc,
+           "--cluster-name=" + tb_->cluster(c).name,
+           "--etcd-endpoints=" + absl::StrJoin(endpoints, ","),
+           "--session-ttl=" + absl::FormatDuration(o_.shape.ttl),
+           "--namespace=" + controller_ns_, "--watch-namespaces=" + lock_ns_,
+           "--identity=" + name, "--metrics-address=127.0.0.1:0",
+           "--key-prefix=/mcl/" + o_.run_id});
+  return absl::OkStatus();
+}
+
+absl::Status World::AddCandidate(int c, int k) {
+  const std::string sc = Name(c, 's', k);
+  auto port = AddLink(sc + ">api", PortOf(tb_->cluster(c).apiserver));
+  if (!port.ok()) return port.status();
+  auto kc = Kubeconfig(c, testbed::Identity::kSidecar, *port, sc);
+  if (!kc.ok()) return kc.status();
+  auto listen = testbed::FreeLoopbackPort();
+  if (!listen.ok()) return listen.status();
+  const int64_t ttl_s = absl::ToInt64Seconds(o_.shape.ttl);
+  Proc* p = AddProc(
+      sc, "sidecar",
+      {o_.binaries.sidecar, "--kubeconfig=" + *kc,
+       absl::StrCat("--listen=127.0.0.1:", *listen), "--namespace=" + lock_ns_,
+       "--cluster-name=" + tb_->cluster(c).name, "--identity=" + sc,
+       absl::StrCat("--lease-duration=", ttl_s, "s")});
+  p->listen = absl::StrCat("127.0.0.1:", *listen);
+  const std::string app = Name(c, 'a', k);
+  auto app_port = AddLink(app + ">sc", *listen);
+  if (!app_port.ok()) return app_port.status();
+  AddProc(
+      app, "app",
+      {o_.binaries.recorder, absl::StrCat("--sidecar=127.0.0.1:", *app_port),
+       std::string("--lock=") + World::kLock, "--namespace=" + lock_ns_,
+       "--identity=" + app, "--name=" + app,
+       absl::StrCat("--lease-duration=", ttl_s), "--observe"});
+  return absl::OkStatus();
+}
+
 absl::Status World::Build() {
   lock_ns_ = absl::StrCat("run-", o_.run_id);
   controller_ns_ = absl::StrCat("mcl-", o_.run_id);
@@ -147,79 +208,23 @@ absl::Status World::Build() {
   if (!proxy.ok()) return proxy.status();
   proxy_ = std::move(*proxy);
   absl::Status s = CreateNamespaces();
-  if (!s.ok()) return s;
-  auto link = [&](const std::string& name,
-                  int upstream) -> absl::StatusOr<int> {
-    links_.push_back(name);
-    return proxy_->AddLink(name, upstream);
-  };
-  const Shape& sh = o_.shape;
-  const std::string ttl = absl::FormatDuration(sh.ttl);
-  const std::string lease = absl::StrCat(absl::ToInt64Seconds(sh.ttl), "s");
-  for (int c = 0; c < sh.clusters; ++c) {
-    const int api = PortOf(tb_->cluster(c).apiserver);
-    const std::string cluster = tb_->cluster(c).name;
-    for (int r = 0; r < sh.replicas; ++r) {
-      const std::string name = Name(c, 'r', r);
-      auto port = link(name + ">api", api);
-      if (!port.ok()) return port.status();
-      auto kc = Kubeconfig(c, testbed::Identity::kController, *port, name);
-      if (!kc.ok()) return kc.status();
-      std::vector<std::string> endpoints;
-      const auto& members = tb_->global_etcd_members();
-      for (size_t j = 0; j < members.size(); ++j) {
-        auto ep = link(absl::StrCat(name, ">etcd", j), PortOf(members[j]));
-        if (!ep.ok()) return ep.status();
-        endpoints.push_back(absl::StrCat("127.0.0.1:", *ep));
-      }
-      AddProc(
-          name, "controller",
-          {o_.binaries.controller, "--kubeconfig=" + *kc,
-           "--cluster-name=" + cluster,
-           "--etcd-endpoints=" + absl::StrJoin(endpoints, ","),
-           "--session-ttl=" + ttl, "--namespace=" + controller_ns_,
-           "--watch-namespaces=" + lock_ns_, "--identity=" + name,
-           "--metrics-address=127.0.0.1:0", "--key-prefix=/mcl/" + o_.run_id});
-    }
-    for (int k = 0; k < sh.sidecars; ++k) {
-      const std::string sc = Name(c, 's', k);
-      auto port = link(sc + ">api", api);
-      if (!port.ok()) return port.status();
-      auto kc = Kubeconfig(c, testbed::Identity::kSidecar, *port, sc);
-      if (!kc.ok()) return kc.status();
-      auto listen = testbed::FreeLoopbackPort();
-      if (!listen.ok()) return listen.status();
-      Proc* p = AddProc(sc, "sidecar",
-                        {o_.binaries.sidecar, "--kubeconfig=" + *kc,
-                         absl::StrCat("--listen=127.0.0.1:", *listen),
-                         "--namespace=" + lock_ns_, "--cluster-name=" + cluster,
-                         "--identity=" + sc, "--lease-duration=" + lease});
-      p->listen = absl::StrCat("127.0.0.1:", *listen);
-      const std::string app = Name(c, 'a', k);
-      auto app_port = link(app + ">sc", *listen);
-      if (!app_port.ok()) return app_port.status();
-      AddProc(app, "app",
-              {o_.binaries.recorder,
-               absl::StrCat("--sidecar=127.0.0.1:", *app_port),
-               std::string("--lock=") + kLock, "--namespace=" + lock_ns_,
-               "--identity=" + app, "--name=" + app,
-               absl::StrCat("--lease-duration=", absl::ToInt64Seconds(sh.ttl)),
-               "--observe"});
-    }
+  for (int c = 0; s.ok() && c < o_.shape.clusters; ++c) {
+    for (int r = 0; s.ok() && r < o_.shape.replicas; ++r)
+      s = AddController(c, r);
+    for (int k = 0; s.ok() && k < o_.shape.sidecars; ++k)
+      s = AddCandidate(c, k);
   }
+  // Controllers first (and their heartbeats), then sidecars, then apps.
   for (const char* kind : {"controller", "sidecar", "app"}) {
     for (auto& [name, p] : procs_) {
+      if (!s.ok()) return s;
       if (p->kind != kind) continue;
       absl::MutexLock l(&p->mu);
       s = StartLocked(p.get());
-      if (!s.ok()) return s;
     }
-    if (std::string(kind) == "controller") {
-      s = WaitForControllers();
-      if (!s.ok()) return s;
-    }
+    if (s.ok() && std::string(kind) == "controller") s = WaitForControllers();
   }
-  return absl::OkStatus();
+  return s;
 }
 
 absl::Status World::WaitForControllers() {
@@ -240,70 +245,6 @@ absl::Status World::WaitForControllers() {
   return absl::OkStatus();
 }
 
-void World::NoteExitLocked(Proc* p) {
-  if (p->p == nullptr || p->stopped_by_fault || p->p->running()) return;
-  auto code = p->p->Wait(absl::ZeroDuration());
-  absl::MutexLock l(&exits_mu_);
-  exits_.push_back(absl::StrCat(p->name, " exit ", code.ok() ? *code : -1));
-  p->stopped_by_fault = true;  // noted once
-}
-
-std::vector<std::string> World::UnexpectedExits() {
-  for (auto& [name, p] : procs_) {
-    absl::MutexLock l(&p->mu);
-    NoteExitLocked(p.get());
-  }
-  absl::MutexLock l(&exits_mu_);
-  return exits_;
-}
-
-absl::Status World::StartLocked(Proc* p) {
-  if (p->p != nullptr && p->p->running()) return absl::OkStatus();
-  NoteExitLocked(p);
-  auto sub = testbed::Subprocess::Start(p->argv, p->log, p->env);
-  if (!sub.ok()) return sub.status();
-  p->p = std::make_unique<testbed::Subprocess>(std::move(*sub));
-  p->paused = false;
-  p->stopped_by_fault = false;
-  if (!p->listen.empty()) {
-    const int port = PortOf(p->listen);
-    if (!testbed::WaitUntil([&] { return Accepts(port) || !p->p->running(); },
-                            absl::Seconds(20)) ||
-        !p->p->running()) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          p->name, " did not listen on ", p->listen, "; log ", p->log));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status World::StopLocked(Proc* p, int sig) {
-  NoteExitLocked(p);
-  p->stopped_by_fault = true;
-  if (p->p == nullptr || !p->p->running()) return absl::OkStatus();
-  const pid_t pid = p->p->pid();
-  kill(pid, sig);
-  const int64_t at = MonoNs();
-  if (sig == SIGTERM) kill(pid, SIGCONT);  // a paused process must act on it
-  auto code = p->p->Wait(sig == SIGKILL ? absl::Seconds(5) : absl::Seconds(15));
-  if (!code.ok()) {
-    kill(pid, SIGKILL);
-    (void)p->p->Wait(absl::Seconds(5));
-  }
-  p->paused = false;
-  if (p->kind == "app") {
-    // The app can do nothing after its death: the checker closes its
-    // leadership there. Appended after it died, so no line interleaves.
-    int fd = open(p->log.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
-    if (fd >= 0) {
-      std::string line = DeathLine(p->name, at);
-      (void)!write(fd, line.data(), line.size());
-      close(fd);
-    }
-  }
-  return absl::OkStatus();
-}
-
 World::Proc* World::Find(const std::string& name) const {
   auto it = procs_.find(name);
   if (it != procs_.end()) return it->second.get();
@@ -317,100 +258,6 @@ bool World::IsTestbedComponent(const std::string& target) const {
   return absl::StartsWith(target, "apiserver-") ||
          absl::StartsWith(target, "global-etcd") ||
          absl::StartsWith(target, "etcd-");
-}
-
-absl::Status World::Signal(const std::string& target, int sig) {
-  if (IsTestbedComponent(target)) {
-    if (sig == SIGKILL) return tb_->Kill(target);
-    if (sig == SIGTERM) return tb_->Stop(target);
-    auto pid = tb_->Pid(target);
-    if (!pid.ok()) return pid.status();
-    absl::MutexLock l(&paused_mu_);
-    if (sig == SIGSTOP) paused_components_.insert(target);
-    if (sig == SIGCONT) paused_components_.erase(target);
-    kill(*pid, sig);
-    return absl::OkStatus();
-  }
-  Proc* p = Find(target);
-  if (p == nullptr) return absl::NotFoundError("no process " + target);
-  absl::MutexLock l(&p->mu);
-  if (sig == SIGKILL || sig == SIGTERM) return StopLocked(p, sig);
-  if (p->p == nullptr || !p->p->running()) return absl::OkStatus();
-  kill(p->p->pid(), sig);
-  p->paused = sig == SIGSTOP;
-  return absl::OkStatus();
-}
-
-absl::Status World::StartAgain(const std::string& target) {
-  if (IsTestbedComponent(target)) {
-    if (tb_->Pid(target).ok()) return Signal(target, SIGCONT);
-    return tb_->StartAgain(target);
-  }
-  Proc* p = Find(target);
-  if (p == nullptr) return absl::NotFoundError("no process " + target);
-  absl::MutexLock l(&p->mu);
-  if (p->paused && p->p != nullptr) {
-    kill(p->p->pid(), SIGCONT);
-    p->paused = false;
-  }
-  return StartLocked(p);
-}
-
-absl::Status World::SetLink(const std::string& link,
-                            faultproxy::FaultProxy::Fault f) {
-  return proxy_->Set(link, f);
-}
-
-absl::Status World::StepClock(const std::string& target, int64_t offset) {
-  Proc* p = Find(target);
-  if (p == nullptr || p->clock_file.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(target, " does not run under libfaketime"));
-  }
-  // Written whole, then renamed: libfaketime never reads half a file.
-  const std::string tmp = p->clock_file + ".tmp";
-  absl::Status s =
-      WriteFile(tmp, absl::StrCat(offset >= 0 ? "+" : "", offset, "s\n"));
-  if (!s.ok()) return s;
-  if (rename(tmp.c_str(), p->clock_file.c_str()) != 0) {
-    return absl::InternalError("rename " + tmp);
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> World::StartTwin(const std::string& app,
-                                             bool other_cluster) {
-  const int c = ClusterOf(app);
-  const int k = app.back() - '0';
-  std::string sidecar = other_cluster
-                            ? Name((c + 1) % o_.shape.clusters, 's', k)
-                            : Name(c, 's', (k + 1) % o_.shape.sidecars);
-  Proc* sc = Find(sidecar);
-  if (sc == nullptr) return absl::NotFoundError("no sidecar " + sidecar);
-  std::string name;
-  Proc* p;
-  {
-    absl::MutexLock l(&twins_mu_);
-    name = absl::StrCat("twin", next_twin_++);
-    auto proc = std::make_unique<Proc>();
-    p = proc.get();
-    p->name = name;
-    p->kind = "app";
-    p->log = absl::StrCat(o_.dir, "/", name, ".log");
-    p->argv = {
-        o_.binaries.recorder,
-        "--sidecar=" + sc->listen,
-        std::string("--lock=") + kLock,
-        "--namespace=" + lock_ns_,
-        "--identity=" + app,
-        "--name=" + name,
-        absl::StrCat("--lease-duration=", absl::ToInt64Seconds(o_.shape.ttl))};
-    twins_[name] = std::move(proc);
-  }
-  absl::MutexLock l(&p->mu);
-  absl::Status s = StartLocked(p);
-  if (!s.ok()) return s;
-  return name;
 }
 
 std::vector<std::string> World::apps() const {

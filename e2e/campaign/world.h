@@ -51,8 +51,17 @@ struct WorldOptions {
   std::set<std::string> faketime;
 };
 
+// Helpers shared by world.cc and world_faults.cc.
+namespace world_internal {
+int64_t MonoNs();
+int PortOf(absl::string_view url);  // the port of "scheme://host:port"
+absl::Status WriteFile(const std::string& path, const std::string& text);
+bool Accepts(int port);  // something accepts TCP on 127.0.0.1:port
+}  // namespace world_internal
+
 class World {
  public:
+  static constexpr char kLock[] = "campaign-lock";
   static absl::StatusOr<std::unique_ptr<World>> Start(testbed::Testbed* tb,
                                                       WorldOptions options);
   ~World();  // kills every process; the proxy closes every link
@@ -115,6 +124,9 @@ class World {
 
   World(testbed::Testbed* tb, WorldOptions o) : tb_(tb), o_(std::move(o)) {}
   absl::Status Build();
+  absl::StatusOr<int> AddLink(const std::string& name, int upstream);
+  absl::Status AddController(int cluster, int replica);
+  absl::Status AddCandidate(int cluster, int index);  // sidecar + its app
   absl::Status CreateNamespaces();
   absl::StatusOr<std::string> Kubeconfig(int cluster, testbed::Identity who,
                                          int port, const std::string& name);
