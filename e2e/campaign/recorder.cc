@@ -1,28 +1,28 @@
 // mcl-recorder: the fault campaign's app. It campaigns for one lock through
-// its sidecar and writes what it was told, and what it did, as JSON lines on
-// stdout, each stamped with CLOCK_MONOTONIC in nanoseconds (every process of
-// the campaign shares this machine's kernel, so these stamps compare across
-// processes):
+// its sidecar with the C++ client library (client-stubs/cpp/leadership.h) and
+// writes what it did, and what it was told, as JSON lines on stdout, each
+// stamped with CLOCK_MONOTONIC in nanoseconds (every process of the campaign
+// shares this machine's kernel, so these stamps compare across processes):
 //
-//   {"t":T,"app":A,"stream":K,"ev":"leader","token":N,"valid_until":V,"sent":S}
-//   ev: start | leader | renewal | lost | follower | no_leader | deadline |
-//       end | clock_error | observe
+//   {"t":T,"app":A,"stream":K,"ev":"leader","token":N,"valid_until":V}
+//   ev: start | leader | renewal | lost | end | disconnect | observe |
+//       told_lost | told_leader | told_follower | told_no_leader
 //
-// It acts as its own client library, deliberately small until the C++ client
-// library (client-stubs/cpp) can replace it: it is leader from a LEADER until
-// the first of LOST (or any other state), the end of the stream, or the
-// LEADER's validity bound (valid_until_monotonic_ns) on its own monotonic
-// clock. A repeated LEADER with the same token is a renewal (a later bound). A
-// LEADER sent, by the sidecar's CLOCK_MONOTONIC, after this process received
-// it means the two are not on one clock: the campaign fails (clock_error) and
-// the recorder never acts as leader on it. When a stream ends it campaigns
-// again after a short backoff, as a long-running app would.
+// "leader" is logged when the library starts the leader work (the app acts
+// from then), "lost" when the library cancels it (LOST, stream end, or the
+// validity bound on its own monotonic clock), "renewal" when a LEADER with the
+// acting token moves the bound; the checker ends the app's leadership at the
+// first of "lost", "end", its death, or the latest bound. "told_*" lines are
+// the sidecar's events as the library applied them, for reading. When the
+// library ends a campaign (a second candidacy of an identity refused, a clock
+// error, the sidecar's shutdown) the recorder campaigns again after a
+// backoff, as a long-running app would.
 //
 // With --observe it also holds an Observe stream and logs every view
 // ("observe", with the identity and token it names; the observer is
 // "<app>/o<K>", one per stream).
 //
-// SIGTERM or SIGINT: cancels the streams (a resign) and exits 0.
+// SIGTERM or SIGINT: stops the campaign (a resign) and exits 0.
 #include <signal.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +38,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "client-stubs/cpp/leadership.h"
 #include "common/clock.h"
 #include "common/stop_signals.h"
 #include "grpcpp/grpcpp.h"
@@ -84,21 +85,18 @@ class Recorder {
             o_.sidecar, grpc::InsecureChannelCredentials()))) {}
 
   void Run() {
-    std::thread deadline([this] { DeadlineLoop(); });
     std::thread observer;
     if (o_.observe) observer = std::thread([this] { ObserveLoop(); });
     CampaignLoop();
-    wake_.Notify();
-    deadline.join();
     if (observer.joinable()) observer.join();
   }
 
   void Stop() {
     absl::MutexLock l(&mu_);
     stopping_ = true;
-    if (campaign_ctx_ != nullptr) campaign_ctx_->TryCancel();
+    if (leadership_ != nullptr) leadership_->Stop();
     if (observe_ctx_ != nullptr) observe_ctx_->TryCancel();
-    wake_.Notify();
+    stop_wake_.Notify();
   }
 
  private:
@@ -124,136 +122,112 @@ class Recorder {
     return !stopping();
   }
 
+  // Campaigns through the C++ client library until stopped; a campaign the
+  // library ends (ALREADY_EXISTS for a second candidacy of an identity, a
+  // clock error, the sidecar's shutdown) starts again after a backoff, as a
+  // long-running app would.
   void CampaignLoop() {
     absl::Duration backoff = absl::Milliseconds(100);
     for (int stream = 1; !stopping(); ++stream) {
-      grpc::ClientContext ctx;
-      {
-        absl::MutexLock l(&mu_);
-        if (stopping_) return;
-        campaign_ctx_ = &ctx;
-      }
-      mcl::v1::CampaignRequest req;
-      req.mutable_lock()->set_name(o_.lock);
-      req.mutable_lock()->set_namespace_(o_.lock_namespace);
-      req.set_identity(o_.identity);
-      req.set_lease_duration_seconds(o_.lease_duration_seconds);
+      mcl::client::LeadershipOptions lo;
+      lo.sidecar_address = o_.sidecar;
+      lo.lock = o_.lock;
+      lo.lock_namespace = o_.lock_namespace;
+      lo.identity = o_.identity;
+      lo.lease_duration_seconds = o_.lease_duration_seconds;
+      lo.on_event = [this, stream](const mcl::v1::LeadershipEvent& ev) {
+        OnEvent(stream, ev);
+      };
+      lo.on_disconnect = [this, stream](const absl::Status& st,
+                                        absl::Duration retry_in) {
+        Log("disconnect",
+            absl::StrCat(",\"stream\":", stream,
+                         ",\"code\":", static_cast<int>(st.code()),
+                         ",\"msg\":", JsonString(std::string(st.message()))));
+      };
       Log("start", absl::StrCat(",\"stream\":", stream,
                                 ",\"identity\":", JsonString(o_.identity)));
-      auto reader = stub_->Campaign(&ctx, req);
-      mcl::v1::LeadershipEvent ev;
-      bool got_any = false;
-      while (reader->Read(&ev)) {
-        got_any = true;
-        if (!OnEvent(stream, ev)) {
-          ctx.TryCancel();
-          break;
+      auto leadership = mcl::client::Leadership::Start(
+          lo, [this, stream](const mcl::client::LeaderContext& ctx) {
+            return Lead(stream, ctx);
+          });
+      absl::Status st = leadership.status();
+      if (leadership.ok()) {
+        {
+          absl::MutexLock l(&mu_);
+          leadership_ = leadership->get();
         }
-      }
-      grpc::Status st = reader->Finish();
-      {
+        if (stopping()) (*leadership)->Stop();
+        st = (*leadership)->Wait();
         absl::MutexLock l(&mu_);
-        campaign_ctx_ = nullptr;
-        leading_ = false;
-        deadline_ns_ = 0;
+        leadership_ = nullptr;
       }
-      Log("end", absl::StrCat(",\"stream\":", stream,
-                              ",\"code\":", static_cast<int>(st.error_code()),
-                              ",\"msg\":", JsonString(st.error_message())));
-      backoff = got_any ? absl::Milliseconds(100)
+      Log("end",
+          absl::StrCat(",\"stream\":", stream,
+                       ",\"code\":", static_cast<int>(st.code()),
+                       ",\"msg\":", JsonString(std::string(st.message()))));
+      backoff = st.ok() ? absl::Milliseconds(100)
                         : std::min(backoff * 2, absl::Seconds(1));
       if (!Backoff(backoff)) return;
     }
   }
 
-  // Applies one Campaign event; false ends the stream (clock error).
-  bool OnEvent(int stream, const mcl::v1::LeadershipEvent& ev) {
-    const int64_t now = MonoNs();
-    const std::string where = absl::StrCat(",\"stream\":", stream);
-    if (ev.state() != mcl::v1::LEADER) {
-      bool was;
-      {
-        absl::MutexLock l(&mu_);
-        was = leading_;
-        leading_ = false;
-        deadline_ns_ = 0;
-      }
-      const char* name = ev.state() == mcl::v1::LOST        ? "lost"
-                         : ev.state() == mcl::v1::FOLLOWER  ? "follower"
-                         : ev.state() == mcl::v1::NO_LEADER ? "no_leader"
-                                                            : "unknown";
-      // A state other than LEADER ends leadership, LOST or not.
-      Log(was && ev.state() != mcl::v1::LOST ? "lost" : name,
-          absl::StrCat(where, ",\"state\":\"", name,
-                       "\",\"token\":", ev.leader().fencing_token(),
-                       ",\"identity\":", JsonString(ev.leader().identity()),
-                       ",\"reason\":", JsonString(ev.reason())));
-      return true;
-    }
-    const int64_t token = ev.leader().fencing_token();
-    const bool has_bound = ev.has_validity();
-    const int64_t valid_until =
-        has_bound ? ev.validity().valid_until_monotonic_ns() : 0;
-    const int64_t sent = has_bound ? ev.validity().sent_monotonic_ns() : 0;
-    if (has_bound && now < sent) {
-      Log("clock_error",
-          absl::StrCat(where, ",\"token\":", token, ",\"sent\":", sent,
-                       ",\"msg\":\"LEADER sent at a later CLOCK_MONOTONIC "
-                       "than it was received: not on the sidecar's clock\""));
-      absl::MutexLock l(&mu_);
-      leading_ = false;
-      deadline_ns_ = 0;
-      return false;
-    }
-    bool renewal;
+  // The leader work, run by the library while this app leads: it logs when
+  // the app starts and stops acting as leader; the library cancels it at LOST,
+  // stream end or the validity bound.
+  absl::Status Lead(int stream, const mcl::client::LeaderContext& ctx) {
     {
       absl::MutexLock l(&mu_);
-      renewal = leading_ && token == token_;
-      leading_ = true;
-      token_ = token;
-      deadline_ns_ = valid_until;
+      acting_token_ = ctx.fencing_token();
+      bound_ns_ = absl::ToInt64Nanoseconds(ctx.valid_until());
     }
-    Log(renewal ? "renewal" : "leader",
-        absl::StrCat(where, ",\"token\":", token,
-                     ",\"valid_until\":", valid_until, ",\"sent\":", sent,
-                     ",\"identity\":", JsonString(ev.leader().identity())));
-    wake_.Notify();
-    return true;
+    Log("leader",
+        absl::StrCat(
+            ",\"stream\":", stream, ",\"token\":", ctx.fencing_token(),
+            ",\"valid_until\":", absl::ToInt64Nanoseconds(ctx.valid_until()),
+            ",\"identity\":", JsonString(ctx.grant().identity())));
+    ctx.WaitForCancel(absl::InfiniteDuration());
+    {
+      absl::MutexLock l(&mu_);
+      acting_token_ = 0;
+    }
+    Log("lost",
+        absl::StrCat(",\"stream\":", stream, ",\"token\":", ctx.fencing_token(),
+                     ",\"reason\":", JsonString(ctx.cancel_reason())));
+    return absl::OkStatus();
   }
 
-  // Stops acting as leader at the bound when no later LEADER moved it.
-  void DeadlineLoop() {
-    while (true) {
-      int64_t deadline;
+  // What the sidecar said, as the library applied it. A renewal (LEADER with
+  // the acting token, before the bound) moves the bound the checker uses;
+  // everything else is logged for reading only ("told_*"): the app's
+  // leadership ends when the library cancels Lead, not when an event arrives.
+  void OnEvent(int stream, const mcl::v1::LeadershipEvent& ev) {
+    const int64_t now = MonoNs();
+    const int64_t token = ev.leader().fencing_token();
+    if (ev.state() == mcl::v1::LEADER && ev.has_validity()) {
+      bool renewal;
       {
         absl::MutexLock l(&mu_);
-        if (stopping_) return;
-        deadline = leading_ ? deadline_ns_ : 0;
+        renewal = token == acting_token_ && now < bound_ns_;
+        if (renewal) bound_ns_ = ev.validity().valid_until_monotonic_ns();
       }
-      if (deadline <= 0) {
-        wake_.WaitUntil(absl::InfiniteDuration());
-        continue;
-      }
-      if (MonoNs() < deadline) {
-        wake_.WaitUntil(absl::Nanoseconds(deadline));
-        continue;
-      }
-      bool fired = false;
-      int64_t token = 0;
-      {
-        absl::MutexLock l(&mu_);
-        if (leading_ && deadline_ns_ == deadline) {
-          leading_ = false;
-          deadline_ns_ = 0;
-          fired = true;
-          token = token_;
-        }
-      }
-      if (fired) {
-        Log("deadline",
-            absl::StrCat(",\"token\":", token, ",\"valid_until\":", deadline));
+      if (renewal) {
+        Log("renewal",
+            absl::StrCat(
+                ",\"stream\":", stream, ",\"token\":", token,
+                ",\"valid_until\":", ev.validity().valid_until_monotonic_ns(),
+                ",\"sent\":", ev.validity().sent_monotonic_ns()));
+        return;
       }
     }
+    const char* name = ev.state() == mcl::v1::LOST        ? "told_lost"
+                       : ev.state() == mcl::v1::LEADER    ? "told_leader"
+                       : ev.state() == mcl::v1::FOLLOWER  ? "told_follower"
+                       : ev.state() == mcl::v1::NO_LEADER ? "told_no_leader"
+                                                          : "told_unknown";
+    Log(name, absl::StrCat(",\"stream\":", stream, ",\"token\":", token,
+                           ",\"identity\":", JsonString(ev.leader().identity()),
+                           ",\"reason\":", JsonString(ev.reason())));
   }
 
   void ObserveLoop() {
@@ -291,15 +265,13 @@ class Recorder {
 
   const Options o_;
   std::unique_ptr<mcl::v1::Election::Stub> stub_;
-  mcl::Wakeup wake_;       // the deadline thread: leadership changed
   mcl::Wakeup stop_wake_;  // backoffs: stopping
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* campaign_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
+  mcl::client::Leadership* leadership_ ABSL_GUARDED_BY(mu_) = nullptr;
   grpc::ClientContext* observe_ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
-  bool leading_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t token_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t deadline_ns_ ABSL_GUARDED_BY(mu_) = 0;  // 0: no bound
+  int64_t acting_token_ ABSL_GUARDED_BY(mu_) = 0;  // 0: not acting
+  int64_t bound_ns_ ABSL_GUARDED_BY(mu_) = 0;      // the acting term's bound
 };
 
 bool ParseFlags(int argc, char** argv, Options* o) {
