@@ -20,6 +20,8 @@ APT_PACKAGES=(
   golang-github-gogo-googleapis-dev
   # test bed and scripts
   openssl curl jq unzip python3 procps
+  # the fault campaign: wall-clock steps of one process (LD_PRELOAD libfaketime); setsid, tail --pid
+  faketime util-linux coreutils
 )
 
 missing=()
