@@ -54,7 +54,7 @@ std::string MetricsText(const std::map<std::string, LockMetrics>& m,
 
 }  // namespace
 
-HttpReply ServeHttp(const std::string& path, const HttpSources& sources) {
+HttpReply ServeHttp(absl::string_view path, const HttpSources& sources) {
   if (path == "/metrics") {
     return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8",
                      MetricsText(sources.metrics(), sources.apiserver().ok())};

@@ -21,10 +21,12 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/http_server.h"
 #include "sidecar/election_api.h"
-#include "sidecar/http_server.h"
 
 namespace mcl::sidecar {
+
+using ::mcl::HttpReply;
 
 struct HttpSources {
   // Per lock "namespace/name"; takes the core's mutex.
@@ -33,7 +35,7 @@ struct HttpSources {
   std::function<absl::Status()> apiserver;
 };
 
-HttpReply ServeHttp(const std::string& path, const HttpSources& sources);
+HttpReply ServeHttp(absl::string_view path, const HttpSources& sources);
 
 }  // namespace mcl::sidecar
 

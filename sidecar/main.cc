@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/http_server.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/log.h"
@@ -26,7 +27,6 @@
 #include "sidecar/flags.h"
 #include "sidecar/health_service.h"
 #include "sidecar/http_endpoints.h"
-#include "sidecar/http_server.h"
 #include "sidecar/lease_store.h"
 #include "sidecar/service.h"
 #include "sidecar/validate.h"
@@ -132,10 +132,9 @@ int Run(int argc, char** argv) {
     HttpSources sources;
     sources.metrics = [&election] { return election.Metrics(); };
     sources.apiserver = [&election] { return election.ApiserverStatus(); };
-    auto h = HttpServer::Start(flags->metrics_address,
-                               [sources](const std::string& path) {
-                                 return ServeHttp(path, sources);
-                               });
+    auto h = HttpServer::Start(
+        flags->metrics_address, "--metrics-address",
+        [sources](absl::string_view path) { return ServeHttp(path, sources); });
     if (!h.ok()) {
       LogError("cannot serve metrics",
                {{"error", std::string(h.status().message())}});
