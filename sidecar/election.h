@@ -79,9 +79,9 @@ class Election : public ElectionApi {
   void Shutdown(absl::Duration grace);
 
   std::map<std::string, LockMetrics> Metrics() { return table_.Metrics(); }
-  // The apiserver has been reachable since the last error (for /healthz and
-  // tests).
-  bool Healthy() { return subscriptions_.Healthy(); }
+  // OK while every namespace's watch works; else the error of a failing one
+  // (for /readyz and mcl_sidecar_apiserver_reachable; never for liveness).
+  absl::Status ApiserverStatus() { return subscriptions_.Status(); }
 
  private:
   // The namespace's watch once it has synced. UNAVAILABLE when it does not

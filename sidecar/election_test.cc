@@ -268,6 +268,22 @@ TEST_F(ElectionTest, LostComesAtItsDeadlineWhileTheReadAfterAConflictHangs) {
   EXPECT_GE(lost->mono, t0 + kValidity);
 }
 
+// Nor do events to observers: they come from the watch, not the writer.
+TEST_F(ElectionTest, ObserversHearOfANewGrantWhileASpecWriteHangs) {
+  absl::Duration t0;
+  auto sink = Lead("a", &t0);
+  auto obs = Sink();
+  ASSERT_TRUE(election_->StartObserve(Key(), obs).ok());
+  ASSERT_TRUE(obs->WaitFor(LeaderState::kFollower).has_value());
+  kube_.HoldWrites(true);
+  clock_.Advance(kLease / 4);  // the renewal is sent, and hangs
+  ASSERT_TRUE(kube_.WaitForHeldWrites(1));
+  Grant(9);
+  auto f = obs->WaitFor(LeaderState::kFollower, absl::Seconds(5));
+  ASSERT_TRUE(f.has_value()) << obs->Describe();
+  EXPECT_EQ(f->e.event.grant.token, 9);
+}
+
 TEST_F(ElectionTest, RevocationIsLostWithoutWaitingForAWrite) {
   absl::Duration t0;
   auto sink = Lead("a", &t0);
@@ -448,17 +464,20 @@ TEST_F(ElectionTest, ShutdownGivesUpOnAHungReleaseAtItsGraceOnTheFakeClock) {
   EXPECT_TRUE(sink->WaitFinished().has_value());
 }
 
-TEST_F(ElectionTest, AFailingWatchMakesTheSidecarUnhealthyUntilItDelivers) {
+TEST_F(ElectionTest, AFailingWatchIsReportedUntilItDeliversAgain) {
   auto sink = Campaign("a");
   ASSERT_TRUE(WaitHolder("a"));
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_TRUE(election_->Healthy());
+  EXPECT_TRUE(election_->ApiserverStatus().ok());
   kube_.FailWatch(kNs, absl::UnavailableError("connection refused"));
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_FALSE(election_->Healthy());
+  absl::Status s = election_->ApiserverStatus();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("namespace default: connection refused"));
   Grant(7);  // an event: the watch works again
   ASSERT_TRUE(kube_.DrainWatches());
-  EXPECT_TRUE(election_->Healthy());
+  EXPECT_TRUE(election_->ApiserverStatus().ok());
 }
 
 TEST_F(ElectionTest, LeaderAnswersFromTheCacheAndNotFoundWhenNobodyLeads) {

@@ -59,7 +59,9 @@ Flags:
                             the local controller's heartbeat Lease, mcl-heartbeat-<cluster>)
   --lease-duration=DUR      default lease duration of a Campaign (default 15s; range 2s..3600s);
                             the holder renews every quarter of it
-  --metrics-address=ADDR    HOST:PORT for /metrics and /healthz over HTTP (default: off)
+  --metrics-address=ADDRS   HOST:PORT[,HOST:PORT...] for /metrics, /healthz and /readyz over
+                            HTTP; HOST is IPv4, [IPv6], localhost (both loopbacks) or empty
+                            (all IPv4 interfaces) (default: off)
   --shutdown-grace=DUR      on SIGTERM, how long to wait for resignations to be written (default 10s)
   --request-timeout=DUR     deadline of each kube-apiserver request (default 5s)
   --help                    this text

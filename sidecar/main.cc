@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/http_server.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/log.h"
@@ -25,7 +26,7 @@
 #include "sidecar/election.h"
 #include "sidecar/flags.h"
 #include "sidecar/health_service.h"
-#include "sidecar/http_server.h"
+#include "sidecar/http_endpoints.h"
 #include "sidecar/lease_store.h"
 #include "sidecar/service.h"
 #include "sidecar/validate.h"
@@ -33,50 +34,6 @@
 
 namespace mcl::sidecar {
 namespace {
-
-std::string EscapeLabel(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out.append("\\n");
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
-}
-
-std::string MetricsText(Election& e) {
-  auto m = e.Metrics();
-  std::string out;
-  absl::StrAppend(&out,
-                  "# HELP mcl_sidecar_is_leader 1 while a campaign on this "
-                  "sidecar is told LEADER "
-                  "for the lock.\n# TYPE mcl_sidecar_is_leader gauge\n");
-  for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_is_leader{lock=\"", EscapeLabel(lock),
-                    "\"} ", v.is_leader ? 1 : 0, "\n");
-  }
-  absl::StrAppend(&out,
-                  "# HELP mcl_sidecar_leader_transitions_total LEADER events "
-                  "sent to campaigns.\n"
-                  "# TYPE mcl_sidecar_leader_transitions_total counter\n");
-  for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_leader_transitions_total{lock=\"",
-                    EscapeLabel(lock), "\"} ", v.transitions, "\n");
-  }
-  absl::StrAppend(
-      &out,
-      "# HELP mcl_sidecar_renew_errors_total Spec writes the apiserver did not "
-      "accept "
-      "(conflicts excluded).\n# TYPE mcl_sidecar_renew_errors_total counter\n");
-  for (auto& [lock, v] : m) {
-    absl::StrAppend(&out, "mcl_sidecar_renew_errors_total{lock=\"",
-                    EscapeLabel(lock), "\"} ", v.renew_errors, "\n");
-  }
-  return out;
-}
 
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -172,20 +129,12 @@ int Run(int argc, char** argv) {
 
   std::unique_ptr<HttpServer> http;
   if (!flags->metrics_address.empty()) {
+    HttpSources sources;
+    sources.metrics = [&election] { return election.Metrics(); };
+    sources.apiserver = [&election] { return election.ApiserverStatus(); };
     auto h = HttpServer::Start(
-        flags->metrics_address, [&election](const std::string& path) {
-          if (path == "/metrics") {
-            return HttpReply{200, "text/plain; version=0.0.4; charset=utf-8",
-                             MetricsText(election)};
-          }
-          if (path == "/healthz") {
-            if (election.Healthy()) return HttpReply{200, "text/plain", "ok\n"};
-            return HttpReply{503, "text/plain",
-                             "the kube-apiserver watch is failing\n"};
-          }
-          return HttpReply{404, "text/plain",
-                           "not found; try /metrics or /healthz\n"};
-        });
+        flags->metrics_address, "--metrics-address",
+        [sources](absl::string_view path) { return ServeHttp(path, sources); });
     if (!h.ok()) {
       LogError("cannot serve metrics",
                {{"error", std::string(h.status().message())}});

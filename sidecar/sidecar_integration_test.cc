@@ -60,6 +60,15 @@ std::string Describe(const std::vector<ReceivedEvent>& h) {
   return absl::StrJoin(parts, " ");
 }
 
+// The HTTP status code of GET http://127.0.0.1:PORT/PATH, as text.
+std::string HttpCode(int port, const std::string& path) {
+  auto r = testbed::RunCommand(
+      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+       absl::StrCat("http://127.0.0.1:", port, path)},
+      absl::Seconds(10));
+  return r.ok() ? r->output : r.status().ToString();
+}
+
 // How many times the stream went into LEADER: a LEADER right after a LEADER of
 // the same token is a renewal of the bound, not a new leadership.
 int LeadershipsIn(const std::vector<ReceivedEvent>& h) {
@@ -830,12 +839,9 @@ TEST_F(SidecarTest, MetricsAndHealthz) {
                   "mcl_sidecar_leader_transitions_total{lock=\"default/", lock,
                   "\"} 1")));
   EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_renew_errors_total"));
-  auto health = testbed::RunCommand(
-      {"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-       absl::StrCat("http://127.0.0.1:", port, "/healthz")},
-      absl::Seconds(10));
-  ASSERT_TRUE(health.ok());
-  EXPECT_EQ(health->output, "200");
+  EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_apiserver_reachable 1"));
+  EXPECT_EQ(HttpCode(port, "/healthz"), "200");
+  EXPECT_EQ(HttpCode(port, "/readyz"), "200");
 }
 
 // Last in this file: it stops the shared apiserver and starts it again.
@@ -844,7 +850,9 @@ TEST_F(SidecarTest,
   auto ctl = StartController();
   const std::string lock = UniqueName("down");
   ctl->Manage(lock);
-  auto sc = StartSidecar("down");
+  const int port = FreePort();
+  auto sc = StartSidecar("down",
+                         {absl::StrCat("--metrics-address=127.0.0.1:", port)});
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
   mcl::v1::ObserveRequest oreq;
@@ -878,6 +886,15 @@ TEST_F(SidecarTest,
   EXPECT_THAT(other.error_message(), HasSubstr("retry"));
   EXPECT_FALSE(camp->WaitEnd(absl::Milliseconds(100)).ok())
       << "the Campaign stream ended";
+  // Liveness does not depend on the apiserver (an outage must not restart
+  // every sidecar); readiness and the metric report it.
+  EXPECT_EQ(HttpCode(port, "/healthz"), "200");
+  EXPECT_EQ(HttpCode(port, "/readyz"), "503");
+  auto metrics = testbed::RunCommand(
+      {"curl", "-sf", absl::StrCat("http://127.0.0.1:", port, "/metrics")},
+      absl::Seconds(10));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_apiserver_reachable 0"));
   EXPECT_FALSE(obs->WaitEnd(absl::Milliseconds(100)).ok())
       << "the Observe stream ended";
 

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "sidecar/kube_view.h"
@@ -21,15 +22,15 @@ LeaseWatch* Subscriptions::Leases(const std::string& ns) {
   if (!n.watch) {
     LeaseWatchCallbacks cb;
     cb.on_upsert = [this, ns](const kube::MultiClusterLease& o) {
-      SetFailing(ns, false);
+      SetFailing(ns, absl::OkStatus());
       table_->ApplyObject(o);
     };
     cb.on_delete = [this, ns](const kube::MultiClusterLease& o) {
-      SetFailing(ns, false);
+      SetFailing(ns, absl::OkStatus());
       table_->ApplyDeletion(ns, o);
     };
     cb.on_error = [this, ns](const absl::Status& s) {
-      SetFailing(ns, true);
+      SetFailing(ns, s);
       LogWarn("MultiClusterLease watch failed; retrying",
               {{"namespace", ns}, {"error", std::string(s.message())}});
     };
@@ -39,7 +40,8 @@ LeaseWatch* Subscriptions::Leases(const std::string& ns) {
   return n.watch.get();
 }
 
-void Subscriptions::SetFailing(const std::string& ns, bool failing) {
+void Subscriptions::SetFailing(const std::string& ns,
+                               const absl::Status& failing) {
   absl::MutexLock l(&mu_);
   auto it = namespaces_.find(ns);
   if (it != namespaces_.end()) it->second.failing = failing;
@@ -48,15 +50,18 @@ void Subscriptions::SetFailing(const std::string& ns, bool failing) {
 bool Subscriptions::Failing(const std::string& ns) {
   absl::MutexLock l(&mu_);
   auto it = namespaces_.find(ns);
-  return it != namespaces_.end() && it->second.failing;
+  return it != namespaces_.end() && !it->second.failing.ok();
 }
 
-bool Subscriptions::Healthy() {
+absl::Status Subscriptions::Status() {
   absl::MutexLock l(&mu_);
   for (auto& [ns, n] : namespaces_) {
-    if (n.failing) return false;
+    if (!n.failing.ok()) {
+      return absl::Status(n.failing.code(), absl::StrCat("namespace ", ns, ": ",
+                                                         n.failing.message()));
+    }
   }
-  return true;
+  return absl::OkStatus();
 }
 
 std::optional<Confirmation> Subscriptions::Heartbeat(

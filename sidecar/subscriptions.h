@@ -39,8 +39,8 @@ class Subscriptions {
   // (The informer's LastError() stays set while a resumed watch is healthy,
   // until that watch ends; events prove it works.)
   bool Failing(const std::string& ns);
-  // No namespace's watch is failing.
-  bool Healthy();
+  // OK while no namespace's watch is failing; else the error of one that is.
+  absl::Status Status();
 
   // Subscribes to heartbeat Lease `heartbeat` ("ns/name", or a bare name in
   // `default_ns`) and returns its latest confirmation, if one arrived.
@@ -54,13 +54,15 @@ class Subscriptions {
  private:
   struct Namespace {
     std::unique_ptr<LeaseWatch> watch;
-    bool failing = false;
+    // OK, or the error the watch reported last and has delivered no event
+    // since.
+    absl::Status failing;
   };
   struct HeartbeatSub {
     std::unique_ptr<HeartbeatWatch> watch;
     std::optional<Confirmation> latest;
   };
-  void SetFailing(const std::string& ns, bool failing);
+  void SetFailing(const std::string& ns, const absl::Status& failing);
   void OnHeartbeat(const std::string& heartbeat, const kube::Lease& lease);
 
   WatchFactory* const factory_;
