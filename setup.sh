@@ -20,6 +20,8 @@ APT_PACKAGES=(
   golang-github-gogo-googleapis-dev
   # test bed and scripts
   openssl curl jq unzip python3 procps
+  # wall-clock steps in tests (libfaketime); fuzzing with libFuzzer (clang, common/fuzz/README.md)
+  faketime clang-14 libclang-rt-14-dev
 )
 
 missing=()

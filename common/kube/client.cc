@@ -12,7 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "common/kube/errors.h"
 
 namespace mcl::kube {
@@ -23,23 +23,21 @@ using web::http::http_response;
 using web::http::client::http_client;
 using web::http::client::http_client_config;
 
+// Marks the end of a watch that went `idle_timeout` without a byte.
+constexpr char kWatchIdlePayload[] = "type.mcl.dev/watch-idle";
+
 // How long to wait for a cancelled request to wind down before giving up on it.
 constexpr absl::Duration kCancelGrace = absl::Seconds(5);
 
-// Waits for `t` up to `timeout`; false if it is still running.
+// Waits for `t` up to `timeout`; false if it is still running. On the
+// monotonic clock: abseil's timed waits follow wall-clock steps
+// (common/clock.h), and a request deadline must not stretch with them.
 template <typename T>
 bool WaitFor(const pplx::task<T>& t, absl::Duration timeout) {
-  struct State {
-    absl::Mutex mu;
-    bool done ABSL_GUARDED_BY(mu) = false;
-  };
-  auto st = std::make_shared<State>();
-  t.then([st](pplx::task<T>) {
-    absl::MutexLock l(&st->mu);
-    st->done = true;
-  });
-  absl::MutexLock l(&st->mu);
-  return st->mu.AwaitWithTimeout(absl::Condition(&st->done), timeout);
+  // Shared with the continuation, which may run after we gave up.
+  auto done = std::make_shared<Wakeup>(Clock::Real());
+  t.then([done](pplx::task<T>) { done->Notify(); });
+  return done->WaitFor(timeout);
 }
 
 // The server's trust and our client certificate, applied to each new TLS
@@ -62,6 +60,10 @@ void ConfigureTls(boost::asio::ssl::context& ctx, const std::string& ca,
 bool IsSuccess(int code) { return code >= 200 && code < 300; }
 
 }  // namespace
+
+bool IsWatchIdle(const absl::Status& s) {
+  return s.GetPayload(kWatchIdlePayload).has_value();
+}
 
 bool SkipUnusedDefaultCaFile(const Config& config) {
   if (config.ca_pem.empty()) return false;
@@ -552,7 +554,7 @@ absl::Status KubeClient::Watch(const Resource& r, absl::string_view ns,
         return absl::CancelledError(absl::StrCat(what, ": cancelled"));
       absl::Status s = FromException(std::current_exception(), what, false,
                                      false, idle, config_);
-      return absl::Status(
+      absl::Status out(
           s.code(),
           absl::StrCat(s.message(), " (the watch stream broke",
                        framer.pending() > 0
@@ -560,6 +562,9 @@ absl::Status KubeClient::Watch(const Resource& r, absl::string_view ns,
                                           " bytes of an incomplete event")
                            : "",
                        ")"));
+      // Only cpprestsdk's idle timer ends a body read with a timeout.
+      if (absl::IsDeadlineExceeded(s)) out.SetPayload(kWatchIdlePayload, {});
+      return out;
     }
     if (got == 0) break;
     frames.clear();

@@ -134,6 +134,29 @@ absl::StatusOr<X509*> MakeCert(EVP_PKEY* key, const std::string& cn,
 
 }  // namespace
 
+std::string LeaseJson(const std::string& name, const std::string& rv,
+                      const std::string& holder) {
+  return absl::StrCat(
+      R"({"apiVersion":"mcl.dev/v1alpha1","kind":"MultiClusterLease","metadata":{"name":")",
+      name, R"(","namespace":"default","resourceVersion":")", rv,
+      R"("},"spec":{"holderIdentity":")", holder,
+      R"(","leaseDurationSeconds":15}})");
+}
+
+std::string ListJson(const std::vector<std::string>& items,
+                     const std::string& rv) {
+  std::string out = absl::StrCat(
+      R"({"apiVersion":"mcl.dev/v1alpha1","kind":"MultiClusterLeaseList","metadata":{"resourceVersion":")",
+      rv, R"("},"items":[)");
+  for (size_t i = 0; i < items.size(); ++i)
+    absl::StrAppend(&out, i ? "," : "", items[i]);
+  return out + "]}";
+}
+
+std::string WatchEventJson(const std::string& type, const std::string& object) {
+  return absl::StrCat(R"({"type":")", type, R"(","object":)", object, "}\n");
+}
+
 bool Connection::Respond(int code, absl::string_view content_type,
                          absl::string_view body) {
   return Write(absl::StrCat("HTTP/1.1 ", code, " ", ReasonPhrase(code),
@@ -408,6 +431,139 @@ void LoopbackServer::Stop() {
 LoopbackServer::~LoopbackServer() {
   Stop();
   if (ssl_ctx_ != nullptr) SSL_CTX_free(static_cast<SSL_CTX*>(ssl_ctx_));
+}
+
+absl::StatusOr<std::unique_ptr<HoldingProxy>> HoldingProxy::Start(
+    int upstream_port) {
+  signal(SIGPIPE, SIG_IGN);
+  std::unique_ptr<HoldingProxy> p(new HoldingProxy());
+  p->upstream_port_ = upstream_port;
+  p->listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(p->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (bind(p->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+          0 ||
+      listen(p->listen_fd_, 64) != 0) {
+    return absl::InternalError(
+        absl::StrCat("proxy bind/listen: ", std::strerror(errno)));
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(p->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  p->port_ = ntohs(addr.sin_port);
+  p->acceptor_ = std::thread([raw = p.get()] { raw->AcceptLoop(); });
+  return p;
+}
+
+void HoldingProxy::Hold() {
+  absl::MutexLock l(&mu_);
+  held_ = true;
+}
+
+void HoldingProxy::Release() {
+  absl::MutexLock l(&mu_);
+  held_ = false;
+}
+
+bool HoldingProxy::held() const {
+  absl::MutexLock l(&mu_);
+  return held_;
+}
+
+int HoldingProxy::connections() const {
+  absl::MutexLock l(&mu_);
+  return connections_;
+}
+
+void HoldingProxy::AcceptLoop() {
+  while (true) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    int r = poll(&p, 1, 50);
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) return;
+    }
+    if (r <= 0) continue;
+    int client = accept(listen_fd_, nullptr, nullptr);
+    if (client < 0) continue;
+    int upstream = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(upstream_port_));
+    if (connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+        0) {
+      close(upstream);
+      close(client);
+      continue;
+    }
+    absl::MutexLock l(&mu_);
+    ++connections_;
+    pumps_.emplace_back([this, client, upstream] { Pump(client, upstream); });
+  }
+}
+
+// Moves bytes both ways; while held, reads and keeps them. Ends when either
+// side closes (after delivering what it can) or the proxy stops.
+void HoldingProxy::Pump(int client_fd, int upstream_fd) {
+  const int fds[2] = {client_fd, upstream_fd};
+  std::string pending[2];  // bytes read from fds[i], not yet written to the
+                           // other side
+  bool open = true;
+  while (open) {
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_) break;
+    }
+    const bool hold = held();
+    for (int i = 0; i < 2 && !hold; ++i) {
+      while (!pending[i].empty()) {
+        ssize_t n = send(fds[1 - i], pending[i].data(), pending[i].size(),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        pending[i].erase(0, static_cast<size_t>(n));
+      }
+    }
+    pollfd p[2] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}};
+    if (poll(p, 2, 20) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if ((p[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      char buf[16384];
+      ssize_t n = recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT);
+      if (n > 0) {
+        pending[i].append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        open = false;  // a side closed: so does the path
+      }
+    }
+  }
+  for (int i = 0; i < 2 && !held(); ++i) {  // what is left, best effort
+    if (!pending[i].empty()) {
+      (void)send(fds[1 - i], pending[i].data(), pending[i].size(),
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+  }
+  shutdown(client_fd, SHUT_RDWR);
+  shutdown(upstream_fd, SHUT_RDWR);
+  close(client_fd);
+  close(upstream_fd);
+}
+
+HoldingProxy::~HoldingProxy() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  if (acceptor_.joinable()) acceptor_.join();
+  std::vector<std::thread> pumps;
+  {
+    absl::MutexLock l(&mu_);
+    pumps.swap(pumps_);
+  }
+  for (auto& t : pumps) t.join();
+  if (listen_fd_ >= 0) close(listen_fd_);
 }
 
 }  // namespace mcl::kube::testing

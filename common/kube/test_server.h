@@ -48,10 +48,18 @@ class Connection {
                absl::string_view body);
   bool StartChunked(int code = 200,
                     absl::string_view content_type = "application/json");
-  bool Chunk(absl::string_view
-                 data);  // one chunk (empty data is the terminating chunk)
+  // One chunk (empty data is the terminating chunk).
+  bool Chunk(absl::string_view data);
   bool EndChunked() { return Chunk(""); }
 };
+
+// JSON a scripted apiserver serves: a MultiClusterLease in "default", a list
+// of them at `rv`, and one watch event line.
+std::string LeaseJson(const std::string& name, const std::string& rv,
+                      const std::string& holder = "pod");
+std::string ListJson(const std::vector<std::string>& items,
+                     const std::string& rv);
+std::string WatchEventJson(const std::string& type, const std::string& object);
 
 struct TlsIdentity {
   std::string cert_pem;
@@ -72,8 +80,8 @@ class LoopbackServer {
   using Handler = std::function<void(const HttpRequest&, Connection&)>;
   static absl::StatusOr<std::unique_ptr<LoopbackServer>> Start(
       Handler handler, std::optional<TlsIdentity> tls = std::nullopt);
-  ~LoopbackServer();  // stops accepting, wakes hanging handlers, closes and
-                      // joins everything
+  // Stops accepting, wakes hanging handlers, closes and joins everything.
+  ~LoopbackServer();
 
   int port() const { return port_; }
   std::string url() const;                    // http(s)://127.0.0.1:PORT
@@ -96,6 +104,41 @@ class LoopbackServer {
   std::vector<std::thread> workers_ ABSL_GUARDED_BY(mu_);
   std::vector<int> fds_ ABSL_GUARDED_BY(mu_);
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+};
+
+// A TCP proxy on 127.0.0.1 in front of another loopback port that can *hold*
+// bytes: while held, every connection stays open and bytes from either side
+// are read and kept, not delivered — a partition that neither resets nor
+// closes, as a stalled network path or a frozen middlebox looks to both ends.
+// Release() delivers what was kept, in order (as TCP would after the path
+// heals) and forwards again. Test-only; thread-safe; one thread per
+// connection.
+class HoldingProxy {
+ public:
+  static absl::StatusOr<std::unique_ptr<HoldingProxy>> Start(int upstream_port);
+  ~HoldingProxy();  // closes every connection, joins every thread
+
+  int port() const { return port_; }
+  void Hold();
+  void Release();
+  // Connections accepted so far.
+  int connections() const;
+
+ private:
+  HoldingProxy() = default;
+  void AcceptLoop();
+  void Pump(int client_fd, int upstream_fd);
+  bool held() const;
+
+  int upstream_port_ = 0;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  mutable absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+  int connections_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mcl::kube::testing
