@@ -219,11 +219,14 @@ class Informer {
   // Whether `entry` holds `obj` (by resourceVersion, and by content too when
   // `by_content`).
   bool Unchanged(const Cached& entry, const Json& obj, bool by_content) const;
+  // Server-side apply bookkeeping (metadata.managedFields); mcl never reads it.
+  static void DropManagedFields(Json& obj);
   void Run();
-  // `by_content`: after the server's history went back, when a version no
-  // longer identifies one state of an object.
+  // informer_list.cc. `by_content`: after the server's history went back,
+  // when a version no longer identifies one state of an object.
   absl::Status ListAndReplace(bool by_content);
-  // The server's current resourceVersion is below LastSyncResourceVersion().
+  // informer_list.cc: the server's current resourceVersion is below
+  // LastSyncResourceVersion().
   absl::StatusOr<bool> HistoryWentBack();
   WatchResult WatchOnce(absl::Duration server_timeout);
   bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
