@@ -102,7 +102,7 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
 
   // Queues `m`; dropped once the stream is closing or over. Any thread.
   void Write(Msg m) {
-    const Msg* next;
+    Msg* next;
     {
       absl::MutexLock l(&mu_);
       if (closing_ || done_) return;
@@ -130,9 +130,14 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
   // Once, on the loop's thread, when the call is over: finished by us, or
   // cancelled (client gone, deadline, server shutdown).
   virtual void OnDone(bool cancelled) = 0;
+  // Just before `m` is handed to gRPC (after the messages before it were
+  // written): the last moment to stamp it. Runs on the writing thread, with
+  // no mutex of this class held.
+  virtual void BeforeWrite(Msg* m) {}
 
  private:
-  void StartWrite(const Msg* m) {
+  void StartWrite(Msg* m) {
+    BeforeWrite(m);
     auto self = this->shared_from_this();
     writer_.Write(*m, CompletionLoop::Tag(
                           [self](bool ok) { self->HandleWriteDone(ok); }));
@@ -149,7 +154,7 @@ class ServerStream : public std::enable_shared_from_this<ServerStream<Msg>> {
   }
 
   void HandleWriteDone(bool ok) {
-    const Msg* next = nullptr;
+    Msg* next = nullptr;
     bool finish = false;
     {
       absl::MutexLock l(&mu_);

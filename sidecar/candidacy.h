@@ -9,11 +9,11 @@
 //   * the object does not exist (create), or
 //   * spec.holderIdentity is absent (the holder resigned), or
 //   * the holder's (holderIdentity, renewTime) pair has not changed for the
-//   holder's
-//     leaseDurationSeconds, measured on this sidecar's monotonic clock from
-//     when it first observed that pair. renewTime is compared only for change,
-//     never with a local clock (S3); a sidecar that just started counts from
-//     its start, which can only delay a take-over, never hasten it.
+//     holder's leaseDurationSeconds, measured on this sidecar's monotonic
+//     clock from when it first observed that pair. renewTime is compared only
+//     for change, never with a local clock (S3); a sidecar that just started
+//     counts from its start, which can only delay a take-over, never hasten
+//     it.
 // The holder renews spec.renewTime every leaseDuration/4 (design.md
 // §Confirmation, Timing). Taking over never grants leadership by itself: the
 // controller grants the new holder only after the old grantee acked or timed
@@ -35,11 +35,14 @@ namespace mcl::sidecar {
 class Candidacy {
  public:
   enum class Action {
-    kNone,  // nothing to write now; wake up at `wake_at` (if set) and ask again
-    kCreate,    // create the object with holder = me
-    kTakeOver,  // update spec.holderIdentity = me, preconditioned on
-                // `precondition_rv`
-    kRenew,     // update spec.renewTime, preconditioned on `precondition_rv`
+    // Nothing to write now; wake up at `wake_at` (if set) and ask again.
+    kNone,
+    // Create the object with holder = me.
+    kCreate,
+    // Update spec.holderIdentity = me, preconditioned on `precondition_rv`.
+    kTakeOver,
+    // Update spec.renewTime, preconditioned on `precondition_rv`.
+    kRenew,
   };
   struct Decision {
     Action action = Action::kNone;

@@ -44,8 +44,8 @@ TEST_F(CandidacyTest, TakesOverWhenNoLocalHolder) {
 
 TEST_F(CandidacyTest, HolderRenewsEveryQuarterOfTheLeaseDuration) {
   c_.Observe(Spec(7, "me", "r1"));
-  EXPECT_EQ(c_.Next().action,
-            Action::kRenew);  // no write of mine known yet: renew at once
+  // No write of mine known yet: renew at once.
+  EXPECT_EQ(c_.Next().action, Action::kRenew);
   absl::Duration sent = clock_.Monotonic();
   c_.WriteSucceeded(sent);
   c_.Observe(Spec(8, "me", "r2"));
@@ -70,8 +70,8 @@ TEST_F(CandidacyTest,
   auto d = c_.Next();
   EXPECT_EQ(d.action, Action::kNone);
   EXPECT_EQ(
-      *d.wake_at,
-      first_seen + absl::Seconds(4));  // the holder's lease duration, not mine
+      // The holder's lease duration, not mine.
+      *d.wake_at, first_seen + absl::Seconds(4));
   clock_.Advance(absl::Seconds(3));
   // The holder renews: staleness counts afresh from this observation.
   c_.Observe(Spec(8, "other", "r2", 4));

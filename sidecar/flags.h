@@ -1,6 +1,5 @@
 // Command-line flags of mcl-sidecar, parsed without global state so they are
-// unit-tested. Accepts
-// --name=value and --name value; --help prints Usage().
+// unit-tested. Accepts --name=value and --name value; --help prints Usage().
 #ifndef MCL_SIDECAR_FLAGS_H_
 #define MCL_SIDECAR_FLAGS_H_
 
@@ -18,11 +17,11 @@ struct SidecarFlags {
   // Permissions of a unix socket (--listen=unix:...): who may connect. Owner
   // only by default; 0660 lets the pod's group (fsGroup) in.
   unsigned socket_mode = 0600;
-  std::string namespace_;  // "": $POD_NAMESPACE, else the kubeconfig's / pod's
-                           // namespace
-  std::string identity;    // "": "$POD_NAME_$POD_UID"
-  std::string
-      cluster_name;  // "": learned from the local controller's heartbeat name
+  // "": $POD_NAMESPACE, else the kubeconfig's (the pod's) namespace.
+  std::string namespace_;
+  std::string identity;  // "": "$POD_NAME_$POD_UID"
+  // "": learned from the local controller's heartbeat Lease name.
+  std::string cluster_name;
   absl::Duration lease_duration = absl::Seconds(15);
   std::string metrics_address;  // "": no metrics/health HTTP endpoint
   absl::Duration shutdown_grace = absl::Seconds(10);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/contract.h"
 
 namespace mcl::sidecar {
 
@@ -33,9 +34,9 @@ absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj) {
 
 std::optional<Confirmation> ToConfirmation(const kube::Lease& lease) {
   const auto& a = lease.metadata.annotations;
-  auto s = a.find(kSessionAnnotation);
-  auto c = a.find(kConfirmedRvAnnotation);
-  auto t = a.find(kSessionTtlAnnotation);
+  auto s = a.find(contract::kSessionAnnotation);
+  auto c = a.find(contract::kConfirmedResourceVersionAnnotation);
+  auto t = a.find(contract::kSessionTtlAnnotation);
   if (s == a.end() || c == a.end() || t == a.end() || s->second.empty())
     return std::nullopt;
   int64_t rv = 0, ttl = 0;

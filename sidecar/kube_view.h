@@ -14,12 +14,6 @@
 
 namespace mcl::sidecar {
 
-// Heartbeat Lease annotations (design.md §Objects).
-inline constexpr char kSessionAnnotation[] = "mcl.dev/session";
-inline constexpr char kConfirmedRvAnnotation[] =
-    "mcl.dev/confirmed-resource-version";
-inline constexpr char kSessionTtlAnnotation[] = "mcl.dev/session-ttl-ms";
-
 absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj);
 // nullopt when the Lease carries no (complete, well-formed) confirmation.
 std::optional<Confirmation> ToConfirmation(const kube::Lease& lease);

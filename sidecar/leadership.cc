@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/contract.h"
 
 namespace mcl::sidecar {
 
@@ -21,22 +21,12 @@ const char* LeaderStateName(LeaderState s) {
   return "?";
 }
 
-std::string ClusterFromHeartbeat(const std::string& heartbeat) {
-  constexpr absl::string_view kPrefix = "mcl-heartbeat-";
-  absl::string_view name = heartbeat;
-  size_t slash = name.rfind('/');
-  if (slash != absl::string_view::npos) name.remove_prefix(slash + 1);
-  if (!absl::StartsWith(name, kPrefix) || name.size() == kPrefix.size())
-    return "";
-  return std::string(name.substr(kPrefix.size()));
-}
-
 Leadership::Leadership(Options options, Clock* clock)
     : options_(std::move(options)), clock_(clock) {}
 
 std::string Leadership::MyCluster() const {
   if (!options_.cluster.empty()) return options_.cluster;
-  if (latest_) return ClusterFromHeartbeat(latest_->heartbeat);
+  if (latest_) return contract::ClusterFromHeartbeat(latest_->heartbeat);
   return "";
 }
 
@@ -121,13 +111,12 @@ std::optional<absl::Duration> Leadership::ValidUntil(
     }
   }
   if (best == nullptr) return std::nullopt;
-  absl::Duration v = it->second.ttl * (1.0 - options_.rho) - options_.margin;
-  return best->sent_at + v;
+  return best->sent_at + contract::ValidityAfterConfirmedWrite(it->second.ttl);
 }
 
 std::optional<absl::Duration> Leadership::deadline() const {
-  if (!leading() || !latest_) return std::nullopt;
-  return ValidUntil(latest_->session);
+  if (!leading()) return std::nullopt;
+  return current_.valid_until;
 }
 
 std::string Leadership::RuleFailure() const {
@@ -160,9 +149,9 @@ void Leadership::Tick() {
   Evaluate();
 }
 
-void Leadership::Emit(LeaderState s, const Grant& g,
-                      const std::string& reason) {
-  current_ = LeadershipEvent{s, g, reason};
+void Leadership::Emit(LeaderState s, const Grant& g, const std::string& reason,
+                      std::optional<absl::Duration> valid_until, bool renewal) {
+  current_ = LeadershipEvent{s, g, reason, valid_until, renewal};
   events_.push_back(current_);
 }
 
@@ -170,15 +159,16 @@ void Leadership::Evaluate() {
   if (closed_) return;
   const absl::Duration now = clock_->Monotonic();
   std::string failure = RuleFailure();
-  bool mine = false;   // the grant names me in my cluster
-  bool leads = false;  // the whole rule holds
+  bool mine = false;                    // the grant names me in my cluster
+  bool leads = false;                   // the whole rule holds
+  std::optional<absl::Duration> until;  // then: its deadline
   Grant grant;
   if (latest_ && latest_->exists) grant = latest_->grant;
   if (!grant.empty() && grant.leader == options_.identity &&
       (MyCluster().empty() || grant.cluster == MyCluster())) {
     mine = true;
     if (failure.empty()) {
-      auto until = ValidUntil(latest_->session);
+      until = ValidUntil(latest_->session);
       if (until && now < *until) {
         leads = true;
       } else {
@@ -189,12 +179,26 @@ void Leadership::Evaluate() {
   }
   const LeadershipEvent prev = current_;
   if (leads) {
-    if (prev.state == LeaderState::kLeader && prev.grant.SameAs(grant)) return;
     if (prev.state == LeaderState::kLeader) {
+      const bool same = prev.grant.SameAs(grant);
+      const absl::Duration bound = *prev.valid_until;
+      if (same && now < bound && *until >= bound) {
+        // Still leading on the bound already sent; a later deadline is a
+        // renewal.
+        if (*until > bound) {
+          Emit(LeaderState::kLeader, grant, "", until, /*renewal=*/true);
+        }
+        return;
+      }
+      // The bound sent may never be extended after it passed, nor shortened
+      // without LOST (see THE APP'S BOUND).
       Emit(LeaderState::kLost, prev.grant,
-           absl::StrCat("superseded by a new grant (token ", grant.token, ")"));
+           !same          ? absl::StrCat("superseded by a new grant (token ",
+                                         grant.token, ")")
+           : now >= bound ? "confirmation lapsed"
+                          : "the confirmation of the grant moved earlier");
     }
-    Emit(LeaderState::kLeader, grant, "");
+    Emit(LeaderState::kLeader, grant, "", until);
     return;
   }
   if (prev.state == LeaderState::kLeader) {

@@ -1,60 +1,76 @@
 // Leadership: the sidecar's rule for telling one Campaign "you lead"
-// (docs/design.md §The sidecar's rule, §Confirmation). A pure state machine: no
-// I/O, time from an injected Clock, one instance per Campaign stream. The
-// adapter feeds it every object version it learns (watch events and its own
-// write responses), its own writes (resourceVersion + monotonic send time),
-// confirmations (from the heartbeat Lease and from status), and calls Tick() at
-// deadline(); it forwards TakeEvents() to the stream.
+// (docs/design.md §The sidecar's rule, §Confirmation). A pure state machine:
+// no I/O, time from an injected Clock, one instance per Campaign stream. The
+// adapter (lock_table.h) feeds it every object version it learns (watch
+// events and its own write responses), its own writes (resourceVersion and
+// monotonic send time), confirmations (from the heartbeat Lease and from
+// status), and calls Tick() at deadline(); it forwards TakeEvents() to the
+// stream.
 //
 // THE RULE. LEADER for token t iff all hold:
 //   * the candidacy is open (stream alive, not resigned);
 //   * the latest object version known (highest resourceVersion) has
-//   spec.holderIdentity == me,
-//     status.leader == me, status.leaderCluster == my cluster,
-//     status.fencingToken == t, status.session == s;
+//       spec.holderIdentity == me, status.leader == me,
+//       status.leaderCluster == my cluster, status.fencingToken == t,
+//       status.session == s;
 //   * now_mono < T_w* + V, where w* is my latest write with w* <= c for a
-//   confirmation (s, c, TTL),
-//     T_w* is the monotonic time taken *before* that write was sent, V = TTL·(1
-//     − ρ) − m.
+//     confirmation (s, c, TTL), T_w* is the monotonic time taken *before*
+//     that write was sent, and V = TTL·(1 − ρ) − m
+//     (contract::ValidityAfterConfirmedWrite).
 //
-// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd answered
-// a keepalive of session s that the controller sent after its informer had
-// processed resourceVersion c. If my write w <= c then the controller saw w
-// before sending that keepalive, and I sent w before it was applied:
-//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)   (one causal chain; no
-//     clocks compared)
-// etcd keeps lease s (and the key of the grant, attached to it) until at least
-// t_refresh + TTL on etcd's clock. Measured on my monotonic clock, whose rate
-// differs from etcd's by at most ρ, that interval is at least TTL·(1 − ρ) long,
-// so I say LEADER only until T_w* + TTL·(1 − ρ) − m; the margin m (150 ms)
-// absorbs the lateness of my own timer and the time the app needs to act on
-// LOST. A confirmation that arrives late (a slow watch) cannot extend anything:
-// validity is counted from T_w*, a moment before the keepalive, never from the
-// arrival. Out-of-order confirmations only ever name older writes, so keeping
-// the maximum c per session is sound. Confirmations of another session than
-// status.session are kept (a new session may be named by the next status) but
-// never used for the current one. Writes whose resourceVersion is unknown
+// WHY THIS IS SAFE (S1). A confirmation (s, c) is published after etcd
+// answered a keepalive of session s that the controller sent after its
+// informer had processed resourceVersion c. If my write w <= c, the
+// controller saw w before sending that keepalive, and I sent w before it was
+// applied:
+//
+//     T_w  <  t_send(keepalive)  <  t_refresh(lease s)
+//
+// (one causal chain; no clocks compared). etcd keeps lease s, and the key of
+// the grant attached to it, until at least t_refresh + TTL on etcd's clock.
+// Measured on my monotonic clock, whose rate differs from etcd's by at most
+// ρ, that interval is at least TTL·(1 − ρ) long, so I say LEADER only until
+// T_w* + TTL·(1 − ρ) − m; the margin m (150 ms) absorbs the lateness of my own
+// timer and the time the app needs to act on LOST. A confirmation that
+// arrives late (a slow watch) cannot extend anything: validity is counted
+// from T_w*, a moment before the keepalive, never from the arrival.
+// Out-of-order confirmations only ever name older writes, so keeping the
+// maximum c per session is sound. Confirmations of another session than
+// status.session are kept (a new session may be named by the next status)
+// but never used for the current one. Writes whose resourceVersion is unknown
 // (timeouts, conflicts) are never used.
 //
 // Revocation: the controller revokes a grant by clearing status.leader; the
 // adapter keeps the write invariant (design.md §The sidecar's rule): every
 // object version is applied here before any spec write based on it is sent
 // (CheckWritePrecondition), so LOST is emitted before the write that acks the
-// revocation, and the controller releases the key only after that ack or after
-// a timeout that outlasts every validity this class can compute.
+// revocation, and the controller releases the key only after that ack or
+// after a timeout that outlasts every validity this class can compute.
 //
 // Clock skew tolerated: none needed between wall clocks (they are never
-// compared, S3); monotonic clock *rates* of sidecar, controller and etcd leader
-// may differ by up to ρ = 1 %.
+// compared, S3); the monotonic clock *rates* of sidecar, controller and etcd
+// leader may differ by up to ρ = 1 % (common/contract.h).
 //
-// Events (what the stream sees): the first event is Current(); then one event
-// per change of (state, grant). Losing leadership always emits LOST (with the
-// lost grant and a reason) before anything else, then the new view (FOLLOWER /
-// NO_LEADER) unless the grant still names me but is not confirmed, in which
-// case the stream stays in LOST and later says LEADER again (same or new token)
-// once a fresh confirmation arrives. A grant that names me but is not (yet)
-// confirmed is reported as NO_LEADER to a candidate that was not leading:
-// nobody may act as leader yet.
+// THE APP'S BOUND. Every LEADER event carries valid_until = the deadline the
+// rule computes at that moment, and deadline() (when LOST is due) is always
+// the bound of the last LEADER event: the sidecar's LOST deadline and the
+// app's bound are one number. While leading, a confirmation of a newer write
+// moves it forward: a LEADER renewal (same grant, later bound) goes out. It
+// never moves backwards without a LOST: if the rule's deadline would become
+// earlier than the bound already sent (the writes it was counted from were
+// forgotten), or the bound has passed before a newer confirmation arrived,
+// LOST comes first and then LEADER with the new bound. So every bound an app
+// was given is at or before the moment the sidecar says LOST, and LOST
+// follows every bound that passes (docs/design.md §The app's bound).
+//
+// Events (what the stream sees): the first event is Current(); then one
+// event per change of (state, grant, bound). Losing leadership always emits
+// LOST (with the lost grant and a reason) before anything else, then the new
+// view (FOLLOWER / NO_LEADER) unless the grant still names me but is not
+// confirmed, in which case the stream stays in LOST and later says LEADER
+// again (same or new token) once a fresh confirmation arrives. A grant that
+// names me but is not (yet) confirmed is reported as NO_LEADER to a candidate
+// that was not leading: nobody may act as leader yet.
 #ifndef MCL_SIDECAR_LEADERSHIP_H_
 #define MCL_SIDECAR_LEADERSHIP_H_
 
@@ -77,9 +93,18 @@ const char* LeaderStateName(LeaderState s);
 
 struct LeadershipEvent {
   LeaderState state = LeaderState::kNoLeader;
-  Grant grant;  // FOLLOWER/LEADER: the current grant; LOST: the grant that was
-                // lost
-  std::string reason;  // LOST: why
+  // FOLLOWER / LEADER: the current grant; LOST: the grant that was lost.
+  Grant grant;
+  // LOST: why.
+  std::string reason;
+  // LEADER: the bound, on the monotonic clock: the LOST deadline of this
+  // grant as the rule computes it when the event is made. The app may act as
+  // leader until then unless it hears more (proto/mcl/v1/election.proto,
+  // Validity; docs/design.md §The app's bound).
+  std::optional<absl::Duration> valid_until;
+  // LEADER: a renewal — the same grant as the LEADER before it, with a later
+  // bound, and no LOST in between.
+  bool renewal = false;
 };
 
 class Leadership {
@@ -91,10 +116,8 @@ class Leadership {
     // "ns/mcl-heartbeat-<cluster>"); the status is written only by the local
     // controller, so that name is authoritative.
     std::string cluster;
-    double rho = 0.01;  // clock-rate drift allowance (design.md)
-    absl::Duration margin =
-        absl::Milliseconds(150);  // timer lateness + reaction time
-    size_t max_writes = 64;       // own writes remembered for confirmation
+    // Own writes remembered for confirmation.
+    size_t max_writes = 64;
   };
 
   Leadership(Options options, Clock* clock);
@@ -127,7 +150,7 @@ class Leadership {
   bool leading() const { return current_.state == LeaderState::kLeader; }
   bool closed() const { return closed_; }
   // When the LEADER state lapses unless a new confirmation arrives (only while
-  // leading).
+  // leading): the bound of the last LEADER event.
   std::optional<absl::Duration> deadline() const;
   // The validity end the rule computes now for `session` (tests and metrics).
   std::optional<absl::Duration> ValidUntil(const std::string& session) const;
@@ -148,7 +171,9 @@ class Leadership {
   };
   void ApplyConfirmation(const Confirmation& c);
   void Evaluate();
-  void Emit(LeaderState s, const Grant& g, const std::string& reason);
+  void Emit(LeaderState s, const Grant& g, const std::string& reason,
+            std::optional<absl::Duration> valid_until = std::nullopt,
+            bool renewal = false);
   std::string MyCluster() const;
   // Why the rule fails for the latest object ("" when it holds apart from
   // confirmation).

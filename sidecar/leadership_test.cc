@@ -2,10 +2,22 @@
 
 #include <vector>
 
+#include "common/contract.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace mcl::sidecar {
+
+// Readable failure messages.
+void PrintTo(const LeadershipEvent& e, std::ostream* os) {
+  *os << LeaderStateName(e.state) << "(" << e.grant.leader << "/"
+      << e.grant.token;
+  if (!e.reason.empty()) *os << ": " << e.reason;
+  if (e.valid_until) *os << " until " << absl::FormatDuration(*e.valid_until);
+  if (e.renewal) *os << " renewal";
+  *os << ")";
+}
+
 namespace {
 
 using ::testing::HasSubstr;
@@ -17,8 +29,8 @@ constexpr char kOther[] = "pod-b_uid-b";
 constexpr char kSession[] = "7a1b";
 constexpr char kHeartbeat[] = "default/mcl-heartbeat-cluster-0";
 const absl::Duration kTtl = absl::Seconds(2);
-// V = TTL·(1 − ρ) − m with ρ = 1 %, m = 150 ms.
-const absl::Duration kV = absl::Milliseconds(2000 * 99 / 100 - 150);
+// V = TTL·(1 − ρ) − m (with ρ = 1 % and m = 150 ms: 1.83 s).
+const absl::Duration kV = contract::ValidityAfterConfirmedWrite(kTtl);
 
 class LeadershipTest : public ::testing::Test {
  protected:
@@ -73,14 +85,6 @@ class LeadershipTest : public ::testing::Test {
   absl::Duration t0_;
 };
 
-TEST(ClusterFromHeartbeatTest, ParsesTheControllersLeaseName) {
-  EXPECT_EQ(ClusterFromHeartbeat("ns/mcl-heartbeat-cluster-1"), "cluster-1");
-  EXPECT_EQ(ClusterFromHeartbeat("mcl-heartbeat-east"), "east");
-  EXPECT_EQ(ClusterFromHeartbeat("ns/mcl-heartbeat-"), "");
-  EXPECT_EQ(ClusterFromHeartbeat("ns/other"), "");
-  EXPECT_EQ(ClusterFromHeartbeat(""), "");
-}
-
 TEST_F(LeadershipTest, StartsWithNoLeaderAndNoEvents) {
   EXPECT_EQ(l_.Current().state, LeaderState::kNoLeader);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
@@ -112,8 +116,8 @@ TEST_F(LeadershipTest, AnotherLeaderMakesAFollower) {
 TEST_F(LeadershipTest, GrantWithoutConfirmationIsNotLeadership) {
   l_.ObserveObject(View(5, "", "", 0));
   Write(10, View(10, kMe, "", 0));
-  l_.ObserveObject(
-      View(11, kMe, kMe, 42));  // no confirmedResourceVersion in status
+  // No confirmedResourceVersion in status.
+  l_.ObserveObject(View(11, kMe, kMe, 42));
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
@@ -130,8 +134,8 @@ TEST_F(LeadershipTest, ConfirmationInTheGrantingStatusLeadsAtOnce) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].grant.cluster, "cluster-0");
   ASSERT_TRUE(l_.deadline().has_value());
-  EXPECT_EQ(*l_.deadline(),
-            sent + kV);  // counted from the send time, not the arrival
+  // Counted from the send time, not the arrival.
+  EXPECT_EQ(*l_.deadline(), sent + kV);
 }
 
 TEST_F(LeadershipTest,
@@ -165,14 +169,94 @@ TEST_F(LeadershipTest,
     absl::Duration sent = clock_.Monotonic();
     ++rv;
     Write(rv, View(rv, kMe, kMe, 42));
-    clock_.Advance(
-        absl::Milliseconds(200));  // propagation to the controller and back
+    // Propagation to the controller and back.
+    clock_.Advance(absl::Milliseconds(200));
     l_.ObserveConfirmation(Confirm(rv));
     EXPECT_EQ(*l_.deadline(), sent + kV);
     l_.Tick();
     EXPECT_EQ(l_.state(), LeaderState::kLeader);
+    // Each confirmation of a newer renewal is one LEADER renewal: the same
+    // grant with the later bound, which is the new deadline.
+    auto ev = l_.TakeEvents();
+    ASSERT_THAT(ev, SizeIs(1));
+    EXPECT_EQ(ev[0].state, LeaderState::kLeader);
+    EXPECT_TRUE(ev[0].renewal);
+    EXPECT_EQ(ev[0].grant.token, 42);
+    EXPECT_EQ(ev[0].valid_until, sent + kV);
   }
+}
+
+TEST_F(LeadershipTest, EveryLeaderEventCarriesItsBoundWhichIsTheLostDeadline) {
+  l_.ObserveObject(View(5, "", "", 0));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(10, View(10, kMe, "", 0));
+  l_.ObserveObject(View(11, kMe, kMe, 42, /*confirmed_rv=*/10));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[0].renewal);
+  EXPECT_EQ(ev[0].valid_until, sent + kV);
+  EXPECT_EQ(l_.Current().valid_until, sent + kV);
+  EXPECT_EQ(l_.deadline(), sent + kV);
+  // Only LEADER carries a bound.
+  clock_.Advance(kV);
+  l_.Tick();
+  ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_FALSE(ev[0].valid_until.has_value());
+}
+
+TEST_F(LeadershipTest, AConfirmationThatDoesNotMoveTheBoundSendsNothing) {
+  BecomeLeader();
+  l_.ObserveConfirmation(Confirm(11));  // the same heartbeat again
+  clock_.Advance(absl::Milliseconds(300));
+  Write(12, View(12, kMe, kMe, 42));  // not covered by any confirmation
+  l_.ObserveConfirmation(Confirm(11));
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
+  EXPECT_EQ(l_.deadline(), t0_ + kV);
+}
+
+TEST_F(LeadershipTest, ABoundThatPassedIsLostBeforeLeaderAgain) {
+  BecomeLeader();
+  clock_.Advance(absl::Milliseconds(500));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(12, View(12, kMe, kMe, 42));
+  // The bound t0 + V passes before the timer ticks (it runs late); then the
+  // confirmation of write 12 arrives. The app stopped at its bound: it hears
+  // LOST, then LEADER with the new bound — never a renewal that would extend
+  // a bound already passed.
+  clock_.Advance(t0_ + kV - clock_.Monotonic());
+  l_.ObserveConfirmation(Confirm(12));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(2));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_EQ(ev[0].reason, "confirmation lapsed");
+  EXPECT_EQ(ev[1].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[1].renewal);
+  EXPECT_EQ(ev[1].grant.token, 42);
+  EXPECT_EQ(ev[1].valid_until, sent + kV);
+}
+
+TEST_F(LeadershipTest, ABoundNeverMovesEarlierWithoutLost) {
+  BecomeLeader();
+  clock_.Advance(absl::Milliseconds(500));
+  const absl::Duration sent = clock_.Monotonic();
+  Write(12, View(12, kMe, kMe, 42));
+  l_.ObserveConfirmation(Confirm(12));
+  ASSERT_EQ(l_.deadline(), sent + kV);
+  l_.TakeEvents();
+  // The status now names another session whose confirmation covers only my
+  // first write: the rule's deadline is earlier than the bound the app has.
+  l_.ObserveObject(View(13, kMe, kMe, 42, /*confirmed_rv=*/11, "s2"));
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(2));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_EQ(ev[0].reason, "the confirmation of the grant moved earlier");
+  EXPECT_EQ(ev[1].state, LeaderState::kLeader);
+  EXPECT_FALSE(ev[1].renewal);
+  EXPECT_EQ(ev[1].valid_until, t0_ + kV);
+  EXPECT_EQ(l_.deadline(), t0_ + kV);
 }
 
 TEST_F(LeadershipTest,
@@ -295,8 +379,8 @@ TEST_F(LeadershipTest, RevokedStatusIsLostBeforeTheNextWriteMayBeSent) {
   EXPECT_EQ(ev[0].grant.token, 42);
   EXPECT_EQ(ev[0].reason, "the controller revoked the grant");
   EXPECT_EQ(ev[1].state, LeaderState::kNoLeader);
-  EXPECT_TRUE(
-      l_.CheckWritePrecondition(13).ok());  // now the ack may be written
+  // Now the ack may be written.
+  EXPECT_TRUE(l_.CheckWritePrecondition(13).ok());
 }
 
 TEST_F(LeadershipTest, AnotherCandidateGrantedIsLostThenFollower) {
@@ -342,8 +426,8 @@ TEST_F(LeadershipTest, FreshConfirmationAfterALapseLeadsAgain) {
   l_.TakeEvents();
   absl::Duration sent = clock_.Monotonic();
   Write(12, View(12, kMe, kMe, 42));
-  EXPECT_EQ(l_.state(),
-            LeaderState::kLost);  // unconfirmed: stays LOST, no NO_LEADER noise
+  // Unconfirmed: stays LOST, no NO_LEADER noise.
+  EXPECT_EQ(l_.state(), LeaderState::kLost);
   EXPECT_THAT(l_.TakeEvents(), IsEmpty());
   l_.ObserveConfirmation(Confirm(12));
   auto ev = l_.TakeEvents();
@@ -368,8 +452,8 @@ TEST_F(LeadershipTest, DeletedLockIsLostThenNoLeader) {
 TEST_F(LeadershipTest, DeletionCarryingTheLastStatesVersionStillApplies) {
   BecomeLeader();
   LeaseView gone;
-  gone.resource_version =
-      11;  // the informer found it gone on a relist: last known state's rv
+  // The informer found it gone on a relist: last known state's rv.
+  gone.resource_version = 11;
   gone.exists = false;
   l_.ObserveObject(gone);
   EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
@@ -437,8 +521,7 @@ TEST_F(LeadershipTest,
 }
 
 TEST_F(LeadershipTest, RememberedWritesAreBounded) {
-  Leadership l(Leadership::Options{kMe, "", 0.01, absl::Milliseconds(150), 4},
-               &clock_);
+  Leadership l(Leadership::Options{kMe, "", 4}, &clock_);
   for (int64_t rv = 1; rv <= 10; ++rv) {
     l.RecordWrite(rv, clock_.Monotonic());
     clock_.Advance(absl::Milliseconds(10));

@@ -15,12 +15,14 @@ namespace mcl::sidecar {
 
 // The global holder of a lock, as the local controller's status reports it.
 struct Grant {
-  std::string
-      leader;  // status.leader (holderIdentity of the leading candidate)
-  std::string cluster;  // status.leaderCluster
-  int64_t token = 0;    // status.fencingToken
-  absl::Time acquire_time =
-      absl::InfinitePast();  // status.acquireTime (display only)
+  // status.leader: the holderIdentity of the leading candidate.
+  std::string leader;
+  // status.leaderCluster.
+  std::string cluster;
+  // status.fencingToken.
+  int64_t token = 0;
+  // status.acquireTime (display only).
+  absl::Time acquire_time = absl::InfinitePast();
 
   bool empty() const { return leader.empty(); }
   // Same grant: same holder, cluster and token (acquire time is informational).
@@ -34,20 +36,22 @@ struct LeaseView {
   // False for a deletion (the watch's DELETED event, or 404 on a read).
   bool exists = true;
 
-  // spec (written by candidates' sidecars)
-  std::optional<std::string>
-      holder;  // spec.holderIdentity; absent = no local candidate
+  // spec (written by candidates' sidecars).
+  // spec.holderIdentity; absent = no local candidate.
+  std::optional<std::string> holder;
   int32_t lease_duration_seconds = 0;
-  std::string renew_time;  // spec.renewTime, compared only for change (S3)
+  // spec.renewTime, compared only for change (S3).
+  std::string renew_time;
 
-  // status (written by the local controller only)
+  // status (written by the local controller only).
   Grant grant;
-  std::string
-      session;  // status.session: the etcd session backing a local grant
-  std::string heartbeat;  // status.heartbeat: "namespace/name" of the
-                          // controller's heartbeat Lease
+  // status.session: the etcd session backing a local grant.
+  std::string session;
+  // status.heartbeat: "namespace/name" of the controller's heartbeat Lease.
+  std::string heartbeat;
   int64_t session_ttl_ms = 0;
-  int64_t confirmed_rv = 0;  // status.confirmedResourceVersion; 0 when absent
+  // status.confirmedResourceVersion; 0 when absent.
+  int64_t confirmed_rv = 0;
 };
 
 // One confirmation (design.md §Confirmation 2): the controller with etcd
@@ -58,11 +62,6 @@ struct Confirmation {
   int64_t confirmed_rv = 0;
   absl::Duration ttl = absl::ZeroDuration();
 };
-
-// The cluster name the local controller publishes through its heartbeat Lease
-// name
-// ("ns/mcl-heartbeat-<cluster>"); "" when `heartbeat` does not have that form.
-std::string ClusterFromHeartbeat(const std::string& heartbeat);
 
 }  // namespace mcl::sidecar
 

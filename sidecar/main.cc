@@ -26,6 +26,7 @@
 #include "sidecar/flags.h"
 #include "sidecar/health_service.h"
 #include "sidecar/http_server.h"
+#include "sidecar/lease_store.h"
 #include "sidecar/service.h"
 #include "sidecar/validate.h"
 #include "sidecar/watches.h"
@@ -129,7 +130,7 @@ int Run(int argc, char** argv) {
       flags->identity.empty() ? IdentityFromEnv() : flags->identity;
   eopts.cluster = flags->cluster_name;
   eopts.default_lease_duration = flags->lease_duration;
-  Election election(eopts, kube::MultiClusterLeaseClient(client->get()),
+  Election election(eopts, NewKubeLeaseStore(client->get()),
                     NewInformerWatchFactory(client->get()));
   ElectionService service(&election);
   HealthService health({"mcl.v1.Election"});

@@ -53,8 +53,8 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
                     public EventSink {
  public:
   enum class Kind { kCampaign, kObserve };
-  EventStream(Election* election, Kind kind)
-      : election_(election), kind_(kind) {}
+  EventStream(ElectionApi* election, Clock* clock, Kind kind)
+      : election_(election), clock_(clock), kind_(kind) {}
 
   // The Election's id for this stream, once registered.
   // The Election's answer to StartCampaign/StartObserve: an error ends the
@@ -80,6 +80,12 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
   void Finish(const absl::Status& s) override { Close(ToGrpc(s)); }
 
  protected:
+  // The send time is taken just before gRPC gets the message: a message
+  // queued behind others is stamped when its turn comes.
+  void BeforeWrite(mcl::v1::LeadershipEvent* m) override {
+    StampSent(clock_->Monotonic(), m);
+  }
+
   void OnDone(bool cancelled) override {
     {
       absl::MutexLock l(&mu_);
@@ -112,7 +118,8 @@ class EventStream : public ServerStream<mcl::v1::LeadershipEvent>,
     }
   }
 
-  Election* election_;
+  ElectionApi* election_;
+  Clock* clock_;
   Kind kind_;
   absl::Mutex mu_;
   bool over_ ABSL_GUARDED_BY(mu_) = false;  // the call is done
@@ -140,7 +147,21 @@ mcl::v1::LeadershipEvent ToProto(const StreamEvent& e) {
   if (!e.event.grant.empty()) FillLeader(e.event.grant, out.mutable_leader());
   SetTimestamp(e.time, out.mutable_time());
   out.set_reason(e.event.reason);
+  if (e.event.state == LeaderState::kLeader && e.event.valid_until) {
+    out.mutable_validity()->set_valid_until_monotonic_ns(
+        absl::ToInt64Nanoseconds(*e.event.valid_until));
+  }
   return out;
+}
+
+void StampSent(absl::Duration sent, mcl::v1::LeadershipEvent* e) {
+  if (!e->has_validity()) return;
+  mcl::v1::Validity* v = e->mutable_validity();
+  const int64_t sent_ns = absl::ToInt64Nanoseconds(sent);
+  v->set_sent_monotonic_ns(sent_ns);
+  const int64_t left = v->valid_until_monotonic_ns() - sent_ns;
+  v->mutable_remaining()->set_seconds(left / 1000000000);
+  v->mutable_remaining()->set_nanos(static_cast<int32_t>(left % 1000000000));
 }
 
 void ElectionService::Start(CompletionLoop* loop, Workers* workers) {
@@ -156,8 +177,8 @@ void ElectionService::Start(CompletionLoop* loop, Workers* workers) {
 // waits for the next, so one call of each method is always pending.
 
 void ElectionService::AcceptCampaign() {
-  auto stream =
-      std::make_shared<EventStream>(election_, EventStream::Kind::kCampaign);
+  auto stream = std::make_shared<EventStream>(election_, clock_,
+                                              EventStream::Kind::kCampaign);
   auto req = std::make_shared<mcl::v1::CampaignRequest>();
   void* tag = stream->Arm([this, stream, req](bool ok) {
     if (!ok) return;  // shutting down
@@ -186,7 +207,7 @@ void ElectionService::AcceptCampaign() {
         return;
       }
       absl::Duration ld = req->lease_duration_seconds() == 0
-                              ? election_->options().default_lease_duration
+                              ? election_->DefaultLeaseDuration()
                               : absl::Seconds(req->lease_duration_seconds());
       stream->Registered(election_->StartCampaign(
           election_->Key(req->lock().namespace_(), req->lock().name()),
@@ -198,8 +219,8 @@ void ElectionService::AcceptCampaign() {
 }
 
 void ElectionService::AcceptObserve() {
-  auto stream =
-      std::make_shared<EventStream>(election_, EventStream::Kind::kObserve);
+  auto stream = std::make_shared<EventStream>(election_, clock_,
+                                              EventStream::Kind::kObserve);
   auto req = std::make_shared<mcl::v1::ObserveRequest>();
   void* tag = stream->Arm([this, stream, req](bool ok) {
     if (!ok) return;

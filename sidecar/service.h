@@ -4,15 +4,20 @@
 #ifndef MCL_SIDECAR_SERVICE_H_
 #define MCL_SIDECAR_SERVICE_H_
 
+#include "common/clock.h"
 #include "mcl/v1/election.grpc.pb.h"
 #include "sidecar/async_grpc.h"
-#include "sidecar/election.h"
+#include "sidecar/election_api.h"
 
 namespace mcl::sidecar {
 
 class ElectionService {
  public:
-  explicit ElectionService(Election* election) : election_(election) {}
+  // `clock` stamps each LEADER event's validity with its send time; its
+  // Monotonic() must be CLOCK_MONOTONIC (Clock::Real()), the clock the
+  // bound is on.
+  explicit ElectionService(ElectionApi* election, Clock* clock = Clock::Real())
+      : election_(election), clock_(clock) {}
 
   // Register with the ServerBuilder before BuildAndStart.
   grpc::Service* service() { return &service_; }
@@ -27,14 +32,19 @@ class ElectionService {
   void AcceptResign();
   void AcceptLeader();
 
-  Election* election_;
+  ElectionApi* election_;
+  Clock* clock_;
   mcl::v1::Election::AsyncService service_;
   CompletionLoop* loop_ = nullptr;
   Workers* workers_ = nullptr;
 };
 
 grpc::Status ToGrpc(const absl::Status& s);
+// A LEADER event's validity gets valid_until only; the stream stamps
+// sent_monotonic_ns and remaining when it hands the event to gRPC.
 mcl::v1::LeadershipEvent ToProto(const StreamEvent& e);
+// Stamps a LEADER event's validity with its send time `sent` (monotonic).
+void StampSent(absl::Duration sent, mcl::v1::LeadershipEvent* e);
 
 }  // namespace mcl::sidecar
 

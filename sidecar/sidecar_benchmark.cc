@@ -257,8 +257,8 @@ int Run(int rounds, absl::Duration idle_window) {
   *oreq.mutable_lock() = Lock("idle-lock");
   for (int i = 0; i < 10; ++i)
     idle_obs.push_back(StreamReader::Observe((*sc)->stub(), oreq));
-  absl::SleepFor(
-      absl::Seconds(5));  // settle: the measurement is of a steady state
+  // Settle: the measurement is of a steady state.
+  absl::SleepFor(absl::Seconds(5));
   absl::Duration cpu0 = CpuTime(pid);
   std::map<std::string, ThreadCpu> threads0 = CpuByThread(pid);
   bool cleared = ClearReferenced(pid);

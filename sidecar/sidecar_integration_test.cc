@@ -17,6 +17,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/contract.h"
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
@@ -57,6 +58,20 @@ std::string Describe(const std::vector<ReceivedEvent>& h) {
                                  e.event.leader().fencing_token(), ")"));
   }
   return absl::StrJoin(parts, " ");
+}
+
+// How many times the stream went into LEADER: a LEADER right after a LEADER of
+// the same token is a renewal of the bound, not a new leadership.
+int LeadershipsIn(const std::vector<ReceivedEvent>& h) {
+  int n = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (h[i].event.state() != mcl::v1::LEADER) continue;
+    const bool renewal = i > 0 && h[i - 1].event.state() == mcl::v1::LEADER &&
+                         h[i - 1].event.leader().fencing_token() ==
+                             h[i].event.leader().fencing_token();
+    n += renewal ? 0 : 1;
+  }
+  return n;
 }
 
 class SidecarTest : public ::testing::Test {
@@ -492,14 +507,12 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
   }
   // Steady state for a few renewal periods: still exactly one holder, one
   // LEADER.
-  absl::SleepFor(
-      absl::Seconds(2));  // a span of time is what is being tested here
+  // A span of time is what is being tested here.
+  absl::SleepFor(absl::Seconds(2));
   EXPECT_EQ(Holder(lock), leader_id);
   for (int i = 0; i < 3; ++i) {
-    int leaders = 0;
-    for (const auto& e : camps[i]->History())
-      leaders += e.event.state() == mcl::v1::LEADER;
-    EXPECT_EQ(leaders, i == leader ? 1 : 0) << Describe(camps[i]->History());
+    EXPECT_EQ(LeadershipsIn(camps[i]->History()), i == leader ? 1 : 0)
+        << Describe(camps[i]->History());
   }
 
   // SIGKILL the holder's sidecar: another one takes over the spec, and is
@@ -623,6 +636,88 @@ TEST_F(SidecarTest,
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// The bound in LEADER events (proto Validity): on the node's CLOCK_MONOTONIC,
+// renewed while confirmations flow, and never later than the LOST the sidecar
+// sends when they stop.
+TEST_F(SidecarTest, LeaderEventsCarryABoundRenewedWhileLeadingAndEndedByLost) {
+  auto ctl = StartController();
+  const std::string lock = UniqueName("bound");
+  ctl->Manage(lock);
+  auto sc = StartSidecar("bound");
+  ASSERT_NE(sc, nullptr);
+  auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
+  auto led = camp->WaitFor(mcl::v1::LEADER, kEventTimeout);
+  ASSERT_TRUE(led.has_value()) << Describe(camp->History());
+  const int64_t token = led->event.leader().fencing_token();
+  const absl::Duration v = contract::ValidityAfterConfirmedWrite(kTtl);
+  auto check = [&](const ReceivedEvent& e) {
+    ASSERT_TRUE(e.event.has_validity()) << "LEADER without a bound";
+    const mcl::v1::Validity& b = e.event.validity();
+    // Sent before it was received, on the same clock.
+    EXPECT_LE(b.sent_monotonic_ns(), e.mono_ns);
+    const int64_t remaining =
+        b.remaining().seconds() * 1000000000 + b.remaining().nanos();
+    EXPECT_EQ(remaining, b.valid_until_monotonic_ns() - b.sent_monotonic_ns());
+    // Counted from a write sent before the event: at most V after it.
+    EXPECT_LE(b.valid_until_monotonic_ns(),
+              e.mono_ns + absl::ToInt64Nanoseconds(v));
+  };
+  check(*led);
+  // Confirmations every TTL/4 move the bound forward: LEADER renewals, same
+  // token, each bound later than the one before.
+  int64_t bound = led->event.validity().valid_until_monotonic_ns();
+  for (int renewals = 0; renewals < 3; ++renewals) {
+    auto r = camp->WaitFor(mcl::v1::LEADER, absl::Seconds(10));
+    ASSERT_TRUE(r.has_value()) << Describe(camp->History());
+    check(*r);
+    EXPECT_EQ(r->event.leader().fencing_token(), token);
+    EXPECT_GT(r->event.validity().valid_until_monotonic_ns(), bound);
+    bound = r->event.validity().valid_until_monotonic_ns();
+  }
+  // Confirmations stop: LOST comes at the last bound, not before it (the app
+  // stops at the bound by itself) and not long after.
+  ctl->SetHeartbeats(false);
+  std::optional<ReceivedEvent> lost;
+  while (!lost) {
+    auto e = camp->Next(absl::Seconds(10));
+    ASSERT_TRUE(e.has_value()) << Describe(camp->History());
+    if (e->event.state() == mcl::v1::LEADER) {
+      check(*e);
+      bound = e->event.validity().valid_until_monotonic_ns();
+    } else if (e->event.state() == mcl::v1::LOST) {
+      lost = e;
+    }
+  }
+  EXPECT_EQ(lost->event.reason(), "confirmation lapsed");
+  EXPECT_FALSE(lost->event.has_validity());
+  EXPECT_LE(bound, lost->mono_ns) << "LOST came before the bound passed";
+  EXPECT_LT(lost->mono_ns - bound, absl::ToInt64Nanoseconds(absl::Seconds(1)))
+      << "LOST came " << (lost->mono_ns - bound) / 1000000
+      << " ms after the bound";
+}
+
+// A lock in a namespace that does not exist: the create answers 404, and the
+// stream ends with NOT_FOUND naming the namespace instead of NO_LEADER
+// forever.
+TEST_F(SidecarTest, CampaignInAMissingNamespaceEndsWithNotFoundNamingIt) {
+  auto sc = StartSidecar("nons");
+  ASSERT_NE(sc, nullptr);
+  const std::string ns = UniqueName("no-such-ns");
+  CampaignRequest req = Campaign("lock-a");
+  req.mutable_lock()->set_namespace_(ns);
+  auto camp = StreamReader::Campaign(sc->stub(), req);
+  auto first = camp->Next(kEventTimeout);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->event.state(), mcl::v1::NO_LEADER);
+  auto end = camp->WaitEnd(kEventTimeout);
+  ASSERT_TRUE(end.ok()) << "the stream did not end";
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::NOT_FOUND)
+      << end->error_message();
+  EXPECT_THAT(end->error_message(),
+              HasSubstr(absl::StrCat("namespace \"", ns,
+                                     "\" does not exist in this cluster")));
+}
+
 TEST_F(SidecarTest, StoppedConfirmationsAreLostBeforeTheLeaseCouldExpire) {
   auto ctl = StartController();
   const std::string lock = UniqueName("lapse");
@@ -631,8 +726,8 @@ TEST_F(SidecarTest, StoppedConfirmationsAreLostBeforeTheLeaseCouldExpire) {
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
   ASSERT_TRUE(camp->WaitFor(mcl::v1::LEADER, kEventTimeout).has_value());
-  absl::SleepFor(
-      absl::Seconds(1));  // leadership held across several heartbeats
+  // Leadership held across several heartbeats.
+  absl::SleepFor(absl::Seconds(1));
   ctl->SetHeartbeats(false);
   // The etcd lease behind the last confirmation lives until at least capture +
   // TTL; LOST must come before (the capture happened after the sidecar's
@@ -662,8 +757,8 @@ TEST_F(SidecarTest,
   auto sc = StartSidecar("late");
   ASSERT_NE(sc, nullptr);
   auto camp = StreamReader::Campaign(sc->stub(), Campaign(lock));
-  absl::SleepFor(
-      absl::Seconds(8));  // let the delayed confirmations flow for a while
+  // Let the delayed confirmations flow for a while.
+  absl::SleepFor(absl::Seconds(8));
   ctl->SetHeartbeats(false);
   ASSERT_TRUE(testbed::WaitUntil(
       [&] {

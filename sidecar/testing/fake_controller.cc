@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/contract.h"
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
 #include "gtest/gtest.h"
@@ -124,9 +125,9 @@ void FakeController::Heartbeat() {
   if (lease.ok()) l = *lease;
   l.metadata.name = heartbeat_name();
   l.metadata.namespace_ = o_.ns;
-  l.metadata.annotations["mcl.dev/session"] = o_.session;
-  l.metadata.annotations["mcl.dev/confirmed-resource-version"] = c;
-  l.metadata.annotations["mcl.dev/session-ttl-ms"] =
+  l.metadata.annotations[contract::kSessionAnnotation] = o_.session;
+  l.metadata.annotations[contract::kConfirmedResourceVersionAnnotation] = c;
+  l.metadata.annotations[contract::kSessionTtlAnnotation] =
       absl::StrCat(absl::ToInt64Milliseconds(o_.ttl));
   l.spec.holder_identity = o_.session;
   l.spec.renew_time = kube::FormatMicroTime(absl::Now());
@@ -174,7 +175,7 @@ void FakeController::Reconcile(const std::string& lock, const std::string& c) {
     auto it = last_renewal_.find(lock);
     absl::Time old_renewal =
         it == last_renewal_.end() ? absl::Now() : it->second;
-    absl::Time safe = old_renewal + o_.ttl * 1.01 + absl::Milliseconds(150);
+    absl::Time safe = old_renewal + contract::LapseAfterObservedRenewal(o_.ttl);
     if (absl::Now() >= safe && live) {
       next.status.leader = holder;
       next.status.fencing_token = ++next_token_;

@@ -23,6 +23,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/contract.h"
 #include "common/kube/client.h"
 #include "common/kube/informer.h"
 #include "common/kube/typed_client.h"
@@ -52,7 +53,9 @@ class FakeController {
   std::vector<absl::Time> CaptureTimes();
   absl::Time LastPublishedCapture();
   int64_t grants();
-  std::string heartbeat_name() const { return "mcl-heartbeat-" + o_.cluster; }
+  std::string heartbeat_name() const {
+    return contract::HeartbeatLeaseName(o_.cluster);
+  }
 
  private:
   struct Observed {

@@ -39,8 +39,11 @@ StreamReader::~StreamReader() {
 void StreamReader::Run() {
   mcl::v1::LeadershipEvent e;
   while (reader_->Read(&e)) {
+    // Read first: the test compares it with the event's monotonic stamps.
+    const int64_t mono_ns =
+        absl::ToInt64Nanoseconds(Clock::Real()->Monotonic());
     absl::MutexLock l(&mu_);
-    ReceivedEvent r{e, absl::Now()};
+    ReceivedEvent r{e, absl::Now(), mono_ns};
     queue_.push_back(r);
     history_.push_back(r);
   }

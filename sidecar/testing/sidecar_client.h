@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "mcl/v1/election.grpc.pb.h"
 #include "testbed/cc/subprocess.h"
 
@@ -24,6 +25,8 @@ namespace mcl::sidecar::testing {
 struct ReceivedEvent {
   mcl::v1::LeadershipEvent event;
   absl::Time at;  // when the test received it
+  // The same moment on CLOCK_MONOTONIC, the clock of a LEADER event's bound.
+  int64_t mono_ns = 0;
 };
 
 class StreamReader {
