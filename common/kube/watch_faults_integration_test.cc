@@ -17,6 +17,7 @@
 #include "common/kube/client.h"
 #include "common/kube/config.h"
 #include "common/kube/informer.h"
+#include "common/kube/run_leases.h"
 #include "common/kube/test_server.h"
 #include "common/kube/typed_client.h"
 #include "gmock/gmock.h"
@@ -103,22 +104,11 @@ class WatchFaultsTest : public ::testing::Test {
   }
 
   MultiClusterLease Lease(const std::string& name, const std::string& holder) {
-    MultiClusterLease l;
-    l.metadata.name = name;
-    l.metadata.namespace_ = "default";
-    l.metadata.labels["run"] = run_;
-    l.spec.holder_identity = holder;
-    l.spec.lease_duration_seconds = 15;
-    return l;
+    return testing::RunLease(run_, name, holder);
   }
-
   absl::StatusOr<MultiClusterLease> SetHolder(const std::string& name,
                                               const std::string& holder) {
-    Json patch = Json::object();
-    patch["spec"] = Json::object();
-    patch["spec"]["holderIdentity"] = Json::string(holder);
-    return MultiClusterLeaseClient(client_.get())
-        .MergePatch("default", name, patch);
+    return testing::SetHolder(client_.get(), name, holder);
   }
 
   int ApiserverPort() const {
@@ -136,19 +126,6 @@ class WatchFaultsTest : public ::testing::Test {
       if (absl::StartsWith(line, key + "=")) return line.substr(key.size() + 1);
     }
     return "";
-  }
-
-  absl::Status Etcdctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"etcdctl"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = testbed::RunCommand(argv, absl::Seconds(60), "",
-                                 {{"ETCDCTL_API", "3"}});
-    if (!r.ok()) return r.status();
-    if (r->exit_code != 0) {
-      return absl::InternalError(
-          absl::StrCat("etcdctl ", args[0], ": ", r->output));
-    }
-    return absl::OkStatus();
   }
 
   testbed::Testbed& tb_ = SharedTestbed(1);
@@ -260,7 +237,8 @@ TEST_F(WatchFaultsTest, RestoredEtcdLeadsToARelist) {
   const std::string etcd = tb_.cluster(0).etcd;
   const std::string snapshot = tb_.dir() + "/etcd-0-" + run_ + ".db";
   ASSERT_TRUE(
-      Etcdctl({"--endpoints=" + etcd, "snapshot", "save", snapshot}).ok());
+      testing::Etcdctl({"--endpoints=" + etcd, "snapshot", "save", snapshot})
+          .ok());
   ASSERT_TRUE(leases.Create(Lease(late, "after")).ok());
   ASSERT_TRUE(SetHolder(kept, "after").ok());
   // Enough writes after the snapshot that the restored apiserver's own
@@ -282,9 +260,10 @@ TEST_F(WatchFaultsTest, RestoredEtcdLeadsToARelist) {
   ASSERT_FALSE(peer.empty());
   std::error_code ignored;
   std::filesystem::remove_all(data, ignored);
-  ASSERT_TRUE(Etcdctl({"snapshot", "restore", snapshot, "--name", "etcd-0",
-                       "--data-dir", data, "--initial-cluster",
-                       "etcd-0=" + peer, "--initial-advertise-peer-urls", peer})
+  ASSERT_TRUE(testing::Etcdctl({"snapshot", "restore", snapshot, "--name",
+                                "etcd-0", "--data-dir", data,
+                                "--initial-cluster", "etcd-0=" + peer,
+                                "--initial-advertise-peer-urls", peer})
                   .ok());
   ASSERT_TRUE(tb_.StartAgain("etcd-0").ok());
   ASSERT_TRUE(tb_.StartAgain("apiserver-0").ok());
