@@ -273,6 +273,20 @@ TEST(WatchStreamTest, BadStreamsAreErrors) {
   WatchFramer small(16);
   EXPECT_EQ(small.Feed(R"({"type":"ADDED","object":{}})", &out).code(),
             absl::StatusCode::kResourceExhausted);
+  // The limit is exact: an event of `max` bytes passes, one of max + 1 does
+  // not, however it ends (found by watch_stream_fuzzer: max + 1 passed when
+  // its last byte closed the object).
+  const std::string ten = R"({"a":"12"})";
+  ASSERT_EQ(ten.size(), 10u);
+  WatchFramer exact(10);
+  out.clear();
+  EXPECT_TRUE(exact.Feed(ten, &out).ok());
+  EXPECT_EQ(out.size(), 1u);
+  WatchFramer one_less(9);
+  out.clear();
+  EXPECT_EQ(one_less.Feed(ten, &out).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(out.empty());
   WatchFramer partial;
   ASSERT_TRUE(partial.Feed(R"({"type":"ADD)", &out).ok());
   EXPECT_EQ(partial.pending(), 12u);
