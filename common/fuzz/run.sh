@@ -9,8 +9,9 @@
 #   common/fuzz/run.sh --seconds 60 //common/kube/fuzz:watch_stream_fuzzer
 #
 # Each target's corpus grows in $MCL_CACHE_DIR/fuzz/<target>/corpus (seeded from the committed
-# corpus/<target>/ and regressions/<target>/); crash reproducers land in .../artifacts/. Add a
-# reproducer to regressions/<target>/ with the fix, so the replay test keeps it fixed.
+# corpus/<target>/ and regressions/<target>/; <target>.dict beside them is its libFuzzer
+# dictionary); crash reproducers land in .../artifacts/. Add a reproducer to regressions/<target>/
+# with the fix, so the replay test keeps it fixed.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -57,8 +58,10 @@ for t in "${targets[@]}"; do
   log="$work/last-run.log"
   seeds=()
   for d in "$pkg/corpus/$name" "$pkg/regressions/$name"; do [[ -d "$d" ]] && seeds+=("$d"); done
+  dict=()
+  [[ -f "$pkg/$name.dict" ]] && dict=(-dict="$pkg/$name.dict")
   "$bin_dir/$pkg/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" \
     "$work/corpus" "${seeds[@]}" >"$log" 2>&1
   rc=$?
   runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$')
