@@ -31,7 +31,7 @@ echo "bench: mcl (graceful $G, crash $C, cluster-loss $L)" >&2
 
 dir=$(mktemp -d /tmp/mcl-bench-XXXXXX)
 trap 'bash testbed/testbed.sh down --dir "$dir" && rm -rf "$dir"' EXIT
-MCL_TESTBED_QUIET=1 bash testbed/testbed.sh up --dir "$dir" --clusters 1
+MCL_TESTBED_QUIET=1 bash testbed/testbed.sh up --dir "$dir" --clusters 1 --owner $$  # stopped even if this script is SIGKILLed
 # shellcheck disable=SC1091
 source "$dir/testbed.env"
 kc="$MCL_CLUSTER_0_KUBECONFIG_ADMIN"

@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "controller/controller_test_util.h"
-#include "controller/lock_reconciler.h"
+#include "controller/lock_status.h"
 #include "gtest/gtest.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
@@ -99,10 +99,11 @@ class RecoveryTest : public ::testing::Test {
     candidates_.back()->Start();
     return candidates_.back().get();
   }
-  std::optional<CrView> WaitHeld(int c, const std::string& name,
-                                 const std::string& holder,
-                                 absl::Duration timeout) {
-    std::optional<CrView> seen;
+  std::optional<kube::MultiClusterLease> WaitHeld(int c,
+                                                  const std::string& name,
+                                                  const std::string& holder,
+                                                  absl::Duration timeout) {
+    std::optional<kube::MultiClusterLease> seen;
     WaitUntil(
         [&] {
           auto v = env_->Read(c, name);
@@ -217,7 +218,8 @@ TEST_F(RecoveryTest,
   const absl::Time t1 = absl::Now();
   // A leader again: new sessions (backoff ≤ 5 s), old sessions revoked,
   // contention by watch.
-  std::optional<std::pair<CrView, CrView>> agreed;
+  std::optional<std::pair<kube::MultiClusterLease, kube::MultiClusterLease>>
+      agreed;
   ASSERT_TRUE(WaitUntil(
       [&] {
         auto a = env_->Read(0, lock);

@@ -10,14 +10,17 @@
 #include <memory>
 #include <string>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/contract.h"
 #include "common/etcd/watch.h"
 #include "controller/controller_test_util.h"
-#include "controller/lock_reconciler.h"
+#include "controller/lock_status.h"
+#include "controller/session_tracker.h"
 #include "gtest/gtest.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
@@ -62,10 +65,11 @@ class ControllerTest : public ::testing::Test {
   }
   // Waits until cluster c's status says its candidate `holder` holds the lock;
   // returns the view.
-  std::optional<CrView> WaitHeld(int c, const std::string& name,
-                                 const std::string& holder,
-                                 absl::Duration timeout) {
-    std::optional<CrView> seen;
+  std::optional<kube::MultiClusterLease> WaitHeld(int c,
+                                                  const std::string& name,
+                                                  const std::string& holder,
+                                                  absl::Duration timeout) {
+    std::optional<kube::MultiClusterLease> seen;
     WaitUntil(
         [&] {
           auto v = env_->Read(c, name);
@@ -77,9 +81,10 @@ class ControllerTest : public ::testing::Test {
   }
   // Waits until both clusters' statuses name the same leader and token; returns
   // them.
-  std::optional<std::pair<CrView, CrView>> WaitAgree(const std::string& name,
-                                                     absl::Duration timeout) {
-    std::optional<std::pair<CrView, CrView>> seen;
+  std::optional<std::pair<kube::MultiClusterLease, kube::MultiClusterLease>>
+  WaitAgree(const std::string& name, absl::Duration timeout) {
+    std::optional<std::pair<kube::MultiClusterLease, kube::MultiClusterLease>>
+        seen;
     WaitUntil(
         [&] {
           auto a = env_->Read(0, name);
@@ -122,8 +127,8 @@ TEST_F(ControllerTest,
   Campaign(1, lock, "pod-b");
   auto both = WaitAgree(lock, absl::Seconds(10));
   ASSERT_TRUE(both.has_value()) << "the clusters never agreed on the leader";
-  const CrView& a = both->first;
-  const CrView& b = both->second;
+  const kube::MultiClusterLease& a = both->first;
+  const kube::MultiClusterLease& b = both->second;
   EXPECT_TRUE(Holds(a));
   EXPECT_FALSE(Holds(b));
   EXPECT_TRUE(CondIs(b, kGlobalLockHeld, "False", "HeldByOtherCluster"));
@@ -134,9 +139,10 @@ TEST_F(ControllerTest,
   EXPECT_FALSE(a.status.session.empty());
   EXPECT_EQ(b.status.session, "")
       << "a foreign grant must never be confirmable locally";
-  EXPECT_EQ(a.status.heartbeat,
-            env_->ns + "/mcl-heartbeat-" + env_->tb.cluster(0).name);
-  EXPECT_EQ(a.status.session_ttl_ms, 2000);
+  EXPECT_EQ(
+      a.status.heartbeat,
+      env_->ns + "/" + contract::HeartbeatLeaseName(env_->tb.cluster(0).name));
+  EXPECT_EQ(a.status.session_ttl_milliseconds, 2000);
   EXPECT_TRUE(CondIs(a, kBackendReachable, "True"));
   EXPECT_TRUE(CondIs(a, kCandidateLive, "True"));
   EXPECT_TRUE(WaitUntil(
@@ -152,7 +158,7 @@ TEST_F(ControllerTest,
   ASSERT_TRUE(key.ok() && key->has_value());
   EXPECT_EQ((*key)->mod_revision, a.status.fencing_token);
   EXPECT_EQ(SessionHex((*key)->lease), a.status.session);
-  auto value = ParseKeyValue((*key)->value);
+  auto value = contract::ParseKeyValue((*key)->value);
   ASSERT_TRUE(value.has_value());
   EXPECT_EQ(value->cluster, env_->tb.cluster(0).name);
   EXPECT_EQ(value->holder, "pod-a");
@@ -167,7 +173,7 @@ TEST_F(ControllerTest,
       absl::Seconds(5)));
   auto hb = env_->tb.Kubectl(
       0, {"get", "lease", "-n", env_->ns,
-          "mcl-heartbeat-" + env_->tb.cluster(0).name, "-o",
+          contract::HeartbeatLeaseName(env_->tb.cluster(0).name), "-o",
           "jsonpath={.metadata.annotations.mcl\\.dev/session}"});
   ASSERT_TRUE(hb.ok()) << hb.status();
   EXPECT_EQ(*hb, a.status.session);
@@ -177,7 +183,7 @@ TEST_F(ControllerTest,
   absl::SleepFor(absl::Milliseconds(1200));
   auto after = env_->Read(0, lock);
   ASSERT_TRUE(before.ok() && after.ok());
-  EXPECT_GT(after->generation, before->generation)
+  EXPECT_GT(after->metadata.generation, before->metadata.generation)
       << "the candidate kept renewing";
   EXPECT_FALSE(StatusDiffers(before->status, after->status));
 }
@@ -478,7 +484,8 @@ TEST_F(ControllerTest, DeletedCrReleasesItsKeyAndLosesTheFinalizer) {
   ASSERT_TRUE(g1.has_value());
   auto with_finalizer = env_->Read(0, lock);
   ASSERT_TRUE(with_finalizer.ok());
-  EXPECT_TRUE(with_finalizer->has_finalizer);
+  EXPECT_TRUE(absl::c_linear_search(with_finalizer->metadata.finalizers,
+                                    contract::kFinalizer));
   Campaign(1, lock, "pod-b");
   ASSERT_TRUE(WaitAgree(lock, absl::Seconds(10)).has_value());
   const absl::Time t0 = absl::Now();
@@ -495,7 +502,8 @@ TEST_F(ControllerTest, DeletedCrReleasesItsKeyAndLosesTheFinalizer) {
   EXPECT_LT(absl::Now() - t0, AckTimeout() + kSlack);
   auto key = env_->Key(lock);
   ASSERT_TRUE(key.ok() && key->has_value());
-  EXPECT_EQ(ParseKeyValue((*key)->value)->cluster, env_->tb.cluster(1).name);
+  EXPECT_EQ(contract::ParseKeyValue((*key)->value)->cluster,
+            env_->tb.cluster(1).name);
   EXPECT_GT((*key)->mod_revision, g1->status.fencing_token);
 }
 

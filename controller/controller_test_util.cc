@@ -6,7 +6,6 @@
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
 #include "common/kube/objects.h"
-#include "controller/cr_codec.h"
 #include "gtest/gtest.h"
 
 namespace mcl::controller::testing {
@@ -89,10 +88,11 @@ absl::Status Env::CreateLock(int c, const std::string& name,
   return admin(c)->Create(kube::MultiClusterLeaseResource(), ns, obj).status();
 }
 
-absl::StatusOr<CrView> Env::Read(int c, const std::string& name) {
+absl::StatusOr<kube::MultiClusterLease> Env::Read(int c,
+                                                  const std::string& name) {
   auto j = admin(c)->Get(kube::MultiClusterLeaseResource(), ns, name);
   if (!j.ok()) return j.status();
-  return CrViewFromJson(*j);
+  return kube::MultiClusterLease::FromJson(*j);
 }
 
 absl::StatusOr<std::optional<etcd::KeyValue>> Env::Key(
@@ -151,17 +151,15 @@ absl::Status Candidate::Resign() {
       .status();
 }
 
-const Condition* FindCondition(const CrView& v, const std::string& type) {
-  return v.status.Find(type);
-}
-
-bool CondIs(const CrView& v, const std::string& type, const std::string& status,
-            const std::string& reason) {
-  const Condition* c = v.status.Find(type);
+bool CondIs(const kube::MultiClusterLease& v, const std::string& type,
+            const std::string& status, const std::string& reason) {
+  const kube::Condition* c = FindCondition(v.status, type);
   return c != nullptr && c->status == status &&
          (reason.empty() || c->reason == reason);
 }
 
-bool Holds(const CrView& v) { return CondIs(v, kGlobalLockHeld, "True"); }
+bool Holds(const kube::MultiClusterLease& v) {
+  return CondIs(v, kGlobalLockHeld, "True");
+}
 
 }  // namespace mcl::controller::testing

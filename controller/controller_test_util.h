@@ -15,11 +15,13 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/contract.h"
 #include "common/etcd/client.h"
 #include "common/etcd/kv.h"
 #include "common/kube/client.h"
+#include "common/kube/objects.h"
 #include "common/stop_flag.h"
-#include "controller/lock_reconciler.h"
+#include "controller/lock_status.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
 
@@ -28,7 +30,9 @@ namespace mcl::controller::testing {
 constexpr absl::Duration kTtl = absl::Seconds(2);
 constexpr int kLeaseSeconds = 2;
 // TTL·(1+rho)+m: the ack timeout of design.md §Ack.
-inline absl::Duration AckTimeout() { return kTtl * (1 + kRho) + kMargin; }
+inline absl::Duration AckTimeout() {
+  return contract::LapseAfterObservedRenewal(kTtl);
+}
 
 // One test's world: its own namespace in every cluster (locks, heartbeat and
 // election Leases) and its own etcd key prefix, so tests sharing the test bed
@@ -59,7 +63,7 @@ class Env {
 
   absl::Status CreateLock(int c, const std::string& name,
                           const std::string& spec_json = "{}");
-  absl::StatusOr<CrView> Read(int c, const std::string& name);
+  absl::StatusOr<kube::MultiClusterLease> Read(int c, const std::string& name);
   // The etcd key of a lock (nullopt: absent).
   absl::StatusOr<std::optional<etcd::KeyValue>> Key(const std::string& name);
   std::string EtcdKey(const std::string& name) const {
@@ -100,11 +104,10 @@ class Candidate {
   std::thread thread_;
 };
 
-const Condition* FindCondition(const CrView& v, const std::string& type);
-bool CondIs(const CrView& v, const std::string& type, const std::string& status,
-            const std::string& reason = "");
+bool CondIs(const kube::MultiClusterLease& v, const std::string& type,
+            const std::string& status, const std::string& reason = "");
 // status says a local candidate holds the global lock.
-bool Holds(const CrView& v);
+bool Holds(const kube::MultiClusterLease& v);
 
 }  // namespace mcl::controller::testing
 

@@ -1,23 +1,27 @@
 // mcl-controller: the election controller of one cluster (docs/design.md).
-// Flags below; --help.
+// Flags are absl flags; on the command line they are spelled with dashes
+// (--session-ttl), as documented in controller/README.md and --help.
 #include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/contract.h"
 #include "common/log.h"
 #include "common/stop_flag.h"
 #include "common/stop_signals.h"
@@ -25,98 +29,161 @@
 
 namespace {
 
-struct Flag {
-  const char* name;
-  const char* help;
-  std::string value;
-};
-
-std::vector<Flag> Flags() {
+std::string DefaultNamespace() {
   const char* ns = getenv("POD_NAMESPACE");
-  char host[256] = "controller";
-  gethostname(host, sizeof(host) - 1);
-  return {
-      {"kubeconfig",
-       "Path of a kubeconfig file. Empty: in-cluster config (service account).",
-       ""},
-      {"cluster-name",
-       "Name of this cluster, written into etcd values and CR status. "
-       "Required.",
-       ""},
-      {"etcd-endpoints",
-       "Comma-separated etcd endpoints (host:port or http(s)://host:port). "
-       "Required.",
-       ""},
-      {"etcd-ca",
-       "PEM file of the CA that signs etcd's server certificate (enables TLS).",
-       ""},
-      {"etcd-cert", "PEM client certificate for etcd mTLS (with --etcd-key).",
-       ""},
-      {"etcd-key", "PEM private key of --etcd-cert.", ""},
-      {"etcd-username", "etcd user (with --etcd-password-file).", ""},
-      {"etcd-password-file",
-       "File whose content (trimmed) is the etcd user's password.", ""},
-      {"key-prefix",
-       "etcd key prefix; a lock's key is <prefix>/<namespace>/<name>.",
-       "/mcl/locks"},
-      {"session-ttl",
-       "TTL of the controller's etcd session lease (>= 1s). Kept alive every "
-       "TTL/3; "
-       "a crashed controller's locks are free after it.",
-       "10s"},
-      {"namespace",
-       "Namespace of this controller's heartbeat Lease and replica-election "
-       "Lease. "
-       "Default: $POD_NAMESPACE, else mcl-system.",
-       ns != nullptr && *ns ? ns : "mcl-system"},
-      {"watch-namespaces",
-       "Comma-separated namespaces whose MultiClusterLeases are served. Empty: "
-       "all.",
-       ""},
-      {"identity",
-       "This replica's identity in the election Lease. Default: "
-       "<hostname>_<pid>.",
-       absl::StrCat(host, "_", getpid())},
-      {"metrics-address",
-       "host:port for /metrics, /healthz, /readyz (port 0: any; the bound port "
-       "is logged).",
-       "127.0.0.1:0"},
-      {"election-lease-duration",
-       "Duration of the replica-election Lease; a standby takes over "
-       "within it. 0: 3 x session TTL, clamped to [3s, 15s].",
-       "0s"},
-      {"default-lease-duration",
-       "Candidate staleness when spec.leaseDurationSeconds is absent.", "15s"},
-      {"shutdown-timeout",
-       "On SIGTERM, how long to wait for candidates' acks before revoking the "
-       "session (which releases the rest). At least TTL*(1+1%) + 150ms, the "
-       "time after which no local candidate can still count itself leader "
-       "(heartbeats stop at SIGTERM).",
-       "0s"},
-      {"workers", "Locks reconciled in parallel.", "8"},
-  };
+  return ns != nullptr && *ns ? ns : "mcl-system";
 }
 
-void Usage(const std::vector<Flag>& flags) {
+std::string DefaultIdentity() {
+  char host[256] = "controller";
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "_", getpid());
+}
+
+}  // namespace
+
+ABSL_FLAG(std::string, kubeconfig, "",
+          "Path of a kubeconfig file. Empty: in-cluster config (service "
+          "account).");
+ABSL_FLAG(std::string, cluster_name, "",
+          "Name of this cluster, written into etcd values and CR status. "
+          "Required.");
+ABSL_FLAG(std::string, etcd_endpoints, "",
+          "Comma-separated etcd endpoints (host:port or http(s)://host:port). "
+          "Required.");
+ABSL_FLAG(std::string, etcd_ca, "",
+          "PEM file of the CA that signs etcd's server certificate (enables "
+          "TLS).");
+ABSL_FLAG(std::string, etcd_cert, "",
+          "PEM client certificate for etcd mTLS (with --etcd-key).");
+ABSL_FLAG(std::string, etcd_key, "", "PEM private key of --etcd-cert.");
+ABSL_FLAG(std::string, etcd_username, "",
+          "etcd user (with --etcd-password-file).");
+ABSL_FLAG(std::string, etcd_password_file, "",
+          "File whose content (trimmed) is the etcd user's password.");
+ABSL_FLAG(std::string, key_prefix, mcl::contract::kDefaultKeyPrefix,
+          "etcd key prefix; a lock's key is <prefix>/<namespace>/<name>.");
+ABSL_FLAG(absl::Duration, session_ttl, absl::Seconds(10),
+          "TTL of the controller's etcd session lease (>= 1s). Kept alive "
+          "every TTL/3; a crashed controller's locks are free after it.");
+ABSL_FLAG(std::string, namespace, DefaultNamespace(),
+          "Namespace of this controller's heartbeat Lease and "
+          "replica-election Lease. Default: $POD_NAMESPACE, else mcl-system.");
+ABSL_FLAG(std::string, watch_namespaces, "",
+          "Comma-separated namespaces whose MultiClusterLeases are served. "
+          "Empty: all.");
+ABSL_FLAG(std::string, identity, DefaultIdentity(),
+          "This replica's identity in the election Lease. Default: "
+          "<hostname>_<pid>.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:0",
+          "HOST:PORT (comma-separated for several) for /metrics, /healthz, "
+          "/readyz: an IPv4 address, [an IPv6 address], or localhost for "
+          "both loopbacks. Port 0: any (the bound port is logged).");
+ABSL_FLAG(absl::Duration, election_lease_duration, absl::ZeroDuration(),
+          "Duration of the replica-election Lease; a standby takes over "
+          "within it. 0: 3 x session TTL, clamped to [3s, 15s].");
+ABSL_FLAG(absl::Duration, default_lease_duration, absl::Seconds(15),
+          "Candidate staleness when spec.leaseDurationSeconds is absent.");
+ABSL_FLAG(absl::Duration, shutdown_timeout, absl::ZeroDuration(),
+          "On SIGTERM, how long to wait for candidates' acks before revoking "
+          "the session (which releases the rest). At least TTL*(1+1%) + "
+          "150ms, the time after which no local candidate can still count "
+          "itself leader (heartbeats stop at SIGTERM).");
+ABSL_FLAG(int, workers, 8, "Locks reconciled in parallel.");
+
+namespace {
+
+// The flags in --help order, as spelled on the command line.
+constexpr const char* kFlags[] = {
+    "kubeconfig",
+    "cluster-name",
+    "etcd-endpoints",
+    "etcd-ca",
+    "etcd-cert",
+    "etcd-key",
+    "etcd-username",
+    "etcd-password-file",
+    "key-prefix",
+    "session-ttl",
+    "namespace",
+    "watch-namespaces",
+    "identity",
+    "metrics-address",
+    "election-lease-duration",
+    "default-lease-duration",
+    "shutdown-timeout",
+    "workers",
+};
+
+absl::CommandLineFlag* Find(absl::string_view dashed) {
+  for (const char* f : kFlags) {
+    if (dashed == f) {
+      return absl::FindCommandLineFlag(absl::StrReplaceAll(f, {{"-", "_"}}));
+    }
+  }
+  return nullptr;
+}
+
+void Usage() {
   fprintf(stdout,
           "mcl-controller: multi-cluster leader election controller for one "
           "cluster.\n"
           "Watches MultiClusterLeases, contends for one etcd key per lock on "
           "behalf of the live\n"
           "local candidate, and writes the outcome into each lease's "
-          "status.\n\nFlags:\n");
-  for (const auto& f : flags) {
-    fprintf(stdout, "  --%s (default \"%s\")\n      %s\n", f.name,
-            f.value.c_str(), f.help);
+          "status.\n\nFlags (--name=value or --name value):\n");
+  for (const char* f : kFlags) {
+    const absl::CommandLineFlag* flag = Find(f);
+    fprintf(stdout, "  --%s (default \"%s\")\n      %s\n", f,
+            flag->DefaultValue().c_str(), flag->Help().c_str());
   }
 }
 
-bool ParseDuration(const std::string& flag, const std::string& v,
-                   absl::Duration* d) {
-  if (absl::ParseDuration(v, d)) return true;
-  fprintf(stderr, "--%s: not a duration: \"%s\" (e.g. 2s, 500ms)\n",
-          flag.c_str(), v.c_str());
-  return false;
+// Parses argv into the absl flags above. Returns -1 to go on, or the exit
+// code (0 after --help, 2 for bad input, with a message saying what to fix).
+int ParseFlags(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h" || arg == "-help" ||
+        arg == "--helpfull") {
+      Usage();
+      return 0;
+    }
+    if (arg.rfind("-", 0) != 0) {
+      fprintf(stderr, "unexpected argument \"%s\" (see --help)\n", arg.c_str());
+      return 2;
+    }
+    std::string name = arg.substr(arg.rfind("--", 0) == 0 ? 2 : 1);
+    std::string value;
+    const size_t eq = name.find('=');
+    const bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    absl::CommandLineFlag* flag = Find(name);
+    if (flag == nullptr) {
+      fprintf(stderr, "unknown flag --%s (see --help)\n", name.c_str());
+      return 2;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "--%s needs a value\n", name.c_str());
+        return 2;
+      }
+      value = argv[++i];
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      const char* want = flag->IsOfType<absl::Duration>()
+                             ? "a duration such as 2s, 500ms or 1m30s"
+                         : flag->IsOfType<int>() ? "an integer"
+                                                 : "a valid value";
+      fprintf(stderr, "--%s=%s: not %s\n", name.c_str(), value.c_str(), want);
+      return 2;
+    }
+  }
+  return -1;
 }
 
 std::vector<std::string> SplitList(const std::string& v) {
@@ -138,76 +205,39 @@ int main(int argc, char** argv) {
   // Debian builds abseil without NDEBUG, so every absl::Mutex (ours and
   // gRPC's) runs deadlock detection, a debug aid. Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  std::vector<Flag> flags = Flags();
-  std::map<std::string, Flag*> by_name;
-  for (auto& f : flags) by_name[f.name] = &f;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h" || arg == "-help") {
-      Usage(flags);
-      return 0;
-    }
-    if (arg.rfind("--", 0) != 0) {
-      fprintf(stderr, "unexpected argument \"%s\" (see --help)\n", arg.c_str());
-      return 2;
-    }
-    std::string name = arg.substr(2), value;
-    size_t eq = name.find('=');
-    bool has_value = eq != std::string::npos;
-    if (has_value) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    auto it = by_name.find(name);
-    if (it == by_name.end()) {
-      fprintf(stderr, "unknown flag --%s (see --help)\n", name.c_str());
-      return 2;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "--%s needs a value\n", name.c_str());
-        return 2;
-      }
-      value = argv[++i];
-    }
-    it->second->value = value;
-  }
-  auto get = [&](const char* n) { return by_name[n]->value; };
+  if (const int code = ParseFlags(argc, argv); code >= 0) return code;
 
   mcl::controller::ControllerOptions o;
-  o.kubeconfig = get("kubeconfig");
-  o.cluster = get("cluster-name");
-  o.etcd_endpoints = SplitList(get("etcd-endpoints"));
-  o.etcd_ca = get("etcd-ca");
-  o.etcd_cert = get("etcd-cert");
-  o.etcd_key = get("etcd-key");
-  o.etcd_username = get("etcd-username");
-  if (!get("etcd-password-file").empty()) {
-    std::ifstream in(get("etcd-password-file"));
+  o.kubeconfig = absl::GetFlag(FLAGS_kubeconfig);
+  o.cluster = absl::GetFlag(FLAGS_cluster_name);
+  o.etcd_endpoints = SplitList(absl::GetFlag(FLAGS_etcd_endpoints));
+  o.etcd_ca = absl::GetFlag(FLAGS_etcd_ca);
+  o.etcd_cert = absl::GetFlag(FLAGS_etcd_cert);
+  o.etcd_key = absl::GetFlag(FLAGS_etcd_key);
+  o.etcd_username = absl::GetFlag(FLAGS_etcd_username);
+  const std::string password_file = absl::GetFlag(FLAGS_etcd_password_file);
+  if (!password_file.empty()) {
+    std::ifstream in(password_file);
     if (!in) {
       fprintf(stderr, "--etcd-password-file: cannot read %s\n",
-              get("etcd-password-file").c_str());
+              password_file.c_str());
       return 2;
     }
     std::stringstream ss;
     ss << in.rdbuf();
     o.etcd_password = std::string(absl::StripAsciiWhitespace(ss.str()));
   }
-  o.key_prefix = get("key-prefix");
-  o.namespace_ = get("namespace");
-  o.watch_namespaces = SplitList(get("watch-namespaces"));
-  o.identity = get("identity");
-  o.metrics_address = get("metrics-address");
-  if (!ParseDuration("session-ttl", get("session-ttl"), &o.session_ttl) ||
-      !ParseDuration("election-lease-duration", get("election-lease-duration"),
-                     &o.election_lease_duration) ||
-      !ParseDuration("default-lease-duration", get("default-lease-duration"),
-                     &o.default_lease_duration) ||
-      !ParseDuration("shutdown-timeout", get("shutdown-timeout"),
-                     &o.shutdown_timeout)) {
-    return 2;
-  }
-  if (!absl::SimpleAtoi(get("workers"), &o.workers) || o.workers < 1) {
+  o.key_prefix = absl::GetFlag(FLAGS_key_prefix);
+  o.namespace_ = absl::GetFlag(FLAGS_namespace);
+  o.watch_namespaces = SplitList(absl::GetFlag(FLAGS_watch_namespaces));
+  o.identity = absl::GetFlag(FLAGS_identity);
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.session_ttl = absl::GetFlag(FLAGS_session_ttl);
+  o.election_lease_duration = absl::GetFlag(FLAGS_election_lease_duration);
+  o.default_lease_duration = absl::GetFlag(FLAGS_default_lease_duration);
+  o.shutdown_timeout = absl::GetFlag(FLAGS_shutdown_timeout);
+  o.workers = absl::GetFlag(FLAGS_workers);
+  if (o.workers < 1) {
     fprintf(stderr, "--workers: want a positive integer\n");
     return 2;
   }
@@ -218,14 +248,15 @@ int main(int argc, char** argv) {
 
   mcl::BlockStopSignals();  // before any thread starts
 
-  auto controller = mcl::controller::Controller::Create(o);
+  mcl::Clock* clock = mcl::Clock::Real();
+  auto controller = mcl::controller::Controller::Create(o, clock);
   if (!controller.ok()) {
     mcl::LogError("cannot start",
                   {{"error", std::string(controller.status().message())}});
     return 2;
   }
   // Never freed: the signal thread may still be in sigwait when main returns.
-  static auto* stop = new mcl::StopFlag;
+  static auto* stop = new mcl::StopFlag(clock);
   std::thread([] {
     const int sig = mcl::WaitForStopSignal();
     mcl::LogInfo("signal received; releasing every lock",

@@ -1,18 +1,8 @@
 #include "controller/metrics.h"
 
-#include <arpa/inet.h>
 #include <malloc.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 
 namespace mcl::controller {
 
@@ -110,98 +100,6 @@ std::string Metrics::Render() const {
   etcd_latency.Render("mcl_controller_etcd_request_duration_seconds",
                       "Latency of unary etcd requests.", &out);
   return out;
-}
-
-HttpServer::~HttpServer() { Stop(); }
-
-absl::StatusOr<int> HttpServer::Start(const std::string& address,
-                                      std::map<std::string, Handler> handlers) {
-  std::vector<std::string> parts =
-      absl::StrSplit(address, absl::MaxSplits(':', 1));
-  int port = 0;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics-address: want host:port, got \"", address, "\""));
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const std::string host = parts[0].empty() ? "0.0.0.0" : parts[0];
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--metrics-address: host must be an IPv4 address, got \"", host, "\""));
-  }
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0)
-    return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
-  int one = 1;
-  setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(fd_, 16) != 0) {
-    std::string err = strerror(errno);
-    close(fd_);
-    fd_ = -1;
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", address, ": ", err));
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  handlers_ = std::move(handlers);
-  thread_ = std::thread([this] { Serve(); });
-  return static_cast<int>(ntohs(addr.sin_port));
-}
-
-void HttpServer::Stop() {
-  stop_ = true;
-  if (thread_.joinable()) thread_.join();
-  if (fd_ >= 0) close(fd_);
-  fd_ = -1;
-}
-
-void HttpServer::Serve() {
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;
-    timeval tv{2, 0};
-    setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    std::string req;
-    char buf[2048];
-    while (req.find("\r\n\r\n") == std::string::npos && req.size() < 16384) {
-      ssize_t n = read(c, buf, sizeof(buf));
-      if (n <= 0) break;
-      req.append(buf, static_cast<size_t>(n));
-    }
-    std::vector<std::string> line =
-        absl::StrSplit(req.substr(0, req.find("\r\n")), ' ');
-    int code = 404;
-    std::string body = "not found\n";
-    if (line.size() >= 2 && line[0] == "GET") {
-      std::string path = line[1].substr(0, line[1].find('?'));
-      auto it = handlers_.find(path);
-      if (it != handlers_.end()) std::tie(code, body) = it->second();
-    } else if (line.size() >= 2) {
-      code = 405;
-      body = "method not allowed\n";
-    }
-    std::string resp = absl::StrCat(
-        "HTTP/1.0 ", code,
-        code == 200   ? " OK"
-        : code == 404 ? " Not Found"
-                      : " Error",
-        "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: ",
-        body.size(), "\r\nConnection: close\r\n\r\n", body);
-    size_t off = 0;
-    while (off < resp.size()) {
-      ssize_t n = write(c, resp.data() + off, resp.size() - off);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-    close(c);
-  }
 }
 
 }  // namespace mcl::controller

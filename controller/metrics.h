@@ -1,6 +1,7 @@
-// Prometheus text metrics of the controller and a tiny HTTP/1.0 server for
-// /metrics, /healthz and /readyz (a few GETs per scrape interval; one thread,
-// one connection at a time is plenty).
+// Prometheus text metrics of the controller (served on /metrics by
+// common/http_server). Counters are atomics bumped by whichever thread does the
+// counted thing; gauges are computed on scrape by the functions the controller
+// installs.
 #ifndef MCL_CONTROLLER_METRICS_H_
 #define MCL_CONTROLLER_METRICS_H_
 
@@ -8,12 +9,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <string>
-#include <thread>
-#include <utility>
 
-#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace mcl::controller {
@@ -36,14 +33,15 @@ struct Metrics {
   std::atomic<int64_t> contention_attempts{0};  // Txn create-if-absent sent
   std::atomic<int64_t> grants{0};    // creates and re-points that succeeded
   std::atomic<int64_t> releases{0};  // deletes that succeeded
-  std::atomic<int64_t> etcd_requests{
-      0};  // unary etcd calls (txn, range, lease)
+  // Unary etcd calls (txn, range, lease).
+  std::atomic<int64_t> etcd_requests{0};
   std::atomic<int64_t> etcd_errors{0};
   std::atomic<int64_t> status_writes{0};
   std::atomic<int64_t> status_write_errors{0};  // failures other than conflicts
   std::atomic<int64_t> status_conflicts{0};
-  std::atomic<int64_t> apiserver_writes{
-      0};  // every write: status, finalizer, lease, event
+  // Writes for locks and liveness: status, finalizer, heartbeat and election
+  // Leases (Events apart).
+  std::atomic<int64_t> apiserver_writes{0};
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> reconciles{0};
   std::atomic<int64_t> keepalives{0};
@@ -58,24 +56,6 @@ struct Metrics {
   std::function<bool()> active;
 
   std::string Render() const;
-};
-
-class HttpServer {
- public:
-  using Handler = std::function<std::pair<int, std::string>()>;
-  HttpServer() = default;
-  ~HttpServer();
-  // Listens on "host:port" (port 0: any); returns the bound port.
-  absl::StatusOr<int> Start(const std::string& address,
-                            std::map<std::string, Handler> handlers);
-  void Stop();
-
- private:
-  void Serve();
-  int fd_ = -1;
-  std::atomic<bool> stop_{false};
-  std::map<std::string, Handler> handlers_;
-  std::thread thread_;
 };
 
 }  // namespace mcl::controller

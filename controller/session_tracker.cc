@@ -78,12 +78,12 @@ void SessionTracker::OnCallResult(bool ok, absl::Duration now) {
 bool SessionTracker::Lost(absl::Duration now) const {
   if (id_ == 0) return false;
   if (lost_) return true;
-  return now >= expiry_base_ + ttl_ * (1 - kRho) - kMargin;
+  return now >= expiry_base_ + ttl_ * (1 - contract::kRho) - contract::kMargin;
 }
 
 std::optional<absl::Duration> SessionTracker::LossDeadline() const {
   if (id_ == 0 || lost_) return std::nullopt;
-  return expiry_base_ + ttl_ * (1 - kRho) - kMargin;
+  return expiry_base_ + ttl_ * (1 - contract::kRho) - contract::kMargin;
 }
 
 std::optional<absl::Duration> SessionTracker::NextChangeByTime(
@@ -99,7 +99,7 @@ std::optional<absl::Duration> SessionTracker::NextChangeByTime(
 absl::Duration SessionTracker::UnreachableAt() const {
   // Keepalives go out every TTL/3; two missed answers mean etcd is not
   // answering.
-  return last_answer_ + ttl_ * 2 / 3 + kMargin;
+  return last_answer_ + ttl_ * 2 / 3 + contract::kMargin;
 }
 
 bool SessionTracker::Reachable(absl::Duration now) const {

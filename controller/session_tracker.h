@@ -31,12 +31,9 @@
 #include <utility>
 
 #include "absl/time/time.h"
+#include "common/contract.h"
 
 namespace mcl::controller {
-
-// Clock-rate drift allowance rho and margin m of design.md §Confirmation.
-inline constexpr double kRho = 0.01;
-inline constexpr absl::Duration kMargin = absl::Milliseconds(150);
 
 // The session as one lock's reconcile needs it.
 struct SessionView {
@@ -45,8 +42,8 @@ struct SessionView {
   bool reachable = false;  // etcd answers (keepalives answered recently, last
                            // KV call worked)
   absl::Duration ttl = absl::Seconds(10);
-  std::string
-      confirmed_rv;  // c of the last answered keepalive ("" before the first)
+  // c of the last answered keepalive ("" before the first).
+  std::string confirmed_rv;
   bool shutting_down = false;
 };
 
@@ -106,8 +103,8 @@ class SessionTracker {
  private:
   absl::Duration UnreachableAt() const;
 
-  std::deque<std::pair<absl::Duration, int64_t>>
-      processed_;  // (time, rv), both increasing
+  // (time, rv), both increasing.
+  std::deque<std::pair<absl::Duration, int64_t>> processed_;
   int64_t id_ = 0;
   absl::Duration ttl_ = absl::Seconds(10);
   absl::Duration expiry_base_;  // S: etcd refreshed the lease after this

@@ -48,7 +48,8 @@ TEST(SessionTrackerTest, LostWhenTheLeaseCouldHaveExpired) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
   t.OnRenewed(1, 2, T0 + Ms(500), T0 + Ms(510));
-  const absl::Duration deadline = T0 + Ms(500) + kTtl * (1 - kRho) - kMargin;
+  const absl::Duration deadline =
+      T0 + Ms(500) + kTtl * (1 - contract::kRho) - contract::kMargin;
   EXPECT_EQ(*t.LossDeadline(), deadline);
   EXPECT_TRUE(t.View(deadline - Ms(1)).alive);
   EXPECT_FALSE(t.View(deadline - Ms(1)).reachable)
@@ -66,7 +67,8 @@ TEST(SessionTrackerTest, NextChangeByTimeIsWhenTheViewChangesWithoutEvents) {
   EXPECT_FALSE(t.NextChangeByTime(T0).has_value()) << "no session";
   t.Started(1, kTtl, T0, kTtl);
   t.OnRenewed(1, 2, T0 + Ms(500), T0 + Ms(510));
-  const absl::Duration unreachable = T0 + Ms(510) + kTtl * 2 / 3 + kMargin;
+  const absl::Duration unreachable =
+      T0 + Ms(510) + kTtl * 2 / 3 + contract::kMargin;
   const absl::Duration lost = *t.LossDeadline();
   ASSERT_LT(unreachable, lost);
   // Walk time forward only to the moments it names: the view must not change
@@ -107,8 +109,9 @@ TEST(SessionTrackerTest, EtcdSayingGoneLosesAtOnce) {
 TEST(SessionTrackerTest, AnAdoptedLeaseCountsOnlyItsRemainingTtl) {
   SessionTracker t;
   t.Started(1, kTtl, T0, Ms(800));
-  EXPECT_EQ(*t.LossDeadline(),
-            T0 - (kTtl - Ms(800)) + kTtl * (1 - kRho) - kMargin);
+  EXPECT_EQ(
+      *t.LossDeadline(),
+      T0 - (kTtl - Ms(800)) + kTtl * (1 - contract::kRho) - contract::kMargin);
 }
 
 TEST(SessionTrackerTest,

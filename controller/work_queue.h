@@ -3,6 +3,12 @@
 // worker at a time; a key added while it is being processed is queued again
 // when that worker calls Done. Level-triggered reconciles make coalescing safe:
 // one run sees the latest state of everything.
+//
+// Threads: any thread adds; workers block in Get (an untimed wait); one timer
+// thread of the queue's own moves delayed keys to the queue when they are due,
+// waiting on the clock's monotonic time (common/clock.h: Wakeup), so a
+// wall-clock step cannot delay a reconcile that a deadline asked for, and a
+// FakeClock drives it in tests.
 #ifndef MCL_CONTROLLER_WORK_QUEUE_H_
 #define MCL_CONTROLLER_WORK_QUEUE_H_
 
@@ -10,6 +16,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -20,7 +27,8 @@ namespace mcl::controller {
 
 class WorkQueue {
  public:
-  explicit WorkQueue(Clock* clock) : clock_(clock) {}
+  explicit WorkQueue(Clock* clock);
+  ~WorkQueue();  // ShutDown()
 
   void Add(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   // Adds `key` at monotonic time `at` (or earlier, if another add asks for
@@ -30,6 +38,7 @@ class WorkQueue {
   // Blocks for the next key; false once shut down.
   bool Get(std::string* key) ABSL_LOCKS_EXCLUDED(mu_);
   void Done(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
+  // Wakes every Get (they return false) and ends the timer thread.
   void ShutDown() ABSL_LOCKS_EXCLUDED(mu_);
   size_t Len() const ABSL_LOCKS_EXCLUDED(mu_);
   // Ready keys plus keys being processed (0 = idle right now).
@@ -37,7 +46,10 @@ class WorkQueue {
 
  private:
   void AddLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void PromoteDueLocked(absl::Duration now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the delayed keys due at `now`; returns the next due time.
+  absl::Duration PromoteDueLocked(absl::Duration now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TimerLoop();
 
   Clock* clock_;
   mutable absl::Mutex mu_;
@@ -48,6 +60,8 @@ class WorkQueue {
   std::set<std::pair<absl::Duration, std::string>> delayed_
       ABSL_GUARDED_BY(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  Wakeup timer_wake_;  // an earlier deadline, or shutdown
+  std::thread timer_;
 };
 
 }  // namespace mcl::controller

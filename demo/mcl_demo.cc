@@ -161,8 +161,8 @@ class Demo {
     }
     Watch(absl::Seconds(3));
 
-    // 1. Graceful handoff: the leader resigns (its app's stream ends; the app
-    // exits).
+    // 1. Graceful handoff: the leader resigns (its app's stream ends; the app's
+    // client library campaigns again, now as a follower).
     Observation l = Current();
     Replica* r = ReplicaOf(l.identity);
     if (r == nullptr || interrupted) return Interrupted();
@@ -179,8 +179,6 @@ class Demo {
     if (!st.ok()) Line("resign failed: " + st.error_message());
     Report("graceful handoff (Resign)",
            AwaitNewLeader(l.identity, t0, absl::Seconds(30)));
-    (void)r->app->Wait(absl::Seconds(5));
-    (void)StartApp(*r);  // as Kubernetes would restart it
     Watch(absl::Seconds(3));
 
     // 2. The next leader's app is SIGKILLed: its stream breaks, its sidecar

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/contract.h"
 #include "common/kube/config.h"
 #include "common/kube/informer.h"
 #include "testbed/cc/free_port.h"
@@ -300,7 +301,7 @@ absl::Status Fleet::StartController(int cluster) {
       std::make_unique<testbed::Subprocess>(std::move(*proc));
   // Ready once its heartbeat Lease exists: it holds an etcd session and can
   // grant.
-  std::string heartbeat = "mcl-heartbeat-" + name;
+  std::string heartbeat = contract::HeartbeatLeaseName(name);
   bool ready = testbed::WaitUntil(
       [&] {
         return testbed_

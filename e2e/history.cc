@@ -13,7 +13,7 @@ void History::Leader(const std::string& app, int64_t token, absl::Duration at) {
     // at the same instant.
     if (i.app == app && i.end == absl::InfiniteDuration()) i.end = at;
   }
-  intervals_.push_back({app, token, at, absl::InfiniteDuration()});
+  intervals_.push_back({app, "", token, at, absl::InfiniteDuration()});
 }
 
 void History::Lost(const std::string& app, absl::Duration at) {
@@ -103,7 +103,9 @@ absl::Status CheckObservations(
     const std::vector<Interval>& intervals,
     const std::map<std::string, std::vector<Observation>>& observations) {
   std::map<int64_t, std::string> owner;
-  for (const Interval& i : intervals) owner[i.token] = i.app;
+  for (const Interval& i : intervals) {
+    owner[i.token] = i.identity.empty() ? i.app : i.identity;
+  }
   for (const auto& [observer, seq] : observations) {
     int64_t last = 0;
     for (const Observation& o : seq) {
@@ -123,6 +125,52 @@ absl::Status CheckObservations(
     }
   }
   return absl::OkStatus();
+}
+
+std::vector<Interval> IntervalsFromEvents(std::vector<AppEvent> events) {
+  std::stable_sort(events.begin(), events.end(),
+                   [](const AppEvent& a, const AppEvent& b) {
+                     return a.app != b.app ? a.app < b.app : a.at < b.at;
+                   });
+  std::vector<Interval> out;
+  std::optional<Interval> open;  // the current app's interval
+  absl::Duration bound = absl::InfiniteDuration();
+  auto close = [&](absl::Duration at) {
+    if (!open.has_value()) return;
+    open->end = std::min(at, bound);
+    if (open->end > open->start) out.push_back(*open);
+    open.reset();
+  };
+  for (size_t k = 0; k < events.size(); ++k) {
+    const AppEvent& e = events[k];
+    if (k > 0 && events[k - 1].app != e.app) close(absl::InfiniteDuration());
+    if (e.kind != AppEvent::Kind::kLeader) {
+      close(e.at);
+      continue;
+    }
+    if (open.has_value() && open->token == e.token && e.at < bound) {
+      bound = e.valid_until;  // a renewal: the latest bound counts
+      continue;
+    }
+    close(e.at);  // another grant, or the same one after its bound passed
+    if (e.valid_until <= e.at) continue;  // arrived too late to act on
+    open = Interval{e.app, e.identity, e.token, e.at, absl::InfiniteDuration()};
+    bound = e.valid_until;
+  }
+  close(absl::InfiniteDuration());
+  return out;
+}
+
+std::optional<absl::Duration> LeaderAfter(
+    const std::vector<Interval>& intervals, absl::Duration heal,
+    absl::Duration until) {
+  std::optional<absl::Duration> first;
+  for (const Interval& i : intervals) {
+    if (i.end <= heal || i.start >= until) continue;
+    const absl::Duration after = std::max(i.start, heal) - heal;
+    if (!first.has_value() || after < *first) first = after;
+  }
+  return first;
 }
 
 absl::Status History::Check() const {

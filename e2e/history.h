@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,8 @@
 namespace mcl::e2e {
 
 struct Interval {
-  std::string app;
+  std::string app;       // one app process (or candidacy): unique
+  std::string identity;  // the identity it campaigned with; "" = app
   int64_t token = 0;
   absl::Duration start;  // monotonic
   absl::Duration end =
@@ -67,6 +69,38 @@ class History {
   std::map<std::string, std::vector<Observation>> observations_
       ABSL_GUARDED_BY(mu_);
 };
+
+// What one app was told, or what happened to it, as the fault campaign's
+// recorder logs it (e2e/campaign/recorder.cc), on CLOCK_MONOTONIC.
+struct AppEvent {
+  enum class Kind {
+    kLeader,  // LEADER: a new grant, or a renewal of the same token
+    kEnd,     // LOST or any other state, stream end, a clock error
+    kDeath,   // the process was killed (recorded by whoever killed it)
+  };
+  std::string app;
+  std::string identity;
+  absl::Duration at;
+  Kind kind = Kind::kEnd;
+  int64_t token = 0;
+  // kLeader: the validity bound (valid_until_monotonic_ns); infinite when the
+  // sidecar sent none.
+  absl::Duration valid_until = absl::InfiniteDuration();
+};
+
+// The intervals in which each app acted as leader, judged as its client
+// library does (shared/DESIGN.md, fault model): from a LEADER until the first
+// of an end, the app's death, or the validity bound of its latest LEADER. A
+// LEADER with the token the app holds moves the bound (a renewal); one that
+// comes after the bound passed starts a new interval of the same grant. Events
+// of one app are taken in time order, ties in the given order.
+std::vector<Interval> IntervalsFromEvents(std::vector<AppEvent> events);
+
+// L3: how long after `heal` some app acted as leader (zero when one did at
+// `heal`); nullopt when none did before `until`.
+std::optional<absl::Duration> LeaderAfter(
+    const std::vector<Interval>& intervals, absl::Duration heal,
+    absl::Duration until);
 
 // The pure checks, for tests of the checker itself.
 absl::Status CheckIntervals(std::vector<Interval> intervals);

@@ -3,14 +3,20 @@
 # kube-apiserver, all on 127.0.0.1. Everything it starts is recorded by PID in DIR and stopped by
 # `down`; nothing listens on any other address.
 #
-#   testbed.sh up   --dir DIR [--clusters N]   start, apply the CRD and RBAC, wait for /readyz
+#   testbed.sh up   --dir DIR [--clusters N] [--etcd-members 1|3] [--owner PID]
+#                       start, apply the CRD and RBAC, wait for /readyz; with --owner, a guard
+#                       runs `down` when process PID exits, however it exits (even SIGKILL)
 #   testbed.sh down --dir DIR                  stop everything started in DIR (by PID)
-#   testbed.sh stop  --dir DIR COMPONENT       stop one component (global-etcd, apiserver-I, etcd-I)
+#   testbed.sh stop  --dir DIR COMPONENT       stop one component (global-etcd[-J], apiserver-I, etcd-I)
+#   testbed.sh kill  --dir DIR COMPONENT       SIGKILL it
 #   testbed.sh start --dir DIR COMPONENT       start it again, on the same port and data
 #   testbed.sh free-port                       print a free 127.0.0.1 port, chosen as `up` chooses
 #
 # `up` writes DIR/testbed.env (shell syntax, read by tests and scripts):
-#   MCL_TESTBED_DIR, MCL_CLUSTERS, MCL_GLOBAL_ETCD (http://127.0.0.1:P), MCL_CA (the apiservers' CA),
+#   MCL_TESTBED_DIR, MCL_CLUSTERS, MCL_GLOBAL_ETCD (http://127.0.0.1:P, the first member),
+#   MCL_GLOBAL_ETCD_MEMBERS, MCL_GLOBAL_ETCD_ENDPOINTS (every member's URL, comma-separated),
+#   MCL_GLOBAL_ETCD_J (member J's URL; members are the components global-etcd, global-etcd-1, ...),
+#   MCL_CA (the apiservers' CA),
 #   and for each cluster I in 0..N-1: MCL_CLUSTER_I_NAME, MCL_CLUSTER_I_APISERVER (https URL),
 #   MCL_CLUSTER_I_ETCD, MCL_CLUSTER_I_KUBECONFIG_{ADMIN,SIDECAR,CONTROLLER},
 #   MCL_CLUSTER_I_TOKEN_{ADMIN,SIDECAR,CONTROLLER}.
@@ -23,24 +29,28 @@ CRD="$repo/helm/mcl/crds/multiclusterleases.mcl.dev.yaml"
 RBAC="$here/rbac.yaml"
 
 die() { echo "testbed: $*" >&2; exit 1; }
-usage() { sed -n '2,16p' "$0"; exit 0; }
+usage() { sed -n '2,24p' "$0"; exit 0; }
 log() { [[ -n "${MCL_TESTBED_QUIET:-}" ]] || echo "testbed: $*" >&2; }
 
 cmd="${1:-}"; shift || true
-dir=""; clusters=2; component=""
+dir=""; clusters=2; component=""; owner=""; etcd_members=1
 while (($#)); do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --clusters) clusters="$2"; shift 2 ;;
+    --owner) owner="$2"; shift 2 ;;
+    --etcd-members) etcd_members="$2"; shift 2 ;;
     -h|--help) usage ;;
     -*) die "unknown flag $1 (see --help)" ;;
     *) component="$1"; shift ;;
   esac
 done
 [[ -n "$cmd" ]] || die "usage: testbed.sh up|down|stop|start --dir DIR [--clusters N], or free-port (see --help)"
-case "$cmd" in up|down|stop|kill|start|free-port) ;; -h|--help) usage ;; *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;; esac
+case "$cmd" in up|down|stop|kill|start|free-port|guard) ;; -h|--help) usage ;; *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;; esac
 [[ -n "$dir" || "$cmd" == free-port ]] || die "--dir DIR is required"
 [[ "$clusters" =~ ^[1-9][0-9]?$ ]] || die "--clusters must be a number from 1 to 99, got '$clusters'"
+[[ "$etcd_members" == 1 || "$etcd_members" == 3 ]] || die "--etcd-members must be 1 or 3, got '$etcd_members'"
+[[ -z "$owner" || "$owner" =~ ^[1-9][0-9]*$ ]] || die "--owner must be a process ID, got '$owner'"
 
 find_tool() {  # find_tool NAME ENVVAR: the cached tool from setup.sh, else PATH
   local name="$1" var="$2" path=""
@@ -96,14 +106,14 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...: poll a readiness probe,
 
 # --- components -------------------------------------------------------------------------------
 
-start_etcd() {  # start_etcd NAME CLIENT_PORT PEER_PORT
-  local name="$1" cport="$2" pport="$3" d="$dir/$1"
+start_etcd() {  # start_etcd NAME CLIENT_PORT PEER_PORT [INITIAL_CLUSTER]
+  local name="$1" cport="$2" pport="$3" d="$dir/$1" initial="${4:-$1=http://127.0.0.1:$3}"
   mkdir -p "$d"
   if port_in_use "$cport"; then die "port $cport (for $name) is already in use on 127.0.0.1; stop what holds it or run 'down' first"; fi
   "$ETCD" --name "$name" --data-dir "$d/data" \
     --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
     --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-    --initial-cluster "$name=http://127.0.0.1:$pport" --initial-cluster-state new \
+    --initial-cluster "$initial" --initial-cluster-state new \
     --listen-metrics-urls "" --log-level warn \
     >>"$d/etcd.log" 2>&1 &
   echo $! >"$dir/pids/$name"
@@ -146,7 +156,9 @@ stop_pid_file() {  # stop_pid_file FILE: SIGTERM, then SIGKILL after 10 s; waits
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
   if kill -0 "$pid" 2>/dev/null; then
+    # SIGCONT too: a process paused by a fault test would not act on SIGTERM.
     kill -TERM "$pid" 2>/dev/null || true
+    kill -CONT "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -200,7 +212,7 @@ random_token() { openssl rand -hex 16; }
 
 # --- state ------------------------------------------------------------------------------------
 
-declare -a APISERVER_PORT ETCD_PORT ETCD_PEER_PORT TOKEN_ADMIN
+declare -a APISERVER_PORT ETCD_PORT ETCD_PEER_PORT TOKEN_ADMIN GLOBAL_PORTS GLOBAL_PEER_PORTS
 load_env() {
   [[ -f "$dir/testbed.env" ]] || die "$dir/testbed.env not found: run 'testbed.sh up --dir $dir' first"
   # shellcheck disable=SC1091
@@ -211,14 +223,50 @@ load_env() {
     APISERVER_PORT[$i]="${!a##*:}"; ETCD_PORT[$i]="${!e##*:}"; ETCD_PEER_PORT[$i]="${!pp##*:}"; TOKEN_ADMIN[$i]="${!t}"
   done
   GLOBAL_PORT="${MCL_GLOBAL_ETCD##*:}"; GLOBAL_PEER_PORT="${MCL_GLOBAL_ETCD_PEER##*:}"
+  etcd_members="${MCL_GLOBAL_ETCD_MEMBERS:-1}"
+  GLOBAL_CLUSTER="${MCL_GLOBAL_ETCD_CLUSTER:-global-etcd=$MCL_GLOBAL_ETCD_PEER}"
+  for ((j = 0; j < etcd_members; j++)); do
+    local u="MCL_GLOBAL_ETCD_$j" pu="MCL_GLOBAL_ETCD_${j}_PEER"
+    GLOBAL_PORTS[$j]="${!u:-$MCL_GLOBAL_ETCD}"; GLOBAL_PORTS[$j]="${GLOBAL_PORTS[$j]##*:}"
+    GLOBAL_PEER_PORTS[$j]="${!pu:-$MCL_GLOBAL_ETCD_PEER}"; GLOBAL_PEER_PORTS[$j]="${GLOBAL_PEER_PORTS[$j]##*:}"
+  done
+}
+
+global_member() { if (($1 == 0)); then echo global-etcd; else echo "global-etcd-$1"; fi; }
+
+# The guard: a process in its own session (so a signal to the owner's process group does not reach
+# it) that waits for the owner to exit, for any reason, and then runs `down`. Tests pass their own
+# PID (testbed/cc/testbed.cc), so a test killed by `timeout` or SIGKILL never leaves its servers
+# running. tail --pid checks the owner every 0.2 s.
+start_guard() {
+  [[ -n "$owner" ]] || return 0
+  kill -0 "$owner" 2>/dev/null || die "--owner $owner is not a running process"
+  setsid bash "$0" guard --dir "$dir" --owner "$owner" </dev/null >>"$dir/guard.log" 2>&1 &
+}
+
+cmd_guard() {
+  [[ -n "$owner" ]] || die "guard needs --owner PID"
+  echo $$ >"$dir/guard.pid"
+  IN_GUARD=1
+  tail --pid="$owner" -s 0.2 -f /dev/null
+  log "owner $owner exited: stopping the test bed"
+  cmd_down
+  rm -f "$dir/guard.pid"
+}
+
+stop_guard() {  # the owner stopped the test bed itself: the guard has nothing left to do
+  [[ -z "${IN_GUARD:-}" && -f "$dir/guard.pid" ]] || return 0
+  kill -TERM -- "-$(cat "$dir/guard.pid")" 2>/dev/null || true
+  rm -f "$dir/guard.pid"
 }
 
 cmd_down() {
-  [[ -d "$dir/pids" ]] || return 0
+  [[ -d "$dir/pids" ]] || { stop_guard; return 0; }
   local f
   # apiservers first, so they do not log a storm of errors about their etcd going away
   for f in "$dir"/pids/apiserver-*; do [[ -e "$f" ]] && stop_pid_file "$f"; done
   for f in "$dir"/pids/*; do [[ -e "$f" ]] && stop_pid_file "$f"; done
+  stop_guard
   log "stopped everything in $dir"
 }
 
@@ -233,12 +281,22 @@ cmd_up() {
   mkdir -p "$dir/pids"
   dir="$(cd "$dir" && pwd)"
   if compgen -G "$dir/pids/*" >/dev/null; then die "$dir already has running components; run 'down' first"; fi
-  # If anything fails half-way, stop what was started.
+  start_guard
+  # If anything fails half-way, or `up` itself is told to stop, stop what was started.
   trap 'cmd_down' ERR
+  trap 'cmd_down; exit 143' TERM INT HUP
 
   pki
-  GLOBAL_PORT=$(free_port); GLOBAL_PEER_PORT=$(free_port)
-  start_etcd global-etcd "$GLOBAL_PORT" "$GLOBAL_PEER_PORT"
+  local j endpoints="" initial=""
+  for ((j = 0; j < etcd_members; j++)); do
+    GLOBAL_PORTS[$j]=$(free_port); GLOBAL_PEER_PORTS[$j]=$(free_port)
+    initial+="${initial:+,}$(global_member "$j")=http://127.0.0.1:${GLOBAL_PEER_PORTS[$j]}"
+    endpoints+="${endpoints:+,}http://127.0.0.1:${GLOBAL_PORTS[$j]}"
+  done
+  GLOBAL_PORT="${GLOBAL_PORTS[0]}"; GLOBAL_PEER_PORT="${GLOBAL_PEER_PORTS[0]}"
+  for ((j = 0; j < etcd_members; j++)); do
+    start_etcd "$(global_member "$j")" "${GLOBAL_PORTS[$j]}" "${GLOBAL_PEER_PORTS[$j]}" "$initial"
+  done
 
   local env="$dir/testbed.env.tmp"
   {
@@ -246,6 +304,13 @@ cmd_up() {
     echo "MCL_CLUSTERS=$clusters"
     echo "MCL_GLOBAL_ETCD=http://127.0.0.1:$GLOBAL_PORT"
     echo "MCL_GLOBAL_ETCD_PEER=http://127.0.0.1:$GLOBAL_PEER_PORT"
+    echo "MCL_GLOBAL_ETCD_MEMBERS=$etcd_members"
+    echo "MCL_GLOBAL_ETCD_ENDPOINTS=$endpoints"
+    echo "MCL_GLOBAL_ETCD_CLUSTER=$initial"
+    for ((j = 0; j < etcd_members; j++)); do
+      echo "MCL_GLOBAL_ETCD_$j=http://127.0.0.1:${GLOBAL_PORTS[$j]}"
+      echo "MCL_GLOBAL_ETCD_${j}_PEER=http://127.0.0.1:${GLOBAL_PEER_PORTS[$j]}"
+    done
     echo "MCL_CA=$dir/pki/ca.crt"
     echo "MCL_KUBECTL=$KUBECTL"
   } >"$env"
@@ -281,7 +346,10 @@ cmd_up() {
     } >>"$env"
   done
 
-  wait_for 30 "global etcd (:$GLOBAL_PORT)" etcd_healthy "$GLOBAL_PORT" || die "global etcd did not become healthy; see $dir/global-etcd/etcd.log"
+  for ((j = 0; j < etcd_members; j++)); do
+    local m; m="$(global_member "$j")"
+    wait_for 30 "$m (:${GLOBAL_PORTS[$j]})" etcd_healthy "${GLOBAL_PORTS[$j]}" || die "$m did not become healthy; see $dir/$m/etcd.log"
+  done
   for ((i = 0; i < clusters; i++)); do
     wait_for 30 "etcd-$i (:${ETCD_PORT[$i]})" etcd_healthy "${ETCD_PORT[$i]}" || die "etcd-$i did not become healthy; see $dir/etcd-$i/etcd.log"
     start_apiserver "$i"
@@ -297,7 +365,7 @@ cmd_up() {
       crd/multiclusterleases.mcl.dev >/dev/null
   done
   mv "$env" "$dir/testbed.env"
-  trap - ERR
+  trap - ERR TERM INT HUP
   log "up: $clusters cluster(s) and a global etcd; environment in $dir/testbed.env"
 }
 
@@ -323,9 +391,13 @@ cmd_start() {
   KUBE_APISERVER="$(find_tool kube-apiserver MCL_KUBE_APISERVER)"
   [[ ! -f "$dir/pids/$component" ]] || die "$component is already running"
   case "$component" in
-    global-etcd)
-      start_etcd global-etcd "$GLOBAL_PORT" "$GLOBAL_PEER_PORT"
-      wait_for 30 "global etcd" etcd_healthy "$GLOBAL_PORT" || die "global etcd did not come back; see $dir/global-etcd/etcd.log" ;;
+    global-etcd|global-etcd-[0-9]*)
+      local j=0
+      [[ "$component" == global-etcd ]] || j="${component#global-etcd-}"
+      ((j < etcd_members)) || die "unknown component '$component': the global etcd has $etcd_members member(s)"
+      start_etcd "$component" "${GLOBAL_PORTS[$j]}" "${GLOBAL_PEER_PORTS[$j]}" "$GLOBAL_CLUSTER"
+      # A lone restarted member of three is healthy only once it has rejoined a quorum.
+      wait_for 30 "$component" etcd_healthy "${GLOBAL_PORTS[$j]}" || die "$component did not come back; see $dir/$component/etcd.log" ;;
     etcd-[0-9]*)
       local i="${component#etcd-}"
       start_etcd "$component" "${ETCD_PORT[$i]}" "${ETCD_PEER_PORT[$i]}"
@@ -344,6 +416,7 @@ case "$cmd" in
   stop) cmd_stop ;;
   kill) cmd_kill ;;
   start) cmd_start ;;
+  guard) cmd_guard ;;
   free-port) free_port ;;
   *) die "unknown command '$cmd': up, down, stop, kill, start or free-port" ;;
 esac

@@ -8,7 +8,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mode="${1:-all}"
-mapfile -t files < <(git ls-files '*.cc' '*.h' | grep -vE '^(client-stubs/)')
+mapfile -t files < <(git ls-files '*.cc' '*.h' | grep -vE '^client-stubs/(go|python|java|node)/')
 passed=0; failed=0
 for f in "${files[@]}"; do
   if [[ "$mode" == "--fix" ]]; then clang-format -i "$f"; continue; fi

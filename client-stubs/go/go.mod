@@ -3,6 +3,7 @@ module mcl.dev/mcl/client-stubs/go
 go 1.25.0
 
 require (
+	golang.org/x/sys v0.46.0
 	google.golang.org/grpc v1.78.0
 	google.golang.org/protobuf v1.36.12
 	k8s.io/apimachinery v0.34.13
@@ -34,7 +35,6 @@ require (
 	go.yaml.in/yaml/v3 v3.0.4 // indirect
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/oauth2 v0.32.0 // indirect
-	golang.org/x/sys v0.46.0 // indirect
 	golang.org/x/term v0.44.0 // indirect
 	golang.org/x/text v0.39.0 // indirect
 	golang.org/x/time v0.9.0 // indirect

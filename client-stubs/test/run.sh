@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs every language's reference example, and the Go resourcelock integration test, against a
-# REAL running sidecar (with a test bed and controller behind it, so leadership can be granted).
+# Runs the client libraries' unit tests (each against a fake sidecar of its own), every language's
+# reference example, each library's frozen-sidecar test, and the Go resourcelock integration
+# tests, against a REAL running sidecar (with a test bed and controller behind it, so leadership
+# can be granted).
 #
-#   MCL_SIDECAR_ADDR=127.0.0.1:P [MCL_SIDECAR_ADDR_2=127.0.0.1:Q] client-stubs/test/run.sh [LANG...]
+#   MCL_SIDECAR_ADDR=127.0.0.1:P MCL_SIDECAR_PID=N [MCL_SIDECAR_ADDR_2=127.0.0.1:Q] client-stubs/test/run.sh [LANG...]
 #
-# LANG is any of go python node java cpp resourcelock manager (default: all). "manager" (seed 000:
+# LANG is any of go python node java cpp resourcelock manager (default: all). MCL_SIDECAR_PID is
+# the process of the sidecar at MCL_SIDECAR_ADDR: the frozen-sidecar tests SIGSTOP it (and SIGCONT
+# it after), so it must be a sidecar of this test only. "manager" (seed 000:
 # a controller-runtime manager electing through the sidecar) needs MCL_KUBECONFIG, a kubeconfig
 # of the sidecar's cluster for the manager's own API access. MCL_SIDECAR_ADDR_2, a second
 # sidecar in the same cluster and namespace (another "pod"), hosts the second candidate of each
@@ -20,6 +24,12 @@
 #   4. SIGTERM to A: it exits cleanly (status 0; 143 for the JVM, which reports SIGTERM that way
 #      after its shutdown hooks ran), says "resigned, bye", and did no leader work after that;
 #   5. B receives LEADER with a larger token (graceful handoff), then exits cleanly on SIGTERM.
+# Then, for go python node java, the library's own test on a fresh lock: candidate A (on the
+# first sidecar) leads, B (on the second) waits, the first sidecar is frozen (SIGSTOP); A's leader
+# work must stop at or before the validity bound of its last LEADER and before B is granted the
+# lock (all on CLOCK_MONOTONIC); its "FREEZE ..." line (the margins) is kept in $MCL_FREEZE_LOG if
+# set. The manager check freezes the leader's sidecar too: its manager must exit before the other
+# one leads.
 # Prints "ok - NAME" / "not ok - NAME" per check and "N passed, N failed"; exits 1 on any failure.
 set -uo pipefail
 
@@ -30,6 +40,8 @@ CACHE="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
 : "${MCL_SIDECAR_ADDR:?set MCL_SIDECAR_ADDR to a running sidecar (or use client-stubs/test/with_testbed.sh)}"
 ADDR_A="$MCL_SIDECAR_ADDR"
 ADDR_B="${MCL_SIDECAR_ADDR_2:-$MCL_SIDECAR_ADDR}"
+SIDECAR_PID="${MCL_SIDECAR_PID:-}"
+SIDECAR_PID_B="${MCL_SIDECAR_PID_2:-}"
 TIMEOUT="${MCL_GRANT_TIMEOUT:-30}"
 # The default configuration's output (bazel-bin follows the workspace's last configuration).
 CPP_EXAMPLE="$repo/bazel-out/k8-fastbuild/bin/client-stubs/cpp/election_example"
@@ -67,13 +79,37 @@ prepare() {
   log "building the controller-runtime manager example"
   (cd "$stubs/go/examples/manager" && timeout 600 go vet ./... && timeout 600 go build -o "$work/manager-example" .) \
     >"$work/build-manager.log" 2>&1 || build_failed+=(manager)
-  log "Go: vet and unit tests (resourcelock against an in-process fake, client-go's elector)"
+  log "Go: vet and unit tests (election and resourcelock against fake sidecars, client-go's elector)"
   if (cd "$stubs/go" && timeout 300 go vet ./... && timeout 300 go test -race -count=1 ./...) >"$work/go-unit.log" 2>&1
   then ok "go vet and unit tests"; else not_ok "go vet and unit tests" "$(grep -E '_test\.go:[0-9]+|^(---|ok|FAIL)|vet:' "$work/go-unit.log" | head -12 | tr '\n' '|')"; fi
-  log "building the Java example"
-  (cd "$stubs/java" && timeout 600 mvn -q -B -Dmaven.repo.local="$CACHE/m2" package \
-     dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >"$work/build-java.log" 2>&1 \
-    || build_failed+=(java)
+  log "Python: unit tests (blocking and asyncio, against a fake sidecar) and the package installs"
+  if (cd "$stubs/python" && timeout 120 "$VENV/bin/python" -m unittest -q tests.test_campaign tests.test_aio) >"$work/py-unit.log" 2>&1
+  then ok "python unit tests"; else not_ok "python unit tests" "$(grep -E '^(FAIL|ERROR|AssertionError|Ran)' "$work/py-unit.log" | head -8 | tr '\n' '|')"; fi
+  if (rm -rf "$work/py-install" && cd "$stubs/python" \
+        && timeout 120 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation --target "$work/py-install" . \
+        && cd "$work" && PYTHONPATH="$work/py-install" "$VENV/bin/python" -c 'import mcl_election, mcl_election.aio, mcl_election.v1.election_pb2_grpc') \
+        >"$work/py-install.log" 2>&1
+  then ok "python: pip installs mcl-election (import mcl_election)"; else not_ok "python: pip installs mcl-election" "$(tail -5 "$work/py-install.log" | tr '\n' '|')"; fi
+  rm -rf "$stubs/python/build" "$stubs/python"/*.egg-info
+
+  log "Node.js: unit tests (against a fake sidecar), TypeScript declarations, npm pack"
+  # A copy beside the pinned node_modules, as after `npm ci` in the folder.
+  mkdir -p "$work/node" && cp -r "$stubs/node"/{index.js,index.d.ts,package.json,proto,test} "$work/node"/ \
+    && ln -sfn "$NODE_PATH" "$work/node/node_modules"
+  if (cd "$work/node" && timeout 120 node --test test/campaign.test.js) >"$work/node-unit.log" 2>&1
+  then ok "node unit tests"; else not_ok "node unit tests" "$(grep -E '^not ok|error:|Error' "$work/node-unit.log" | head -8 | tr '\n' '|')"; fi
+  if (cd "$work/node" && timeout 120 node_modules/.bin/tsc -p test/types && npm pack --dry-run --json 2>/dev/null \
+        | grep -q '"path": "index.d.ts"') >"$work/node-types.log" 2>&1
+  then ok "node: index.d.ts type-checks a typed use, and npm pack ships it"; else not_ok "node: TypeScript declarations" "$(head -8 "$work/node-types.log" | tr '\n' '|')"; fi
+
+  log "Java: mvn package (stubs generated by protobuf-maven-plugin; unit tests against a fake sidecar)"
+  if (cd "$stubs/java" && env -u MCL_SIDECAR_PID timeout 600 mvn -q -B -Dmaven.repo.local="$CACHE/m2" package \
+       dependency:build-classpath -Dmdep.outputFile=target/classpath.txt) >"$work/build-java.log" 2>&1
+  then ok "java: build, generated stubs and unit tests"
+  else
+    build_failed+=(java)
+    not_ok "java: build, generated stubs and unit tests" "$(grep -E 'Tests run|FAIL|ERROR' "$work/build-java.log" | head -8 | tr '\n' '|')"
+  fi
   if [[ -n "${MCL_SKIP_BAZEL_BUILD:-}" && -x "$CPP_EXAMPLE" ]]; then
     log "using the C++ example already built in bazel-bin (MCL_SKIP_BAZEL_BUILD)"
   else
@@ -82,7 +118,7 @@ prepare() {
       || build_failed+=(cpp)
   fi
   local l
-  for l in go manager java cpp; do
+  for l in go manager cpp; do
     if [[ " ${build_failed[*]} " == *" $l "* ]]; then not_ok "$l example builds" "$(tail -5 "$work/build-$l.log")"
     else ok "$l example builds"; fi
   done
@@ -186,6 +222,30 @@ run_lang() {
   check "$lang: follower did no leader work outside LEADER..LOST" work_only_while_leading "${lang}_b"
 }
 
+# run_freeze LANG: the library's frozen-sidecar test (see the header).
+run_freeze() {
+  local lang="$1" log="$work/freeze-$1.log" rc
+  if [[ -z "$SIDECAR_PID" ]]; then not_ok "$lang: frozen sidecar" "set MCL_SIDECAR_PID (see the header)"; return; fi
+  if [[ " ${build_failed[*]} " == *" $lang "* ]]; then not_ok "$lang: frozen sidecar" "it did not build"; return; fi
+  log "$lang: frozen-sidecar test (SIGSTOP of the leader's sidecar, pid $SIDECAR_PID)"
+  case "$lang" in
+    go) (cd "$stubs/go" && timeout 120 go test -count=1 -tags integration -run IntegrationFrozen -v ./election) ;;
+    python) (cd "$stubs/python" && timeout 120 "$VENV/bin/python" -m tests.integration_freeze) ;;
+    node) (cd "$work/node" && timeout 120 node test/integration_freeze.js) ;;
+    java) (cd "$stubs/java" && timeout 300 mvn -q -B -Dmaven.repo.local="$CACHE/m2" surefire:test \
+             -Dtest=FrozenSidecarTest -Dsurefire.failIfNoSpecifiedTests=false) ;;
+  esac >"$log" 2>&1
+  rc=$?
+  kill -CONT "$SIDECAR_PID" 2>/dev/null  # whatever happened to the test
+  [[ -n "${MCL_FREEZE_LOG:-}" ]] && grep -h '^FREEZE ' "$log" >>"$MCL_FREEZE_LOG"
+  if ((rc == 0)) && grep -q '^FREEZE lang=' "$log"; then
+    ok "$lang: frozen sidecar: leader work stopped at its bound, before the next grant ($(sed -n 's/^FREEZE lang=[a-z]* //p' "$log" | head -1))"
+  else
+    not_ok "$lang: frozen sidecar: leader work stopped at its bound, before the next grant" \
+      "$(grep -E '^(not ok|#)|_test\.go:[0-9]+|Error|FAIL|expected' "$log" | head -10 | tr '\n' '|')"
+  fi
+}
+
 run_resourcelock() {
   log "resourcelock: client-go leaderelection against the real sidecar"
   if (cd "$stubs/go" && MCL_SIDECAR_ADDR="$ADDR_A" MCL_SIDECAR_ADDR_2="$ADDR_B" \
@@ -213,13 +273,44 @@ run_manager() {
   else ok "manager: the second replica waits while the first leads"; fi
   check "manager: SIGTERM stops the leader's manager cleanly (releases)" stop_clean manager_a manager "stopped, bye"
   check "manager: the second replica's manager leads after the handoff" wait_line manager_b "^leading as $b$"
-  check "manager: the second replica stops cleanly on SIGTERM" stop_clean manager_b manager "stopped, bye"
+  if [[ -z "$SIDECAR_PID_B" ]]; then
+    check "manager: the second replica stops cleanly on SIGTERM" stop_clean manager_b manager "stopped, bye"
+    not_ok "manager: a frozen sidecar stops its leader's manager" "set MCL_SIDECAR_PID_2 (see the header)"
+  else
+    # The leader is now b, on the second sidecar: a new replica on the first waits, then b's
+    # sidecar freezes. b's lock must end b's process at its bound (the safe default), before the
+    # new replica leads.
+    start manager_c manager "$ADDR_A" "$lock" "manager-c"
+    sleep 2
+    kill -STOP "$SIDECAR_PID_B"
+    local deadline=$((SECONDS + 20)) rc
+    while kill -0 "$pid_manager_b" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+    local c_led_first=no
+    grep -q '^leading' "$work/manager_c.out" && c_led_first=yes
+    wait_line manager_c "^leading as manager-c$" >/dev/null
+    kill -CONT "$SIDECAR_PID_B"
+    if kill -0 "$pid_manager_b" 2>/dev/null; then
+      not_ok "manager: a frozen sidecar stops its leader's manager before the next grant" "still running 20 s after the freeze"
+      kill -KILL "$pid_manager_b"
+    else
+      wait "$pid_manager_b"; rc=$?
+      if ((rc == 1)) && [[ $c_led_first == no ]] && grep -q "lost leadership" "$work/manager_b.err"; then
+        ok "manager: a frozen sidecar stops its leader's manager before the next grant"
+      else
+        not_ok "manager: a frozen sidecar stops its leader's manager before the next grant" \
+          "exit $rc, other replica led first: $c_led_first; stderr: $(tail -c 300 "$work/manager_b.err" | tr '\n' '|')"
+      fi
+    fi
+    check "manager: the waiting replica leads after the freeze" wait_line manager_c "^leading as manager-c$"
+    check "manager: it stops cleanly on SIGTERM" stop_clean manager_c manager "stopped, bye"
+  fi
 }
 
 prepare
 for lang in "${langs[@]}"; do
   case "$lang" in
-    go|python|node|java|cpp) run_lang "$lang" ;;
+    go|python|node|java) run_lang "$lang"; run_freeze "$lang" ;;
+    cpp) run_lang "$lang" ;;
     resourcelock) run_resourcelock ;;
     manager) run_manager ;;
     *) not_ok "unknown language '$lang'" ;;

@@ -8,7 +8,10 @@
 #   client-stubs/test/with_testbed.sh [LANG...]     LANG as for run.sh (default: all)
 #
 # MCL_SKIP_BAZEL_BUILD=1 uses the binaries already in bazel-bin without building them.
-# MCL_WITH_TESTBED_CMD="CMD" runs CMD instead of run.sh, with the same environment (debugging).
+# MCL_WITH_TESTBED_CMD="CMD" runs CMD instead of run.sh, with the same environment (debugging, and
+# bench.sh). Besides the addresses and PIDs of the two sidecars, that environment has what a test
+# needs to start a sidecar of its own: MCL_SIDECAR_BIN, MCL_SIDECAR_KUBECONFIG, MCL_CLUSTER_NAME,
+# MCL_SIDECAR_LEASE, and MCL_TESTBED_SH (for `free-port`).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,7 +31,7 @@ dir="$(mktemp -d "${TMPDIR:-/tmp}/mcl-stubs-testbed.XXXXXX")"
 pids=()
 stop_all() {
   local rc=$? p
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do
     for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null || true
@@ -87,6 +90,7 @@ pids+=($!)
 wait_for 30 "mcl-controller" grep -q "informer synced" "$dir/controller.log"
 
 addrs=()
+sidecar_pids=()
 for s in a b; do
   port="$(free_port)"
   log "starting mcl-sidecar $s on 127.0.0.1:$port"
@@ -95,6 +99,7 @@ for s in a b; do
     --lease-duration="$LEASE" \
     >"$dir/sidecar-$s.log" 2>&1 &
   pids+=($!)
+  sidecar_pids+=($!)
   wait_for 30 "mcl-sidecar $s" port_open "$port"
   addrs+=("127.0.0.1:$port")
 done
@@ -102,7 +107,11 @@ done
 # MCL_WITH_TESTBED_CMD, if set, runs instead of run.sh (for debugging: e.g. a shell).
 log "running ${MCL_WITH_TESTBED_CMD:-client-stubs/test/run.sh}"
 set +e
+# The frozen-sidecar tests SIGSTOP (then SIGCONT) these sidecars; stop_all SIGCONTs them first.
 MCL_SIDECAR_ADDR="${addrs[0]}" MCL_SIDECAR_ADDR_2="${addrs[1]}" MCL_NAMESPACE="$NAMESPACE" \
+  MCL_SIDECAR_PID="${sidecar_pids[0]}" MCL_SIDECAR_PID_2="${sidecar_pids[1]}" \
+  MCL_SIDECAR_BIN="$SIDECAR" MCL_SIDECAR_KUBECONFIG="$MCL_CLUSTER_0_KUBECONFIG_SIDECAR" \
+  MCL_CLUSTER_NAME="$MCL_CLUSTER_0_NAME" MCL_SIDECAR_LEASE="$LEASE" MCL_TESTBED_SH="$repo/testbed/testbed.sh" \
   MCL_KUBECONFIG="$MCL_CLUSTER_0_KUBECONFIG_ADMIN" MCL_TESTBED_LOGS="$dir" \
   ${MCL_WITH_TESTBED_CMD:-"$here/run.sh"} "$@"
 rc=$?

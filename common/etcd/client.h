@@ -2,21 +2,19 @@
 // Watch (like clientv3's Client). It owns one gRPC channel per endpoint and
 // runs every unary call with:
 //   - a deadline (the call's own timeout or ClientConfig::call_timeout); no
-//   call can hang;
+//     call can hang;
 //   - failover: calls go to the current endpoint; one that cannot be reached
-//   (UNAVAILABLE) is left
-//     for the next. A read is retried on the next endpoint at once. A mutation
-//     (Put, Delete, Txn, lease Grant/Revoke) is retried on the next endpoint
-//     only when it was never sent (the endpoint did not connect); if the
-//     connection broke after sending, the outcome is unknown and the
-//     UNAVAILABLE error says so, because applying a Txn twice is not the same
-//     as applying it once;
+//     (UNAVAILABLE) is left for the next. A read is retried on the next
+//     endpoint at once. A mutation (Put, Delete, Txn, lease Grant/Revoke) is
+//     retried on the next endpoint only when it was never sent (the endpoint
+//     did not connect); if the connection broke after sending, the outcome is
+//     unknown and the UNAVAILABLE error says so, because applying a Txn twice
+//     is not the same as applying it once;
 //   - auth: with a username, a token from Auth.Authenticate in the "token"
-//   metadata, fetched on the
-//     first call and again (once per call) when etcd answers "invalid auth
-//     token";
-//   - errors as absl::Status with the gRPC code, naming the method and endpoint
-//   (errors.h).
+//     metadata, fetched on the first call and again (once per call) when etcd
+//     answers "invalid auth token";
+//   - errors as absl::Status with the gRPC code, naming the method and
+//     endpoint (errors.h).
 // Thread-safe. KV, Lease, Session and Watch objects keep a pointer: they must
 // not outlive it.
 //

@@ -17,10 +17,10 @@ namespace mcl::etcd {
 // TLS towards every endpoint. All paths are PEM files, read once by
 // Client::Create.
 struct TlsConfig {
-  std::string ca_file;    // roots that sign the server's certificate; empty =
-                          // system roots
-  std::string cert_file;  // client certificate, for mTLS (with key_file); both
-                          // or neither
+  // Roots that sign the server's certificate; empty = the system roots.
+  std::string ca_file;
+  // Client certificate, for mTLS (with key_file); both or neither.
+  std::string cert_file;
   std::string key_file;
   // The name checked against the server certificate; empty = the endpoint's
   // host (an IP SAN for "127.0.0.1:2379").

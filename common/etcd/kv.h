@@ -4,11 +4,11 @@
 // revision. Stateless and thread-safe; must not outlive the Client.
 //
 //   KV kv(client);
-//   auto put = kv.Put("/a", "1");                       // put->revision
-//   RangeOptions all; all.prefix = true;
-//   auto got = kv.Range("/", all);                      // got->kvs,
-//   got->revision auto mine = kv.Commit(CreateIfAbsent("/lock", "me", lease));
-//   // txn.h
+//   auto put = kv.Put("/a", "1");          // put->revision
+//   RangeOptions all;
+//   all.prefix = true;
+//   auto got = kv.Range("/", all);         // got->kvs, got->revision
+//   auto mine = kv.Commit(CreateIfAbsent("/lock", "me", lease));  // txn.h
 #ifndef MCL_COMMON_ETCD_KV_H_
 #define MCL_COMMON_ETCD_KV_H_
 

@@ -156,6 +156,8 @@ TEST_F(KVTest, BadInputIsAClearErrorWithoutACall) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(kv_->Commit(PutIfOwned("k", 0, "v", 0)).status().code(),
             absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(kv_->Commit(DeleteIfOwned("k", 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(kv_->Compact(0).status().code(),
             absl::StatusCode::kInvalidArgument);
   RangeOptions negative;
@@ -184,7 +186,7 @@ TEST_F(KVTest, LockKeyShapes) {
   const int64_t token = created->revision;
   auto kv = kv_->Get(key);
   ASSERT_TRUE(kv.ok() && kv->has_value());
-  EXPECT_EQ((*kv)->create_revision, token);
+  EXPECT_EQ((*kv)->mod_revision, token) << "the token is the mod_revision";
   EXPECT_EQ((*kv)->lease, grant->id);
 
   // A second creator loses and learns the holder in the same round trip.
@@ -196,37 +198,46 @@ TEST_F(KVTest, LockKeyShapes) {
   ASSERT_EQ(again->results[0].range.kvs.size(), 1u);
   EXPECT_EQ(again->results[0].range.kvs[0].value, "cluster-a/pod-1");
 
-  // The owner updates; a wrong create_revision or lease does not.
-  auto update =
-      kv_->Commit(PutIfOwned(key, token, "cluster-a/pod-1 renewed", grant->id));
-  ASSERT_TRUE(update.ok()) << update.status();
-  EXPECT_TRUE(update->succeeded);
-  auto wrong_rev =
-      kv_->Commit(PutIfOwned(key, token + 1000, "stolen", grant->id));
-  ASSERT_TRUE(wrong_rev.ok());
-  EXPECT_FALSE(wrong_rev->succeeded);
+  // The owner re-points; the write is a new grant with a greater token. A
+  // stale mod_revision or another lease changes nothing.
+  auto repoint =
+      kv_->Commit(PutIfOwned(key, token, "cluster-a/pod-2", grant->id));
+  ASSERT_TRUE(repoint.ok()) << repoint.status();
+  ASSERT_TRUE(repoint->succeeded);
+  const int64_t token2 = repoint->revision;
+  EXPECT_GT(token2, token);
+  auto stale = kv_->Commit(PutIfOwned(key, token, "stolen", grant->id));
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(stale->succeeded) << "the first grant's token is stale now";
+  ASSERT_EQ(stale->results.size(), 1u);
+  ASSERT_EQ(stale->results[0].range.kvs.size(), 1u);
+  EXPECT_EQ(stale->results[0].range.kvs[0].mod_revision, token2);
   auto wrong_lease =
-      kv_->Commit(PutIfOwned(key, token, "stolen", grant->id + 1));
+      kv_->Commit(PutIfOwned(key, token2, "stolen", grant->id + 1));
   ASSERT_TRUE(wrong_lease.ok());
   EXPECT_FALSE(wrong_lease->succeeded);
   kv = kv_->Get(key);
   ASSERT_TRUE(kv.ok() && kv->has_value());
-  EXPECT_EQ((*kv)->value, "cluster-a/pod-1 renewed");
+  EXPECT_EQ((*kv)->value, "cluster-a/pod-2");
+  EXPECT_EQ((*kv)->mod_revision, token2);
   EXPECT_EQ((*kv)->lease, grant->id);
 
-  // Delete-if-owned never removes a newer incarnation.
-  auto del = kv_->Commit(DeleteIfOwned(key, token));
+  // Delete-if-owned with a stale token removes nothing; with the current one
+  // it releases; a newer incarnation is never removed by an old token.
+  auto stale_del = kv_->Commit(DeleteIfOwned(key, token));
+  ASSERT_TRUE(stale_del.ok());
+  EXPECT_FALSE(stale_del->succeeded);
+  auto del = kv_->Commit(DeleteIfOwned(key, token2, grant->id));
   ASSERT_TRUE(del.ok()) << del.status();
   EXPECT_TRUE(del->succeeded);
   ASSERT_EQ(del->results.size(), 1u);
   EXPECT_EQ(del->results[0].del.deleted, 1);
   auto recreated = kv_->Commit(CreateIfAbsent(key, "cluster-b/pod-9", 0));
   ASSERT_TRUE(recreated.ok() && recreated->succeeded);
-  EXPECT_GT(recreated->revision,
-            token);  // the fencing token strictly increases
-  auto stale_del = kv_->Commit(DeleteIfOwned(key, token));
-  ASSERT_TRUE(stale_del.ok());
-  EXPECT_FALSE(stale_del->succeeded);
+  EXPECT_GT(recreated->revision, token2);  // tokens strictly increase
+  auto old_del = kv_->Commit(DeleteIfOwned(key, token2));
+  ASSERT_TRUE(old_del.ok());
+  EXPECT_FALSE(old_del->succeeded);
   kv = kv_->Get(key);
   ASSERT_TRUE(kv.ok() && kv->has_value());
   EXPECT_EQ((*kv)->value, "cluster-b/pod-9");

@@ -19,7 +19,8 @@ constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
 
 }  // namespace
 
-Lease::Lease(Client* client) : client_(client), clock_(client->clock()) {}
+Lease::Lease(Client* client)
+    : client_(client), clock_(client->clock()), wake_(clock_) {}
 
 Lease::~Lease() {
   {
@@ -27,6 +28,7 @@ Lease::~Lease() {
     stopping_ = true;
     if (ctx_ != nullptr) ctx_->TryCancel();
   }
+  wake_.Notify();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -120,6 +122,7 @@ absl::Status Lease::KeepAlive(const LeaseGrant& grant,
   k.callbacks = std::move(callbacks);
   kept_.emplace(grant.id, std::move(k));
   kick_ = true;
+  wake_.Notify();
   if (!thread_.joinable()) {
     thread_ = std::thread([this] { Run(); });
     thread_id_ = thread_.get_id();
@@ -216,6 +219,7 @@ void Lease::KeepAliveNow(int64_t id) {
   if (it == kept_.end()) return;
   it->second.next_send = std::min(it->second.next_send, clock_->Monotonic());
   kick_ = true;
+  wake_.Notify();
 }
 
 void Lease::RunBatch(Batch* batch) {
@@ -234,19 +238,15 @@ void Lease::WaitOffline(absl::Duration d) {
       mu_.Unlock();
       return;
     }
+    kick_ = false;
     std::vector<int64_t> none;
     Batch batch;
     absl::Duration wake = std::min(until, Step(false, "", &none, &batch));
     RunBatch(&batch);  // unlocks mu_
-    absl::Duration now = clock_->Monotonic();
-    if (now >= until) return;
-    absl::MutexLock l(&mu_);
-    kick_ = false;
-    auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ || kick_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&woken),
-                         std::max(wake - now, absl::ZeroDuration()));
+    if (clock_->Monotonic() >= until) return;
+    // A loss deadline is a safety wait: on the monotonic clock (Wakeup), never
+    // one that a wall-clock step back would stretch (common/clock.h).
+    wake_.WaitUntil(wake);
   }
 }
 
@@ -300,11 +300,17 @@ void Lease::Run() {
       etcdserverpb::LeaseKeepAliveResponse r;
       while (rw->Read(&r)) {
         absl::Duration t = clock_->Monotonic();
-        absl::MutexLock l(&mu_);
-        inbox_.push_back({r, t});
+        {
+          absl::MutexLock l(&mu_);
+          inbox_.push_back({r, t});
+        }
+        wake_.Notify();
       }
-      absl::MutexLock l(&mu_);
-      reader_done_ = true;
+      {
+        absl::MutexLock l(&mu_);
+        reader_done_ = true;
+      }
+      wake_.Notify();
     });
     bool answered = false;
     bool write_failed = false;
@@ -335,15 +341,20 @@ void Lease::Run() {
       }
       mu_.Lock();
       RunBatch(&batch);  // unlocks mu_
+      if (write_failed) continue;
+      {
+        absl::MutexLock l(&mu_);
+        if (stopping_ || reader_done_ || kick_ || !inbox_.empty()) {
+          kick_ = false;
+          continue;
+        }
+      }
+      // Until the next keepalive is due or a lease's loss deadline, on the
+      // monotonic clock (a wall-clock step must not delay either); an answer,
+      // a kick or a stop wakes it earlier.
+      wake_.WaitUntil(wake);
       absl::MutexLock l(&mu_);
       kick_ = false;
-      auto woken = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || reader_done_ || kick_ || !inbox_.empty();
-      };
-      absl::Duration wait = wake - clock_->Monotonic();
-      if (!write_failed && wait > absl::ZeroDuration()) {
-        mu_.AwaitWithTimeout(absl::Condition(&woken), wait);
-      }
     }
     ctx->TryCancel();
     reader.join();

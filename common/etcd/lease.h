@@ -14,12 +14,11 @@
 // order it receives them.
 //
 // A lease is reported lost (on_lost, once; its keepalive then stops) when
-//   - etcd answers with TTL <= 0: the lease is gone (expired or revoked) ->
-//   NOT_FOUND, or
-//   - no keepalive was answered for a whole TTL since the last answered one was
-//   sent
-//     (etcd unreachable): it may have expired, nobody can tell it has not ->
-//     DEADLINE_EXCEEDED.
+//   - etcd answers with TTL <= 0: the lease is gone (expired or revoked):
+//     NOT_FOUND; or
+//   - no keepalive was answered for a whole TTL since the last answered one
+//     was sent (etcd unreachable): it may have expired, nobody can tell it has
+//     not: DEADLINE_EXCEEDED.
 // Callbacks run on the Lease's own thread, one at a time; they may call Lease
 // methods.
 #ifndef MCL_COMMON_ETCD_LEASE_H_
@@ -38,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "common/etcd/client.h"
 
 namespace mcl::etcd {
@@ -45,8 +45,8 @@ namespace mcl::etcd {
 struct LeaseGrant {
   int64_t id = 0;
   int64_t ttl_seconds = 0;  // as granted by etcd (it may raise a too-small TTL)
-  absl::Duration
-      sent_at;  // local monotonic time just before the Grant was sent
+  // Local monotonic time just before the Grant was sent.
+  absl::Duration sent_at;
   int64_t revision = 0;
 };
 
@@ -60,8 +60,8 @@ struct LeaseInfo {
 struct KeepAliveResponse {
   int64_t id = 0;
   int64_t ttl_seconds = 0;  // the lease's TTL after this renewal
-  absl::Duration
-      sent_at;  // monotonic time just before the answered keepalive was sent
+  // Monotonic time just before the answered keepalive was sent.
+  absl::Duration sent_at;
   absl::Duration received_at;  // monotonic time the answer was read
   int64_t revision = 0;        // header revision of the answer
   std::string endpoint;        // who answered
@@ -69,8 +69,7 @@ struct KeepAliveResponse {
 
 struct KeepAliveCallbacks {
   std::function<void(const KeepAliveResponse&)> on_renewed;  // optional
-  std::function<void(const absl::Status&)>
-      on_lost;  // optional; called at most once
+  std::function<void(const absl::Status&)> on_lost;  // optional; at most once
 };
 
 class Lease {
@@ -113,11 +112,10 @@ class Lease {
  private:
   struct Kept {
     int64_t ttl_seconds = 0;
-    absl::Duration
-        alive_until;  // last answered sent_at + ttl (local monotonic)
+    absl::Duration alive_until;  // last answered sent_at + ttl (monotonic)
     absl::Duration next_send;
-    std::deque<absl::Duration>
-        pending;  // send times of unanswered keepalives, oldest first
+    // Send times of unanswered keepalives, oldest first.
+    std::deque<absl::Duration> pending;
     KeepAliveCallbacks callbacks;
   };
   struct Inbox {
@@ -140,6 +138,9 @@ class Lease {
 
   Client* client_;
   Clock* clock_;
+  // Wakes the keepalive thread (an answer, a kick, a stop); its timed waits
+  // run on the monotonic clock.
+  Wakeup wake_;
   mutable absl::Mutex mu_;
   std::map<int64_t, Kept> kept_ ABSL_GUARDED_BY(mu_);
   std::deque<Inbox> inbox_ ABSL_GUARDED_BY(mu_);

@@ -318,6 +318,53 @@ TEST_F(LeaseTest, SessionKeepsItsLeaseAndCloseRevokes) {
   EXPECT_TRUE(s.Close().ok()) << "idempotent";
 }
 
+// A second process takes over a session (a controller replica adopting its
+// predecessor's): the lease and its keys live on after the first stops
+// keeping it alive, and a lease that is gone cannot be adopted.
+TEST_F(LeaseTest, AdoptedSessionKeepsTheLeaseAndItsKeysAlive) {
+  SessionOptions o;
+  o.ttl_seconds = 2;
+  auto first = Session::Create(client_.get(), o);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const int64_t id = (*first)->lease_id();
+  EXPECT_FALSE((*first)->start().adopted);
+  EXPECT_EQ((*first)->start().remaining, absl::Seconds(2));
+  auto created = kv_->Commit(CreateIfAbsent(prefix_ + "lock", "me", id));
+  ASSERT_TRUE(created.ok() && created->succeeded);
+
+  ClientConfig config;
+  config.endpoints = {etcd_->address()};
+  auto other = Client::Create(config);
+  ASSERT_TRUE(other.ok());
+  const absl::Duration before = Clock::Real()->Monotonic();
+  auto adopted = Session::Adopt(other->get(), id, o);
+  ASSERT_TRUE(adopted.ok()) << adopted.status();
+  Session& s = **adopted;
+  EXPECT_EQ(s.lease_id(), id);
+  EXPECT_EQ(s.ttl_seconds(), 2);
+  EXPECT_TRUE(s.start().adopted);
+  EXPECT_GE(s.start().valid_from, before);
+  // Whole seconds, rounded down by etcd, counted from before the question.
+  EXPECT_GE(s.start().remaining, absl::Seconds(1));
+  EXPECT_LE(s.start().remaining, absl::Seconds(2));
+  EXPECT_LE(s.known_alive_until(), s.start().valid_from + s.start().remaining);
+  (*first)->StopKeepAlive();
+  EXPECT_TRUE((*first)->Done());
+  first->reset();
+
+  // Three TTLs later the key is still there: the adopter keeps it alive.
+  EXPECT_FALSE(s.WaitDone(absl::Seconds(6)));
+  auto held = kv_->Get(prefix_ + "lock");
+  ASSERT_TRUE(held.ok() && held->has_value());
+  EXPECT_EQ((*held)->lease, id);
+
+  ASSERT_TRUE(s.Close().ok());
+  auto gone = Session::Adopt(client_.get(), id, o);
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound) << gone.status();
+  EXPECT_EQ(Session::Adopt(client_.get(), 0, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(LeaseTest, UnreachableEtcdLosesTheSessionAfterTtlNotBefore) {
   std::atomic<bool> lost{false};
   SessionOptions o;

@@ -1,6 +1,9 @@
 #include "common/etcd/session.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace mcl::etcd {
 
@@ -13,27 +16,66 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(
   auto grant =
       s->lease_->Grant(s->options_.ttl_seconds, 0, s->options_.timeout);
   if (!grant.ok()) return grant.status();
-  s->grant_ = *grant;
-  {
-    absl::MutexLock l(&s->mu_);
-    s->alive_until_ = grant->sent_at + absl::Seconds(grant->ttl_seconds);
-  }
-  Session* self = s.get();
-  KeepAliveCallbacks callbacks;
-  callbacks.on_renewed = [self](const KeepAliveResponse& r) {
-    self->OnRenewed(r);
-  };
-  callbacks.on_lost = [self](const absl::Status& why) { self->OnLost(why); };
-  if (absl::Status ka = s->lease_->KeepAlive(*grant, std::move(callbacks));
-      !ka.ok())
-    return ka;
+  s->start_.id = grant->id;
+  s->start_.ttl = absl::Seconds(grant->ttl_seconds);
+  s->start_.valid_from = grant->sent_at;
+  s->start_.remaining = s->start_.ttl;
+  if (absl::Status st = s->Start(*grant); !st.ok()) return st;
   return s;
+}
+
+absl::StatusOr<std::unique_ptr<Session>> Session::Adopt(
+    Client* client, int64_t id, SessionOptions options) {
+  if (id == 0) {
+    return absl::InvalidArgumentError("etcd: Session::Adopt of lease 0");
+  }
+  std::unique_ptr<Session> s(new Session(client, std::move(options)));
+  const absl::Duration sent = client->clock()->Monotonic();
+  auto info = s->lease_->TimeToLive(id, false, s->options_.timeout);
+  if (!info.ok()) return info.status();
+  if (info->ttl_seconds <= 0) {
+    return absl::NotFoundError(
+        absl::StrCat("etcd: lease ", id, " is expiring (TTL 0)"));
+  }
+  // etcd's leader answers its remaining time truncated to whole seconds
+  // (etcdserver's LeaseTimeToLive: int64(Remaining().Seconds())), so at least
+  // that much was left when it answered, after `sent`.
+  const int64_t remaining = info->ttl_seconds;
+  const int64_t granted =
+      std::max(info->granted_ttl_seconds, info->ttl_seconds);
+  s->start_.id = id;
+  s->start_.ttl = absl::Seconds(granted);
+  s->start_.valid_from = sent;
+  s->start_.remaining = absl::Seconds(remaining);
+  s->start_.adopted = true;
+  // The keepalive loop counts expiry from sent_at + ttl: place sent_at so that
+  // this is sent + remaining.
+  LeaseGrant g;
+  g.id = id;
+  g.ttl_seconds = granted;
+  g.sent_at = sent - absl::Seconds(granted - remaining);
+  if (absl::Status st = s->Start(g); !st.ok()) return st;
+  return s;
+}
+
+absl::Status Session::Start(const LeaseGrant& grant) {
+  if (options_.on_start) options_.on_start(start_);
+  {
+    absl::MutexLock l(&mu_);
+    alive_until_ = grant.sent_at + absl::Seconds(grant.ttl_seconds);
+  }
+  KeepAliveCallbacks callbacks;
+  callbacks.on_renewed = [this](const KeepAliveResponse& r) { OnRenewed(r); };
+  callbacks.on_lost = [this](const absl::Status& why) { OnLost(why); };
+  return lease_->KeepAlive(grant, std::move(callbacks));
 }
 
 Session::~Session() {
   // Ends the keepalive thread before the members its callbacks use go away.
   lease_.reset();
 }
+
+void Session::KeepAliveNow() { lease_->KeepAliveNow(start_.id); }
 
 void Session::OnRenewed(const KeepAliveResponse& r) {
   {
@@ -53,10 +95,14 @@ void Session::OnLost(const absl::Status& why) {
   // The callback runs before Done() turns true, so whoever waits on Done()
   // knows it has run.
   if (options_.on_lost) options_.on_lost(why);
+  MarkDone(why);
+}
+
+void Session::MarkDone(absl::Status why) {
   absl::MutexLock l(&mu_);
   if (!done_) {
     done_ = true;
-    status_ = why;
+    status_ = std::move(why);
   }
 }
 
@@ -86,20 +132,19 @@ absl::Duration Session::known_alive_until() const {
   return alive_until_;
 }
 
+void Session::StopKeepAlive() {
+  lease_->StopKeepAlive(start_.id);
+  MarkDone(absl::CancelledError("etcd session: keepalive stopped"));
+}
+
 absl::Status Session::Close(absl::Duration timeout) {
   {
     absl::MutexLock l(&mu_);
     if (revoked_) return absl::OkStatus();
   }
-  lease_->StopKeepAlive(grant_.id);
-  {
-    absl::MutexLock l(&mu_);
-    if (!done_) {
-      done_ = true;
-      status_ = absl::CancelledError("etcd session closed");
-    }
-  }
-  absl::Status s = lease_->Revoke(grant_.id, timeout);
+  lease_->StopKeepAlive(start_.id);
+  MarkDone(absl::CancelledError("etcd session closed"));
+  absl::Status s = lease_->Revoke(start_.id, timeout);
   if (s.ok() || absl::IsNotFound(s)) {
     absl::MutexLock l(&mu_);
     revoked_ = true;

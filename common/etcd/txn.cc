@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 
 namespace mcl::etcd {
 
@@ -115,10 +116,16 @@ absl::Status Txn::Validate() const { return error_; }
 
 namespace {
 
-Txn Owned(absl::string_view key, int64_t create_revision, int64_t lease) {
+Txn Owned(absl::string_view key, int64_t mod_revision, int64_t lease,
+          absl::string_view shape) {
   Txn txn;
-  txn.If(CreateRevision(key) == create_revision);
+  txn.If(ModRevision(key) == mod_revision);
   if (lease != 0) txn.If(LeaseOf(key) == lease);
+  if (mod_revision <= 0) {
+    // "Unchanged since revision 0" would mean "absent", which is no ownership.
+    txn.Reject(absl::InvalidArgumentError(absl::StrCat(
+        "etcd: ", shape, " needs the mod_revision of our write (> 0)")));
+  }
   return txn;
 }
 
@@ -135,27 +142,17 @@ Txn CreateIfAbsent(absl::string_view key, absl::string_view value,
   return txn;
 }
 
-Txn PutIfOwned(absl::string_view key, int64_t create_revision,
+Txn PutIfOwned(absl::string_view key, int64_t mod_revision,
                absl::string_view value, int64_t lease) {
   PutOptions put;
   put.lease = lease;
-  Txn txn = Owned(key, create_revision, lease);
-  if (create_revision <= 0) {
-    // "Owned at revision 0" would mean "absent", which is no ownership at all.
-    txn.Reject(absl::InvalidArgumentError(
-        "etcd: PutIfOwned needs the key's create_revision (> 0)"));
-  }
+  Txn txn = Owned(key, mod_revision, lease, "PutIfOwned");
   txn.Then(Op::Put(key, value, put)).Else(Op::Get(key));
   return txn;
 }
 
-Txn DeleteIfOwned(absl::string_view key, int64_t create_revision,
-                  int64_t lease) {
-  Txn txn = Owned(key, create_revision, lease);
-  if (create_revision <= 0) {
-    txn.Reject(absl::InvalidArgumentError(
-        "etcd: DeleteIfOwned needs the key's create_revision (> 0)"));
-  }
+Txn DeleteIfOwned(absl::string_view key, int64_t mod_revision, int64_t lease) {
+  Txn txn = Owned(key, mod_revision, lease, "DeleteIfOwned");
   txn.Then(Op::Delete(key)).Else(Op::Get(key));
   return txn;
 }

@@ -1,15 +1,22 @@
 // Txn: etcd's mini-transaction, If(compares).Then(ops).Else(ops), applied
 // atomically at one revision. A small builder over etcdserverpb::TxnRequest
-// plus the three shapes the controller needs for a lock key (all compares on
-// create_revision, which names one incarnation of a key: a key deleted and
-// created again has a new one, so "still mine" cannot be confused with "mine
-// once"):
+// plus the three shapes a lock key needs, in the manner of etcd's
+// clientv3/concurrency (Mutex, Election):
 //
 //   KV kv(client);
-//   auto r = kv.Commit(CreateIfAbsent("/mcl/locks/ns/name", "cluster-a/pod-1",
-//   session.lease_id())); if (r.ok() && r->succeeded) token = r->revision; //
-//   we created it: token = revision else if (r.ok()) holder =
-//   r->results[0].range.kvs;          // the Else branch read the holder
+//   auto r = kv.Commit(CreateIfAbsent("/mcl/locks/ns/name", value, lease));
+//   if (r.ok() && r->succeeded) {
+//     token = r->revision;                  // the key's mod_revision
+//   } else if (r.ok()) {
+//     holder = r->results[0].range.kvs;     // Else read the holder
+//   }
+//
+// The fencing token of a grant is the key's mod_revision: the etcd revision of
+// the write that made the grant (docs/design.md, Objects). Revisions are
+// global and strictly increasing, so every later grant of the lock, by anyone,
+// carries a larger one. "Still owned" compares the mod_revision (and the
+// lease): a key re-pointed, deleted and re-created, or written by anyone else
+// since has a newer one.
 //
 // Compares are built from a target and an operator:
 //   CreateRevision(key) == 0      ModRevision(key) < 42      Version(key) != 0
@@ -150,31 +157,31 @@ struct OpResult {
 
 struct TxnResult {
   bool succeeded = false;  // the compares held and Then ran (else Else ran)
-  int64_t revision =
-      0;  // the store revision after the txn (the txn's own if it wrote)
+  // The store revision after the txn (the txn's own if it wrote).
+  int64_t revision = 0;
   std::vector<OpResult> results;  // one per Op of the branch that ran, in order
 };
 
-// --- The lock-key shapes
-// -------------------------------------------------------------------------
+// ---- The lock-key shapes ---------------------------------------------------
 
 // Creates `key` = `value` attached to `lease` only if the key does not exist.
-// Then: the Put (its revision is the new key's create_revision, a fencing
-// token). Else: a Get of the key, so the caller learns the holder
+// Then: the Put (its revision is the grant's fencing token, the new key's
+// mod_revision). Else: a Get of the key, so the caller learns the holder
 // (results[0].range.kvs[0]) in the same round trip.
 Txn CreateIfAbsent(absl::string_view key, absl::string_view value,
                    int64_t lease);
 
-// Writes `value` (keeping `lease`) only if the key is still the incarnation
-// created at `create_revision` and, when lease != 0, still attached to `lease`.
-// Else: a Get of the key.
-Txn PutIfOwned(absl::string_view key, int64_t create_revision,
+// Writes `value` attached to `lease` only if the key is unchanged since the
+// write at `mod_revision` and, when lease != 0, still attached to `lease`: a
+// re-point of a grant we made, which can never overwrite anyone's newer write.
+// Then: the Put (its revision is the new token). Else: a Get of the key.
+Txn PutIfOwned(absl::string_view key, int64_t mod_revision,
                absl::string_view value, int64_t lease);
 
-// Deletes the key only if it is still the incarnation created at
-// `create_revision` (and, when lease != 0, attached to `lease`): a release that
-// can never remove someone else's newer lock.
-Txn DeleteIfOwned(absl::string_view key, int64_t create_revision,
+// Deletes the key only if it is unchanged since the write at `mod_revision`
+// (and, when lease != 0, attached to `lease`): a release that can never remove
+// someone else's newer grant. Else: a Get of the key.
+Txn DeleteIfOwned(absl::string_view key, int64_t mod_revision,
                   int64_t lease = 0);
 
 }  // namespace mcl::etcd

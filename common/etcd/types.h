@@ -20,25 +20,25 @@ namespace mcl::etcd {
 struct KeyValue {
   std::string key;
   std::string value;
-  int64_t create_revision =
-      0;  // revision of the Put that created this incarnation of the key
-  int64_t mod_revision = 0;  // revision of the last change
-  int64_t version = 0;       // changes since creation (1 after the create)
-  int64_t lease = 0;         // attached lease, 0 = none
+  // Revision of the Put that created this incarnation of the key.
+  int64_t create_revision = 0;
+  // Revision of the last change: the fencing token of a lock key (txn.h).
+  int64_t mod_revision = 0;
+  int64_t version = 0;  // changes since creation (1 after the create)
+  int64_t lease = 0;    // attached lease, 0 = none
 
   static KeyValue FromProto(const mvccpb::KeyValue& kv);
   bool operator==(const KeyValue& o) const;
 };
 
 // The smallest key greater than every key starting with `prefix` (etcd's
-// range_end for a prefix);
-// "\0" (all keys) when `prefix` is empty or only 0xff bytes.
+// range_end for a prefix); "\0" (all keys) when `prefix` is empty or only 0xff
+// bytes.
 std::string PrefixEnd(absl::string_view prefix);
 
 // Which keys: `key` alone; [key, range_end) when range_end is set; every key
 // starting with `key` when prefix is true (range_end must then be empty). An
-// empty key is only allowed with a prefix
-// (= all keys) or a range_end.
+// empty key is only allowed with a prefix (= all keys) or a range_end.
 struct KeyRange {
   std::string range_end;
   bool prefix = false;
@@ -53,10 +53,9 @@ struct RangeOptions : KeyRange {
   int64_t limit = 0;     // at most this many keys; 0 = no limit
   bool keys_only = false;
   bool count_only = false;
-  bool serializable =
-      false;  // served by the local member without a quorum read
-  absl::Duration timeout =
-      absl::ZeroDuration();  // zero = the client's call_timeout
+  bool serializable = false;  // served by one member without a quorum read
+  // Zero = the client's call_timeout.
+  absl::Duration timeout = absl::ZeroDuration();
 };
 
 struct RangeResult {
@@ -67,8 +66,8 @@ struct RangeResult {
 };
 
 struct PutOptions {
-  int64_t lease = 0;  // attach to this lease (0 = none; the key then outlives
-                      // every session)
+  // Attach to this lease (0 = none; the key then outlives every session).
+  int64_t lease = 0;
   bool prev_kv = false;
   absl::Duration timeout = absl::ZeroDuration();
 };

@@ -2,32 +2,36 @@
 // watch per stream).
 //
 //   WatchOptions o;
-//   o.key = "/mcl/locks/"; o.prefix = true; o.start_revision = rev + 1;
-//   o.prev_kv = true; WatchCallbacks cb; cb.on_events = [](const
-//   std::vector<Event>& events, int64_t revision) { ... }; cb.on_compacted =
-//   [](int64_t compact_revision) { /* relist, watch again */ }; auto w =
-//   Watch::Start(client, o, cb);
+//   o.key = "/mcl/locks/";
+//   o.prefix = true;
+//   o.start_revision = rev + 1;
+//   o.prev_kv = true;
+//   WatchCallbacks cb;
+//   cb.on_events = [](const std::vector<Event>& events, int64_t revision) {
+//     ...
+//   };
+//   cb.on_compacted = [](int64_t compact_revision) {
+//     // Relist, then watch again.
+//   };
+//   auto w = Watch::Start(client, o, cb);
 //   ...
 //   (*w)->Stop();
 //
 // Guarantees:
 //   - Events arrive in revision order, each exactly once, on the watch's own
-//   thread, in batches that
-//     never split a revision (etcd sends all of one revision's events
-//     together).
+//     thread, in batches that never split a revision (etcd sends all of one
+//     revision's events together).
 //   - When the stream breaks (etcd restarted, endpoint failed over, token
-//   expired), the watch comes
-//     back by itself after the one Backoff and resumes from the revision after
-//     the last event it delivered (or the last progress revision), so nothing
-//     is lost; events at or below the last delivered revision are dropped, so
-//     nothing is duplicated.
+//     expired), the watch comes back by itself after the one Backoff and
+//     resumes from the revision after the last event it delivered (or the
+//     last progress revision), so nothing is lost; events at or below the
+//     last delivered revision are dropped, so nothing is duplicated.
 //   - If the revision to resume from (or start_revision) was compacted, etcd
-//   cannot deliver what was
-//     lost: on_compacted(compact_revision) and then on_done(OUT_OF_RANGE) end
-//     the watch. The caller re-reads the state and watches again from the
-//     read's revision + 1.
+//     cannot deliver what was lost: on_compacted(compact_revision) and then
+//     on_done(OUT_OF_RANGE) end the watch. The caller re-reads the state and
+//     watches again from the read's revision + 1.
 //   - Stop() returns promptly (it cancels the stream) and no callback runs
-//   after it returns.
+//     after it returns.
 #ifndef MCL_COMMON_ETCD_WATCH_H_
 #define MCL_COMMON_ETCD_WATCH_H_
 
@@ -49,8 +53,8 @@ namespace mcl::etcd {
 
 struct WatchOptions : KeyRange {
   std::string key;
-  int64_t start_revision =
-      0;  // first revision to deliver; 0 = changes after the watch starts
+  // First revision to deliver; 0 = changes after the watch starts.
+  int64_t start_revision = 0;
   bool prev_kv = false;  // deliver the previous value with each event
   // Ask etcd for periodic progress notifications (on_progress), so a quiet
   // watch still learns how far it is, and resumes from there (the interval is

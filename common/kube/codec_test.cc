@@ -93,8 +93,10 @@ constexpr char kFull[] = R"({
                "labels": {"a": "b"}, "annotations": {"c": "d"},
                "ownerReferences": [{"kind": "Deployment", "name": "app"}]},
   "spec": {"holderIdentity": "pod-1", "leaseDurationSeconds": 15,
-           "renewTime": "2026-01-01T00:00:01.000001Z", "futureField": true},
-  "status": {"leader": "pod-1", "leaderCluster": "c1", "acquireTime": "2026-01-01T00:00:00.5Z",
+           "renewTime": "2026-01-01T00:00:01.000001Z", "holderInstance": "9f3a",
+           "futureField": true},
+  "status": {"leader": "pod-1", "leaderCluster": "c1", "leaderInstance": "9f3a",
+             "acquireTime": "2026-01-01T00:00:00.5Z",
              "fencingToken": 9007199254740993, "observedGeneration": 3, "transitions": 4,
              "session": "abc", "heartbeat": "ns/mcl-heartbeat-c1", "sessionTTLMilliseconds": 2000,
              "confirmedResourceVersion": "41", "lastConfirmedRenewTime": "2026-01-01T00:00:01Z",
@@ -115,9 +117,11 @@ TEST(ObjectsTest, MultiClusterLeaseDecodesEveryField) {
   EXPECT_EQ(l->spec.holder_identity, "pod-1");
   EXPECT_EQ(l->spec.lease_duration_seconds, 15);
   EXPECT_EQ(l->spec.renew_time, "2026-01-01T00:00:01.000001Z");
+  EXPECT_EQ(l->spec.holder_instance, "9f3a");
   const auto& s = l->status;
   EXPECT_EQ(s.leader, "pod-1");
   EXPECT_EQ(s.leader_cluster, "c1");
+  EXPECT_EQ(s.leader_instance, "9f3a");
   EXPECT_EQ(s.fencing_token,
             9007199254740993);  // beyond double precision: kept exact
   EXPECT_EQ(s.observed_generation, 3);

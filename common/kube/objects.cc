@@ -229,11 +229,13 @@ absl::StatusOr<MultiClusterLease> MultiClusterLease::FromJson(const Json& j) {
     out.spec.lease_duration_seconds =
         r.Int32(*spec, "leaseDurationSeconds", "spec").value_or(0);
     out.spec.renew_time = r.String(*spec, "renewTime", "spec").value_or("");
+    out.spec.holder_instance = r.String(*spec, "holderInstance", "spec");
   }
   if (const Json* st = r.Object(j, "status", "")) {
     auto& s = out.status;
     s.leader = r.String(*st, "leader", "status").value_or("");
     s.leader_cluster = r.String(*st, "leaderCluster", "status").value_or("");
+    s.leader_instance = r.String(*st, "leaderInstance", "status").value_or("");
     s.acquire_time = r.String(*st, "acquireTime", "status").value_or("");
     s.fencing_token = r.Int(*st, "fencingToken", "status").value_or(0);
     s.observed_generation =
@@ -262,10 +264,12 @@ Json MultiClusterLease::ToJson() const {
   SetOrEraseNonZero(spec, "leaseDurationSeconds",
                     this->spec.lease_duration_seconds);
   SetOrEraseNonEmpty(spec, "renewTime", this->spec.renew_time);
+  SetOrErase(spec, "holderInstance", this->spec.holder_instance);
   Json& st = ChildObject(j, "status");
   const auto& s = status;
   SetOrEraseNonEmpty(st, "leader", s.leader);
   SetOrEraseNonEmpty(st, "leaderCluster", s.leader_cluster);
+  SetOrEraseNonEmpty(st, "leaderInstance", s.leader_instance);
   SetOrEraseNonEmpty(st, "acquireTime", s.acquire_time);
   SetOrEraseNonZero(st, "fencingToken", s.fencing_token);
   SetOrEraseNonZero(st, "observedGeneration", s.observed_generation);

@@ -88,11 +88,14 @@ struct MultiClusterLeaseSpec {
       holder_identity;                 // absent: no local candidate campaigns
   int32_t lease_duration_seconds = 0;  // 0: absent
   std::string renew_time;              // MicroTime, RFC 3339 with microseconds
+  // Which candidacy of holder_identity writes the spec (contract.h).
+  std::optional<std::string> holder_instance;
 };
 
 struct MultiClusterLeaseStatus {
   std::string leader;
   std::string leader_cluster;
+  std::string leader_instance;  // spec.holderInstance of the granted candidacy
   std::string acquire_time;
   int64_t fencing_token = 0;
   int64_t observed_generation = 0;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace mcl::testbed {
 namespace {
@@ -46,31 +48,95 @@ std::vector<std::string> MergedEnv(
   return out;
 }
 
+// The thread that forks every child of this process. A child asks the kernel
+// for a signal when its parent dies (PR_SET_PDEATHSIG), so a test killed by
+// SIGTERM or SIGKILL (a `timeout`, Bazel's test timeout) cannot leave its
+// sidecars and controllers running. The kernel sends that signal when the
+// *thread* that forked the child exits, not the process: a child forked from a
+// short-lived thread (a fault injector, a test's helper thread) would be killed
+// as soon as that thread returned. So every fork happens on this one thread,
+// which lives as long as the process (it is never joined; the process's exit
+// ends it, and that is exactly when the children must go).
+class Forker {
+ public:
+  static Forker& Get() {
+    static Forker* forker = new Forker();  // never destroyed: see above
+    return *forker;
+  }
+
+  // Runs `fork_and_exec` (which forks, and in the child execs or _exits) on
+  // the forking thread; returns what it returned.
+  pid_t Run(const std::function<pid_t()>& fork_and_exec) {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(
+        +[](Request** r) { return *r == nullptr; }, &request_));
+    Request req{&fork_and_exec};
+    request_ = &req;
+    mu_.Await(absl::Condition(&req.done));
+    return req.pid;
+  }
+
+ private:
+  struct Request {
+    const std::function<pid_t()>* fork_and_exec;
+    pid_t pid = -1;
+    bool done = false;
+  };
+
+  Forker() {
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  void Loop() {
+    absl::MutexLock l(&mu_);
+    while (true) {
+      mu_.Await(absl::Condition(
+          +[](Request** r) { return *r != nullptr && !(*r)->done; },
+          &request_));
+      request_->pid = (*request_->fork_and_exec)();
+      request_->done = true;
+      request_ = nullptr;
+    }
+  }
+
+  absl::Mutex mu_;
+  Request* request_ ABSL_GUARDED_BY(mu_) = nullptr;
+};
+
 // Forks and execs; the child's stdout+stderr go to `out_fd`, stdin from `in_fd`
-// (-1: /dev/null).
+// (-1: /dev/null). The child gets `death_signal` when this process dies.
 absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
                             const std::map<std::string, std::string>& env,
-                            int in_fd, int out_fd) {
+                            int in_fd, int out_fd, int death_signal) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
   std::vector<std::string> args = argv;
   std::vector<std::string> envs = MergedEnv(env);
   std::vector<char*> cargs = CStrings(args);
   std::vector<char*> cenv = CStrings(envs);
-  pid_t pid = fork();
-  if (pid < 0)
-    return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-  if (pid == 0) {
+  const pid_t parent = getpid();
+  int fork_errno = 0;
+  pid_t pid = Forker::Get().Run([&]() -> pid_t {
+    pid_t p = fork();
+    if (p < 0) fork_errno = errno;
+    if (p != 0) return p;
+    // Child: only async-signal-safe calls from here to exec.
     // A new process group, so a test can stop the process and anything it
     // started.
     setpgid(0, 0);
-    if (in_fd < 0) in_fd = open("/dev/null", O_RDONLY);
-    dup2(in_fd, 0);
+    prctl(PR_SET_PDEATHSIG, death_signal);
+    // The parent may have died between fork and prctl: then nobody will send
+    // the signal, so leave now.
+    if (getppid() != parent) _exit(126);
+    int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
+    dup2(in, 0);
     dup2(out_fd, 1);
     dup2(out_fd, 2);
     execvpe(cargs[0], cargs.data(), cenv.data());
     dprintf(2, "exec %s: %s\n", cargs[0], strerror(errno));
     _exit(127);
-  }
+  });
+  if (pid < 0)
+    return absl::InternalError(absl::StrCat("fork: ", strerror(fork_errno)));
   return pid;
 }
 
@@ -88,7 +154,9 @@ absl::StatusOr<CommandResult> RunCommand(
   int in_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0)
     return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
-  auto pid = Spawn(argv, env, in_pipe[0], out_fd);
+  // Scripts (testbed.sh) get SIGTERM, so their traps can stop what they
+  // started; the test bed's guard (testbed.sh up --owner) covers the rest.
+  auto pid = Spawn(argv, env, in_pipe[0], out_fd, SIGTERM);
   close(in_pipe[0]);
   if (!pid.ok()) {
     close(in_pipe[1]);
@@ -143,7 +211,7 @@ absl::StatusOr<Subprocess> Subprocess::Start(
   if (fd < 0)
     return absl::InternalError(
         absl::StrCat("open ", log_file, ": ", strerror(errno)));
-  auto pid = Spawn(argv, env, -1, fd);
+  auto pid = Spawn(argv, env, -1, fd, SIGKILL);
   close(fd);
   if (!pid.ok()) return pid.status();
   return Subprocess(*pid, log_file);

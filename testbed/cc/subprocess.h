@@ -1,6 +1,13 @@
 // Subprocess: start a real process (a server, a controller, a sidecar), capture
 // its output in a file, signal it, and wait for it with a bound. Tests use it
 // to run the project's binaries for real.
+//
+// Every child dies with this process, however it ends (SIGTERM from `timeout`,
+// SIGKILL, a crash): it is started with PR_SET_PDEATHSIG, from one forking
+// thread that lives as long as the process (the kernel sends the signal when
+// the thread that forked exits, not the process). Processes that a child
+// starts and leaves behind (testbed.sh's servers) are the test bed's guard's
+// job: testbed.sh up --owner.
 #ifndef MCL_TESTBED_CC_SUBPROCESS_H_
 #define MCL_TESTBED_CC_SUBPROCESS_H_
 
@@ -23,7 +30,8 @@ struct CommandResult {
 };
 
 // Runs argv to completion (bounded by `timeout`, then SIGKILL) and returns its
-// output.
+// output. The command gets SIGTERM if this process dies first (a script's trap
+// can then clean up).
 absl::StatusOr<CommandResult> RunCommand(
     const std::vector<std::string>& argv, absl::Duration timeout,
     const std::string& stdin_data = "",
@@ -32,7 +40,7 @@ absl::StatusOr<CommandResult> RunCommand(
 class Subprocess {
  public:
   // Starts argv with extra environment `env`; stdout and stderr go to
-  // `log_file`.
+  // `log_file`. The process gets SIGKILL if this process dies first.
   static absl::StatusOr<Subprocess> Start(
       const std::vector<std::string>& argv, const std::string& log_file,
       const std::map<std::string, std::string>& env = {});

@@ -1,5 +1,7 @@
 #include "testbed/cc/testbed.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -37,16 +39,31 @@ std::string TempRoot() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Start(int clusters) {
+  TestbedOptions options;
+  options.clusters = clusters;
+  return Start(options);
+}
+
+absl::StatusOr<std::unique_ptr<Testbed>> Testbed::Start(
+    const TestbedOptions& options) {
+  const int clusters = options.clusters;
   std::unique_ptr<Testbed> tb(new Testbed());
   std::string tmpl = TempRoot() + "/mcl-testbed-XXXXXX";
   if (mkdtemp(tmpl.data()) == nullptr)
     return absl::InternalError("mkdtemp failed");
   tb->dir_ = tmpl;
-  absl::Status started = tb->Script(
-      {"up", "--clusters", std::to_string(clusters)}, absl::Minutes(4));
+  absl::Status started =
+      tb->Script({"up", "--clusters", std::to_string(clusters),
+                  "--etcd-members", std::to_string(options.etcd_members),
+                  "--owner", std::to_string(getpid())},
+                 absl::Minutes(4));
   if (!started.ok()) return started;
   auto env = ReadEnvFile(tb->dir_ + "/testbed.env");
   tb->global_etcd_ = env["MCL_GLOBAL_ETCD"];
+  for (absl::string_view url : absl::StrSplit(env["MCL_GLOBAL_ETCD_ENDPOINTS"],
+                                              ',', absl::SkipEmpty())) {
+    tb->global_members_.emplace_back(absl::StripPrefix(url, "http://"));
+  }
   tb->ca_file_ = env["MCL_CA"];
   tb->kubectl_ = env["MCL_KUBECTL"];
   for (int i = 0; i < clusters; ++i) {
@@ -116,6 +133,20 @@ std::string Testbed::kubeconfig(int i, Identity who) const {
       return c.kubeconfig_controller;
   }
   return c.kubeconfig_admin;
+}
+
+std::string Testbed::GlobalEtcdMember(int j) {
+  return j == 0 ? "global-etcd" : absl::StrCat("global-etcd-", j);
+}
+
+absl::StatusOr<pid_t> Testbed::Pid(const std::string& component) const {
+  std::ifstream in(dir_ + "/pids/" + component);
+  pid_t pid = 0;
+  if (!(in >> pid) || pid <= 0) {
+    return absl::NotFoundError(absl::StrCat(component, " is not running (no ",
+                                            dir_, "/pids/", component, ")"));
+  }
+  return pid;
 }
 
 absl::Status Testbed::Stop(const std::string& component) {

@@ -34,11 +34,21 @@ struct Cluster {
 
 enum class Identity { kAdmin, kSidecar, kController };
 
+struct TestbedOptions {
+  int clusters = 2;
+  // Members of the global etcd (1 or 3), separate processes on loopback.
+  int etcd_members = 1;
+};
+
 class Testbed {
  public:
   // Starts `clusters` clusters and a global etcd in a new directory under
-  // TEST_TMPDIR (or /tmp).
+  // TEST_TMPDIR (or /tmp). The test bed is stopped when the Testbed is
+  // destroyed, and also when this process exits without destroying it (killed,
+  // crashed): testbed.sh's guard watches this process.
   static absl::StatusOr<std::unique_ptr<Testbed>> Start(int clusters);
+  static absl::StatusOr<std::unique_ptr<Testbed>> Start(
+      const TestbedOptions& options);
   ~Testbed();
   Testbed(const Testbed&) = delete;
   Testbed& operator=(const Testbed&) = delete;
@@ -49,6 +59,12 @@ class Testbed {
   }  // http://127.0.0.1:P
   // "127.0.0.1:P", the form gRPC channels take.
   std::string global_etcd_address() const;
+  // Every member of the global etcd, "127.0.0.1:P"; member J is the component
+  // "global-etcd" (J = 0) or "global-etcd-J".
+  const std::vector<std::string>& global_etcd_members() const {
+    return global_members_;
+  }
+  static std::string GlobalEtcdMember(int j);
   const std::string& ca_file() const { return ca_file_; }
   int clusters() const { return static_cast<int>(clusters_.size()); }
   const Cluster& cluster(int i) const {
@@ -56,11 +72,13 @@ class Testbed {
   }
   std::string kubeconfig(int cluster, Identity who) const;
 
-  // Component names: "global-etcd", "etcd-I", "apiserver-I".
+  // Component names: "global-etcd", "global-etcd-J", "etcd-I", "apiserver-I".
   absl::Status Stop(const std::string& component);  // SIGTERM, wait
   absl::Status Kill(const std::string& component);  // SIGKILL
   absl::Status StartAgain(
       const std::string& component);  // same port and data; waits for ready
+  // The PID of a running component (to pause it with SIGSTOP, say).
+  absl::StatusOr<pid_t> Pid(const std::string& component) const;
 
   // Runs kubectl against cluster `i` as `who`; returns its output, or an error
   // with the output when kubectl exits non-zero.
@@ -76,6 +94,7 @@ class Testbed {
 
   std::string dir_;
   std::string global_etcd_;
+  std::vector<std::string> global_members_;
   std::string ca_file_;
   std::string kubectl_;
   std::vector<Cluster> clusters_;

@@ -1,6 +1,8 @@
 // Command example campaigns for an mcl lock through the sidecar and does "leader work" only while
-// it leads. It is the reference example for Go; client-stubs/test/run.sh runs it against a real
-// sidecar.
+// it leads, with the Go client library (package election), which stops the work at LOST, at the
+// stream's end, and at the validity bound of the last LEADER when no renewal came. It is the
+// reference example for Go and the app of the demo (demo/); client-stubs/test/run.sh runs it
+// against a real sidecar.
 //
 //	MCL_SIDECAR_ADDR  the sidecar (default 127.0.0.1:7400)
 //	MCL_LOCK          lock name (default example-lock); MCL_NAMESPACE (default: the sidecar's)
@@ -16,10 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	mclv1 "mcl.dev/mcl/client-stubs/go/mclv1"
+	"mcl.dev/mcl/client-stubs/go/election"
 )
 
 func main() {
@@ -28,66 +27,40 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	// The sidecar listens on loopback only, so plaintext is fine.
-	conn, err := grpc.NewClient(getenv("MCL_SIDECAR_ADDR", "127.0.0.1:7400"),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		log.Fatalf("connect: %v", err)
-	}
-	defer conn.Close()
-
-	stream, err := mclv1.NewElectionClient(conn).Campaign(ctx, &mclv1.CampaignRequest{
-		Lock:     &mclv1.LockRef{Namespace: os.Getenv("MCL_NAMESPACE"), Name: getenv("MCL_LOCK", "example-lock")},
-		Identity: os.Getenv("MCL_IDENTITY"),
-	})
-	if err != nil {
-		log.Fatalf("campaign: %v", err)
-	}
-
-	stopWork := func() {} // cancels the leader work; a no-op while we do not lead
-	for {
-		ev, err := stream.Recv()
-		if err != nil {
-			stopWork() // the stream is gone: we are certainly not the leader any more
-			if ctx.Err() != nil {
-				fmt.Println("resigned, bye")
+	err := election.RunWhileLeader(ctx, election.Config{
+		Namespace: os.Getenv("MCL_NAMESPACE"),
+		Name:      getenv("MCL_LOCK", "example-lock"),
+		Identity:  os.Getenv("MCL_IDENTITY"),
+		// One line per event; renewals of the same grant (about every third of the controller's
+		// session TTL) are not printed.
+		OnEvent: func(ev election.Event) {
+			if ev.Renewal {
 				return
 			}
-			log.Fatalf("campaign stream ended: %v", err)
-		}
-		l := ev.GetLeader()
-		fmt.Printf("event state=%s leader=%s cluster=%s token=%d\n",
-			ev.GetState(), l.GetIdentity(), l.GetCluster(), l.GetFencingToken())
-
-		switch ev.GetState() {
-		case mclv1.State_LEADER:
-			stopWork()
-			stopWork = startLeaderWork(ctx, l.GetFencingToken())
-		case mclv1.State_LOST:
-			stopWork() // stop acting as leader at once
-			stopWork = func() {}
-		}
+			l := ev.GetLeader()
+			fmt.Printf("event state=%s leader=%s cluster=%s token=%d\n",
+				ev.GetState(), l.GetIdentity(), l.GetCluster(), l.GetFencingToken())
+			if ev.Local {
+				fmt.Printf("stopped leading: %s\n", ev.GetReason())
+			}
+		},
+	}, leaderWork)
+	if err != nil {
+		log.Fatalf("campaign ended: %v", err)
 	}
+	fmt.Println("resigned, bye")
 }
 
-// startLeaderWork runs leaderWork in the background; the returned func stops it and waits until
-// it has stopped, so no leader work happens after LOST.
-func startLeaderWork(ctx context.Context, token int64) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); leaderWork(ctx, token) }()
-	return func() { cancel(); <-done }
-}
-
-// leaderWork stands for what only the leader may do. Pass the fencing token to anything you
-// write, so storage can reject a deposed leader's late writes.
-func leaderWork(ctx context.Context, token int64) {
+// leaderWork stands for what only the leader may do; the library calls it on LEADER and cancels
+// ctx when leadership ends. Pass the fencing token to anything you write, so storage can reject
+// a deposed leader's late writes.
+func leaderWork(ctx context.Context, token int64) error {
 	for t := time.NewTicker(time.Second); ; {
 		fmt.Printf("leader work token=%d\n", token)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return
+			return nil
 		case <-t.C:
 		}
 	}

@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"k8s.io/client-go/tools/leaderelection"
 
+	"mcl.dev/mcl/client-stubs/go/election"
 	mclv1 "mcl.dev/mcl/client-stubs/go/mclv1"
 )
 
@@ -190,4 +193,90 @@ func TestIntegrationLostReachesTheElector(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("OnLost %v after Resign returned", time.Since(start))
+}
+
+// TestIntegrationFrozenSidecarEndsClientGosLeaderContext: with the lock's LeaderContext given
+// to client-go, freezing the leader's sidecar (SIGSTOP) ends client-go's OnStartedLeading context
+// at or before the bound of the last LEADER, before the other candidate is granted the lock.
+func TestIntegrationFrozenSidecarEndsClientGosLeaderContext(t *testing.T) {
+	addrA, addrB := sidecarAddrs(t)
+	pid, err := strconv.Atoi(os.Getenv("MCL_SIDECAR_PID"))
+	if err != nil {
+		t.Fatal("set MCL_SIDECAR_PID, the process of the sidecar at MCL_SIDECAR_ADDR (see client-stubs/test/run.sh)")
+	}
+	name := fmt.Sprintf("rl-freeze-%d", rand.Int63())
+	var mu sync.Mutex
+	var boundA, ctxEndedA, grantB int64
+	endedA := make(chan struct{})
+	startedB := make(chan struct{})
+	elector := func(addr, id string, onStarted func(ctx context.Context), onEvent func(election.Event)) {
+		lock, err := New(Config{Addr: addr, Namespace: os.Getenv("MCL_NAMESPACE"), Name: name, Identity: id,
+			LeaseDuration: 4 * time.Second, Logf: t.Logf, OnEvent: onEvent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: lock, LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second, RetryPeriod: 250 * time.Millisecond,
+			ReleaseOnCancel: true, Name: name,
+			Callbacks: leaderelection.LeaderCallbacks{OnStartedLeading: onStarted, OnStoppedLeading: func() {}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); le.Run(lock.LeaderContext(ctx)) }()
+		t.Cleanup(func() { cancel(); <-done; lock.Close() })
+	}
+	elector(addrA, name+"-a", func(ctx context.Context) {
+		<-ctx.Done()
+		mu.Lock()
+		ctxEndedA = election.MonotonicNow()
+		mu.Unlock()
+		close(endedA)
+	}, func(ev election.Event) {
+		if ev.GetState() == mclv1.State_LEADER {
+			mu.Lock()
+			boundA = ev.GetValidity().GetValidUntilMonotonicNs()
+			mu.Unlock()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		led := boundA != 0
+		mu.Unlock()
+		if led {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first candidate did not lead within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	elector(addrB, name+"-b", func(ctx context.Context) { close(startedB); <-ctx.Done() }, func(ev election.Event) {
+		if ev.GetState() == mclv1.State_LEADER && !ev.Renewal {
+			w := ev.GetLeader().GetAcquireTime().AsTime()
+			mu.Lock()
+			grantB = election.MonotonicNow() - time.Since(w).Nanoseconds() // wall -> CLOCK_MONOTONIC, this host
+			mu.Unlock()
+		}
+	})
+	time.Sleep(2 * time.Second) // b is a candidate (its sidecar renews its spec)
+	frozenAt := election.MonotonicNow()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	defer syscall.Kill(pid, syscall.SIGCONT)
+	waitChan(t, endedA, 15*time.Second, "client-go's leader context of the frozen sidecar's candidate to end")
+	waitChan(t, startedB, 30*time.Second, "the other candidate to lead")
+	syscall.Kill(pid, syscall.SIGCONT)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("frozen at 0: a's leader context ended %+.0f ms, its bound %+.0f ms; b granted %+.0f ms",
+		float64(ctxEndedA-frozenAt)/1e6, float64(boundA-frozenAt)/1e6, float64(grantB-frozenAt)/1e6)
+	if ctxEndedA > boundA {
+		t.Errorf("client-go's leader context ended %.1f ms after the bound", float64(ctxEndedA-boundA)/1e6)
+	}
+	if ctxEndedA >= grantB {
+		t.Errorf("client-go's leader context ended %.1f ms after the other candidate's grant", float64(ctxEndedA-grantB)/1e6)
+	}
 }

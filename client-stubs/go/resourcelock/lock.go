@@ -8,27 +8,43 @@
 //		LeaderElectionResourceLockInterface: lock,
 //	})
 //
+// # Safe by default: leader work stops at LOST or at the bound
+//
+// client-go's elector stops leading only after RenewDeadline of failed renewals, whatever the lock
+// says; that is later than the sidecar's LOST and later than the validity bound of its last
+// LEADER, so the old leader's work could overlap the next leader's. The lock therefore acts on
+// its own, the moment its campaign stops leading (LOST, the bound passed without a renewal, or
+// the stream ended) after client-go was told it leads:
+//
+//   - it cancels every context it handed out through LeaderContext (pass one to
+//     leaderelection.RunOrDie, or use Lock.BaseContext as controller-runtime's
+//     manager.Options.BaseContext): client-go's OnStartedLeading context, or the manager's
+//     runnables, end at once;
+//   - it calls Config.OnLost, if set (on its own goroutine);
+//   - if neither was used, it exits the process with status 1, as controller-runtime does when it
+//     loses leadership and as client-go's examples do in OnStoppedLeading — only sooner.
+//
+// Config.UnsafeStopAtRenewDeadline turns the exit off and leaves the stop to client-go's
+// RenewDeadline (which can overlap the next leader).
+//
 // # How client-go's elector maps onto the sidecar
 //
-// client-go's LeaderElector believes it leads while Create/Update of a record naming its own
-// identity succeed. The sidecar decides who leads; this lock only reports its decision:
+// The lock runs an election.Campaign (package mcl.dev/mcl/client-stubs/go/election), which keeps
+// the Campaign stream open, reconnects with backoff, enforces the bound on CLOCK_MONOTONIC, and
+// never reports leadership across a reconnect without a fresh LEADER.
 //
-//   - Create/Update(ler) with ler.HolderIdentity == Identity() makes sure a Campaign stream is open
-//     for (Namespace, Name, Identity) and returns nil only while that stream's latest event is
-//     LEADER. Otherwise it returns an error, so the elector keeps retrying every RetryPeriod.
-//   - Update(ler) with an empty HolderIdentity (client-go's ReleaseOnCancel) resigns: the stream is
-//     cancelled and Resign is called, so the sidecar releases the lock at once.
-//   - Get also opens the Campaign (a follower's elector never calls Update while another candidate
-//     leads, yet it must be a candidate to be chosen next). It returns a record whose
-//     HolderIdentity is the current leader: this candidate while the sidecar reports LEADER, the
-//     other candidate while it reports FOLLOWER, otherwise whatever the sidecar's Leader call
+//   - Create/Update(ler) with ler.HolderIdentity == Identity() starts the campaign if needed and
+//     returns nil only while the campaign leads (a LEADER whose bound is still ahead). Otherwise
+//     it returns an error, so the elector keeps retrying every RetryPeriod.
+//   - Update(ler) with an empty HolderIdentity (client-go's ReleaseOnCancel) resigns: Resign and
+//     the stream is cancelled, so the sidecar releases the lock at once.
+//   - Get also starts the campaign (a follower's elector never calls Update while another
+//     candidate leads, yet it must be a candidate to be chosen next). It returns a record whose
+//     HolderIdentity is the current leader: this candidate while the campaign leads, the other
+//     candidate while the sidecar reports FOLLOWER, otherwise whatever the sidecar's Leader call
 //     answers (empty if nobody leads). RenewTime is always "now": the sidecar vouches for the
 //     holder's liveness, so the elector's own expiry arithmetic must not second-guess it.
 //     LeaseDurationSeconds is Config.LeaseDuration.
-//   - When the sidecar reports LOST (or the stream breaks while leading), Get stops naming this
-//     candidate and Update fails, so the elector stops leading once its RenewDeadline passes.
-//     client-go cannot be told sooner; set Config.OnLost to stop work at once (for example exit
-//     the process, as controller-runtime does when it loses leadership).
 //
 // Leadership belongs to the Campaign stream: Close (or the process exiting) resigns.
 package resourcelock
@@ -41,22 +57,28 @@ import (
 	"log"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"mcl.dev/mcl/client-stubs/go/election"
 	mclv1 "mcl.dev/mcl/client-stubs/go/mclv1"
 )
 
 // DefaultAddr is the sidecar's address when neither Config.Addr nor $MCL_SIDECAR_ADDR (which
 // the Helm chart's injection sets) is set.
-const DefaultAddr = "127.0.0.1:7400"
+const DefaultAddr = election.DefaultAddr
+
+// ErrLeadershipLost is the cause (context.Cause) of a LeaderContext's cancellation.
+var ErrLeadershipLost = errors.New("mcl resourcelock: leadership lost")
+
+// exit ends the process when leadership is lost and nothing else stops the leader's work
+// (a variable for the tests).
+var exit = os.Exit
 
 // Config configures a Lock. Name and Identity are required.
 type Config struct {
@@ -75,8 +97,20 @@ type Config struct {
 	// leaderelection.LeaderElectionConfig.LeaseDuration. Default 15s.
 	LeaseDuration time.Duration
 	// OnLost, if set, is called (on its own goroutine) every time this candidate stops leading
-	// according to the sidecar, before client-go's elector notices.
+	// after client-go was told it leads: at LOST, at the validity bound without a renewal, or when
+	// the stream ends. It must make the leader's work stop (the bound is already reached, minus
+	// StopMargin). Setting it turns off the default exit.
 	OnLost func()
+	// UnsafeStopAtRenewDeadline turns off the default exit when neither OnLost nor a
+	// LeaderContext is used: the leader's work then stops only when client-go gives up after
+	// RenewDeadline, possibly while another candidate already leads.
+	UnsafeStopAtRenewDeadline bool
+	// StopMargin, AllowMissingValidity: as in election.Config.
+	StopMargin           time.Duration
+	AllowMissingValidity bool
+	// OnEvent, if set, sees every leadership event after the lock acted on it (as
+	// election.Config.OnEvent), e.g. for logging.
+	OnEvent func(election.Event)
 	// Logf logs RecordEvent calls and campaign diagnostics; default log.Printf.
 	Logf func(format string, args ...any)
 }
@@ -88,35 +122,31 @@ type Lock struct {
 	ownsConn bool
 	client   mclv1.ElectionClient
 	lockRef  *mclv1.LockRef
+	camp     *election.Campaign
 
-	mu       sync.Mutex
-	campaign *campaign // the open Campaign stream, or nil
-	closed   bool
+	mu         sync.Mutex
+	run        *campaignRun // the running campaign, or nil
+	closed     bool
+	told       bool // Update told client-go "you lead" since the last loss
+	usedCtx    bool // LeaderContext was called at least once
+	nextCtx    int
+	leaderCtxs map[int]context.CancelCauseFunc
 }
 
 var _ rl.Interface = (*Lock)(nil)
 
-// campaign is one Campaign stream and the latest event it delivered.
-type campaign struct {
+// campaignRun is one run of the election.Campaign: from the first Get/Update until a resign or a
+// permanent error.
+type campaignRun struct {
 	cancel context.CancelFunc
-	first  chan struct{} // closed when the first event (or the stream's end) arrives
-	done   chan struct{} // closed when the stream has ended
-	mu     sync.Mutex
-	last   *mclv1.LeadershipEvent // nil until the first event
-	err    error                  // why the stream ended
-	// resigned: we ended the stream ourselves (release or Close), which is not a loss.
-	resigned atomic.Bool
-}
+	first  chan struct{} // closed at the first event or the run's end
+	done   chan struct{} // closed when Run returned
+	err    error         // Run's result, once done is closed
 
-func (c *campaign) snapshot() (*mclv1.LeadershipEvent, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	select {
-	case <-c.done:
-		return c.last, false
-	default:
-		return c.last, true
-	}
+	mu        sync.Mutex
+	view      *mclv1.LeadershipEvent // latest event that was not a renewal
+	leading   bool                   // the latest event was LEADER
+	resigning bool                   // we are ending it: not a loss
 }
 
 // New returns a Lock; it dials lazily, so the sidecar need not be up yet.
@@ -136,38 +166,57 @@ func New(cfg Config) (*Lock, error) {
 	if cfg.Logf == nil {
 		cfg.Logf = log.Printf
 	}
-	l := &Lock{cfg: cfg, conn: cfg.Conn,
+	l := &Lock{cfg: cfg, conn: cfg.Conn, leaderCtxs: map[int]context.CancelCauseFunc{},
 		lockRef: &mclv1.LockRef{Namespace: cfg.Namespace, Name: cfg.Name}}
 	if l.conn == nil {
-		addr := cfg.Addr
-		if addr == "" {
-			addr = os.Getenv("MCL_SIDECAR_ADDR")
-		}
-		if addr == "" {
-			addr = DefaultAddr
-		}
-		l.cfg.Addr = addr
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, addr, err := election.Dial(cfg.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("mcl resourcelock: sidecar address %q: %w", addr, err)
+			return nil, fmt.Errorf("mcl resourcelock: %w", err)
 		}
-		l.conn, l.ownsConn = conn, true
+		l.conn, l.ownsConn, l.cfg.Addr = conn, true, addr
 	}
 	l.client = mclv1.NewElectionClient(l.conn)
+	camp, err := election.New(election.Config{Conn: l.conn, Namespace: cfg.Namespace, Name: cfg.Name,
+		Identity: cfg.Identity, LeaseDuration: cfg.LeaseDuration, StopMargin: cfg.StopMargin,
+		AllowMissingValidity: cfg.AllowMissingValidity, OnEvent: l.onEvent, Logf: cfg.Logf})
+	if err != nil {
+		return nil, fmt.Errorf("mcl resourcelock: %w", err)
+	}
+	l.camp = camp
 	return l, nil
 }
+
+// LeaderContext returns a context derived from parent that the lock cancels (cause
+// ErrLeadershipLost) the moment this candidate stops leading after client-go was told it leads.
+// Pass it to leaderelection.RunOrDie or LeaderElector.Run: client-go's OnStartedLeading context
+// then ends at LOST or at the bound, not RenewDeadline later. Using it turns off the default
+// exit (package documentation).
+func (l *Lock) LeaderContext(parent context.Context) context.Context {
+	ctx, cancel := context.WithCancelCause(parent)
+	l.mu.Lock()
+	l.usedCtx = true
+	id := l.nextCtx
+	l.nextCtx++
+	l.leaderCtxs[id] = cancel
+	l.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		l.mu.Lock()
+		delete(l.leaderCtxs, id)
+		l.mu.Unlock()
+	})
+	return ctx
+}
+
+// BaseContext is LeaderContext(context.Background()), in the shape of controller-runtime's
+// manager.Options.BaseContext: the manager's runnables (its controllers) end when leadership is
+// lost. The manager itself then stops with "leader election lost" once client-go notices.
+func (l *Lock) BaseContext() context.Context { return l.LeaderContext(context.Background()) }
 
 // Identity implements resourcelock.Interface.
 func (l *Lock) Identity() string { return l.cfg.Identity }
 
 // Describe implements resourcelock.Interface.
-func (l *Lock) Describe() string {
-	ns := l.cfg.Namespace
-	if ns == "" {
-		ns = "(sidecar namespace)"
-	}
-	return fmt.Sprintf("mcl MultiClusterLease %s/%s", ns, l.cfg.Name)
-}
+func (l *Lock) Describe() string { return "mcl MultiClusterLease " + l.camp.Describe() }
 
 // RecordEvent implements resourcelock.Interface by logging (the sidecar and the controller record
 // Kubernetes Events on the MultiClusterLease themselves).
@@ -190,16 +239,19 @@ func (l *Lock) Update(ctx context.Context, ler rl.LeaderElectionRecord) error {
 		return fmt.Errorf("mcl resourcelock: cannot write holder %q; this lock campaigns only for %q",
 			ler.HolderIdentity, l.cfg.Identity)
 	}
-	c, err := l.ensureCampaign(ctx)
+	r, err := l.ensureCampaign(ctx)
 	if err != nil {
 		return err
 	}
-	ev, open := c.snapshot()
-	if open && ev.GetState() == mclv1.State_LEADER {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.camp.IsLeader() {
+		l.told = true
 		return nil
 	}
+	view := r.snapshot()
 	return fmt.Errorf("mcl resourcelock: %s is not the leader of %s (sidecar says %s, leader %q)",
-		l.cfg.Identity, l.Describe(), stateOf(ev, open), ev.GetLeader().GetIdentity())
+		l.cfg.Identity, l.Describe(), view.GetState(), view.GetLeader().GetIdentity())
 }
 
 // Get implements resourcelock.Interface: see the package documentation.
@@ -208,23 +260,22 @@ func (l *Lock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error
 		LeaseDurationSeconds: int(l.cfg.LeaseDuration / time.Second),
 		RenewTime:            metav1.NewTime(time.Now()),
 	}
-	// A failure to open the campaign is not fatal to Get: the leader can still be reported,
+	// A failure to start the campaign is not fatal to Get: the leader can still be reported,
 	// and the next Get/Update tries again.
-	c, campaignErr := l.ensureCampaign(ctx)
-	var ev *mclv1.LeadershipEvent
-	open := false
-	if c != nil {
-		ev, open = c.snapshot()
+	r, campaignErr := l.ensureCampaign(ctx)
+	var view *mclv1.LeadershipEvent
+	if r != nil {
+		view = r.snapshot()
 	}
 	switch {
-	case open && ev.GetState() == mclv1.State_LEADER:
+	case l.camp.IsLeader():
 		rec.HolderIdentity = l.cfg.Identity
-		rec.AcquireTime = acquireTime(ev.GetLeader())
-	case open && ev.GetState() == mclv1.State_FOLLOWER && ev.GetLeader().GetIdentity() != l.cfg.Identity:
-		rec.HolderIdentity = ev.GetLeader().GetIdentity()
-		rec.AcquireTime = acquireTime(ev.GetLeader())
+		rec.AcquireTime = acquireTime(view.GetLeader())
+	case view.GetState() == mclv1.State_FOLLOWER && view.GetLeader().GetIdentity() != l.cfg.Identity:
+		rec.HolderIdentity = view.GetLeader().GetIdentity()
+		rec.AcquireTime = acquireTime(view.GetLeader())
 	default:
-		// NO_LEADER, LOST, or no live stream: ask the sidecar who leads.
+		// NO_LEADER, LOST, a lapsed bound, or no live stream: ask the sidecar who leads.
 		resp, err := l.client.Leader(ctx, &mclv1.LeaderRequest{Lock: l.lockRef})
 		switch {
 		case status.Code(err) == codes.NotFound:
@@ -237,8 +288,8 @@ func (l *Lock) Get(ctx context.Context) (*rl.LeaderElectionRecord, []byte, error
 			rec.HolderIdentity = resp.GetLeader().GetIdentity()
 			rec.AcquireTime = acquireTime(resp.GetLeader())
 		default:
-			// The sidecar's status names us, but our Campaign is not (or no longer) LEADER: we
-			// must not lead, so report nobody.
+			// The sidecar's status names us, but our campaign does not lead (yet, or any more):
+			// we must not lead, so report nobody.
 		}
 	}
 	raw, err := json.Marshal(rec)
@@ -264,110 +315,150 @@ func (l *Lock) Close() error {
 	return err
 }
 
-// ensureCampaign opens a Campaign stream if none is open and waits (bounded by ctx and 2 s) for
+// ensureCampaign starts the campaign if it is not running and waits (bounded by ctx and 2 s) for
 // its first event, which the sidecar sends at once.
-func (l *Lock) ensureCampaign(ctx context.Context) (*campaign, error) {
+func (l *Lock) ensureCampaign(ctx context.Context) (*campaignRun, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return nil, errors.New("mcl resourcelock: lock is closed")
 	}
-	c := l.campaign
-	if c != nil {
+	r := l.run
+	if r != nil {
 		select {
-		case <-c.done:
-			c = nil // ended: open a new one
+		case <-r.done: // a permanent error ended it: start again
+			r = nil
 		default:
 		}
 	}
-	if c == nil {
-		streamCtx, cancel := context.WithCancel(context.Background())
-		stream, err := l.client.Campaign(streamCtx, &mclv1.CampaignRequest{
-			Lock:                 l.lockRef,
-			Identity:             l.cfg.Identity,
-			LeaseDurationSeconds: int32(l.cfg.LeaseDuration / time.Second),
-		})
-		if err != nil {
-			cancel()
-			l.mu.Unlock()
-			return nil, fmt.Errorf("mcl resourcelock: campaign for %s: %w", l.Describe(), err)
-		}
-		c = &campaign{cancel: cancel, first: make(chan struct{}), done: make(chan struct{})}
-		l.campaign = c
-		go l.receive(c, stream)
+	if r == nil {
+		runCtx, cancel := context.WithCancel(context.Background())
+		r = &campaignRun{cancel: cancel, first: make(chan struct{}), done: make(chan struct{})}
+		l.run = r
+		go func() {
+			err := l.camp.Run(runCtx, func(ctx context.Context, _ int64) error { <-ctx.Done(); return nil })
+			r.mu.Lock()
+			// Still leading here: a permanent error (e.g. a clock check) ended a LEADER.
+			wasLeading := r.leading && !r.resigning
+			r.err, r.leading = err, false
+			r.mu.Unlock()
+			close(r.done)
+			l.firstSeen(r)
+			if err != nil {
+				l.cfg.Logf("mcl resourcelock: %s: campaign ended: %v", l.Describe(), err)
+			}
+			if wasLeading {
+				l.lost(fmt.Sprintf("campaign ended: %v", err))
+			}
+		}()
 	}
 	l.mu.Unlock()
 
 	wait := time.NewTimer(2 * time.Second)
 	defer wait.Stop()
 	select {
-	case <-c.first:
+	case <-r.first:
 	case <-ctx.Done():
 	case <-wait.C:
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.last == nil && c.err != nil {
-		return c, fmt.Errorf("mcl resourcelock: campaign for %s: %w", l.Describe(), c.err)
+	select {
+	case <-r.done:
+		if r.err != nil {
+			return r, fmt.Errorf("mcl resourcelock: campaign for %s: %w", l.Describe(), r.err)
+		}
+	default:
 	}
-	return c, nil
+	return r, nil
 }
 
-// receive records the stream's events until it ends.
-func (l *Lock) receive(c *campaign, stream grpc.ServerStreamingClient[mclv1.LeadershipEvent]) {
-	var firstOnce sync.Once
-	wasLeader := false
-	for {
-		ev, err := stream.Recv()
-		c.mu.Lock()
-		if err != nil {
-			c.err = err
-			close(c.done)
-			c.mu.Unlock()
-			firstOnce.Do(func() { close(c.first) })
-			c.cancel()
-			if wasLeader && !c.resigned.Load() {
-				l.lost("campaign stream ended: " + err.Error())
-			} else if status.Code(err) != codes.Canceled {
-				l.cfg.Logf("mcl resourcelock: %s: campaign stream ended: %v", l.Describe(), err)
-			}
-			return
-		}
-		c.last = ev
-		c.mu.Unlock()
-		firstOnce.Do(func() { close(c.first) })
-
-		isLeader := ev.GetState() == mclv1.State_LEADER
-		if wasLeader && !isLeader && !c.resigned.Load() {
-			l.lost(fmt.Sprintf("sidecar says %s (%s)", ev.GetState(), ev.GetReason()))
-		}
-		wasLeader = isLeader
+func (l *Lock) firstSeen(r *campaignRun) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.first:
+	default:
+		close(r.first)
 	}
 }
 
+// onEvent runs on the campaign's goroutine for every event, after the library acted on it.
+func (l *Lock) onEvent(ev election.Event) {
+	l.mu.Lock()
+	r := l.run
+	l.mu.Unlock()
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	wasLeading := r.leading
+	r.leading = ev.GetState() == mclv1.State_LEADER
+	if !ev.Renewal {
+		r.view = ev.LeadershipEvent
+	}
+	resigning := r.resigning
+	r.mu.Unlock()
+	l.firstSeen(r)
+	if wasLeading && !r.leading && !resigning {
+		l.lost(fmt.Sprintf("%s (%s)", ev.GetState(), ev.GetReason()))
+	}
+	if l.cfg.OnEvent != nil {
+		l.cfg.OnEvent(ev)
+	}
+}
+
+func (r *campaignRun) snapshot() *mclv1.LeadershipEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.view
+}
+
+// lost stops the leader's work by every means the user chose, or by exiting (package doc).
 func (l *Lock) lost(why string) {
+	l.mu.Lock()
+	told := l.told
+	l.told = false
+	cancels := l.leaderCtxs
+	l.leaderCtxs = map[int]context.CancelCauseFunc{}
+	usedCtx := l.usedCtx
+	l.mu.Unlock()
+	if !told {
+		// client-go was never told it leads under this grant: nothing to stop.
+		l.cfg.Logf("mcl resourcelock: %s: %s stopped leading before client-go took it up: %s", l.Describe(), l.cfg.Identity, why)
+		return
+	}
 	l.cfg.Logf("mcl resourcelock: %s: %s lost leadership: %s", l.Describe(), l.cfg.Identity, why)
+	for _, cancel := range cancels {
+		cancel(fmt.Errorf("%w: %s", ErrLeadershipLost, why))
+	}
 	if l.cfg.OnLost != nil {
 		go l.cfg.OnLost()
 	}
+	if !usedCtx && l.cfg.OnLost == nil && !l.cfg.UnsafeStopAtRenewDeadline {
+		l.cfg.Logf("mcl resourcelock: exiting so that the leader's work stops now (client-go would go on until " +
+			"RenewDeadline); pass Lock.LeaderContext to client-go or set Config.OnLost to handle this yourself")
+		exit(1)
+	}
 }
 
-// resign cancels the open campaign, if any, and asks the sidecar to release the lock.
+// resign ends the campaign, if any, and asks the sidecar to release the lock.
 func (l *Lock) resign(ctx context.Context) error {
 	l.mu.Lock()
-	c := l.campaign
-	l.campaign = nil
+	r := l.run
+	l.run = nil
+	l.told = false
 	l.mu.Unlock()
-	if c == nil {
+	if r == nil {
 		return nil
 	}
-	c.resigned.Store(true)
+	r.mu.Lock()
+	r.resigning = true
+	r.mu.Unlock()
 	// Resign first, so the sidecar has cleared the holder when it returns; cancelling the stream
 	// alone would also resign, but asynchronously.
 	_, err := l.client.Resign(ctx, &mclv1.ResignRequest{Lock: l.lockRef, Identity: l.cfg.Identity})
-	c.cancel()
+	r.cancel()
 	select {
-	case <-c.done:
+	case <-r.done:
 	case <-ctx.Done():
 	}
 	if status.Code(err) == codes.FailedPrecondition {
@@ -384,15 +475,4 @@ func acquireTime(ld *mclv1.Leader) metav1.Time {
 		return metav1.NewTime(t.AsTime())
 	}
 	return metav1.Time{}
-}
-
-func stateOf(ev *mclv1.LeadershipEvent, open bool) string {
-	switch {
-	case !open:
-		return "campaign stream closed"
-	case ev == nil:
-		return "no event yet"
-	default:
-		return ev.GetState().String()
-	}
 }

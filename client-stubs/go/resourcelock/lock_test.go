@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	rl "k8s.io/client-go/tools/leaderelection/resourcelock"
 
+	"mcl.dev/mcl/client-stubs/go/election"
 	mclv1 "mcl.dev/mcl/client-stubs/go/mclv1"
 )
 
@@ -124,8 +125,35 @@ func (f *fakeSidecar) send(t *testing.T, identity string, state mclv1.State, lea
 	if leader != "" {
 		ld = &mclv1.Leader{Identity: leader, Cluster: "cluster-0", FencingToken: token}
 	}
-	ch <- &mclv1.LeadershipEvent{State: state, Leader: ld}
+	ev := &mclv1.LeadershipEvent{State: state, Leader: ld}
+	if state == mclv1.State_LEADER {
+		ev.Validity = validFor(10 * time.Second)
+	}
+	ch <- ev
 }
+
+// sendLeader pushes a LEADER with a validity bound `valid` from now.
+func (f *fakeSidecar) sendLeader(t *testing.T, identity string, token int64, valid time.Duration) {
+	t.Helper()
+	f.mu.Lock()
+	ch, ok := f.streams[identity]
+	f.mu.Unlock()
+	if !ok {
+		t.Fatalf("no open campaign for %q", identity)
+	}
+	ch <- &mclv1.LeadershipEvent{State: mclv1.State_LEADER, Validity: validFor(valid),
+		Leader: &mclv1.Leader{Identity: identity, Cluster: "cluster-0", FencingToken: token}}
+}
+
+func validFor(d time.Duration) *mclv1.Validity {
+	now := election.MonotonicNow()
+	return &mclv1.Validity{SentMonotonicNs: now, ValidUntilMonotonicNs: now + int64(d)}
+}
+
+// exits counts the lock's default process exits (stubbed out for the tests).
+var exits atomic.Int32
+
+func init() { exit = func(int) { exits.Add(1) } }
 
 func (f *fakeSidecar) breakStream(t *testing.T, identity string) {
 	t.Helper()
@@ -415,5 +443,118 @@ func TestClientGoElector(t *testing.T) {
 		}
 	case <-time.After(8 * time.Second):
 		t.Fatal("elector still leads 8 s after LOST")
+	}
+}
+
+// electorWith runs client-go's LeaderElector over l with a long RenewDeadline (10 s), so a stop
+// that comes from client-go itself is easy to tell from one that comes from the lock. It returns
+// a channel that receives, on CLOCK_MONOTONIC, when OnStartedLeading's context ended.
+func electorWith(t *testing.T, l *Lock, ctx context.Context) (started chan struct{}, ctxEnded chan int64) {
+	t.Helper()
+	started, ctxEnded = make(chan struct{}), make(chan int64, 1)
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: l, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 100 * time.Millisecond,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				close(started)
+				<-ctx.Done()
+				ctxEnded <- election.MonotonicNow()
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); le.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return started, ctxEnded
+}
+
+func waitStarted(t *testing.T, started chan struct{}) {
+	t.Helper()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("elector did not start leading after LEADER")
+	}
+}
+
+// TestLeaderContextStopsClientGoAtTheBound: with the lock's LeaderContext, client-go's leader
+// context ends at the validity bound when no renewal comes, not RenewDeadline later.
+func TestLeaderContextStopsClientGoAtTheBound(t *testing.T) {
+	f, conn := startFake(t)
+	l := newLock(t, conn, "me", nil)
+	before := exits.Load()
+	started, ended := electorWith(t, l, l.LeaderContext(context.Background()))
+	recv(t, f.opened, "me")
+	f.sendLeader(t, "me", 4, 800*time.Millisecond)
+	bound := election.MonotonicNow() + int64(800*time.Millisecond)
+	waitStarted(t, started)
+	select {
+	case at := <-ended:
+		if at > bound {
+			t.Errorf("client-go's leader context ended %v after the bound", time.Duration(at-bound))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("client-go's leader context still live 5 s after the bound")
+	}
+	if exits.Load() != before {
+		t.Error("the lock exited although a LeaderContext stops the work")
+	}
+}
+
+// TestDefaultExitsAtLost: without OnLost or a LeaderContext, the lock ends the process at LOST
+// (client-go alone would lead on until RenewDeadline).
+func TestDefaultExitsAtLost(t *testing.T) {
+	f, conn := startFake(t)
+	l := newLock(t, conn, "me", nil)
+	before := exits.Load()
+	started, _ := electorWith(t, l, context.Background())
+	recv(t, f.opened, "me")
+	f.send(t, "me", mclv1.State_LEADER, "me", 4)
+	waitStarted(t, started)
+	f.send(t, "me", mclv1.State_LOST, "me", 4)
+	waitFor(t, "the default exit", func() bool { return exits.Load() == before+1 })
+}
+
+// TestDefaultExitsAtTheBound: the same when the bound passes without a renewal (a frozen sidecar).
+func TestDefaultExitsAtTheBound(t *testing.T) {
+	f, conn := startFake(t)
+	l := newLock(t, conn, "me", nil)
+	before := exits.Load()
+	started, _ := electorWith(t, l, context.Background())
+	recv(t, f.opened, "me")
+	f.sendLeader(t, "me", 4, 600*time.Millisecond)
+	bound := election.MonotonicNow() + int64(600*time.Millisecond)
+	waitStarted(t, started)
+	waitFor(t, "the default exit", func() bool { return exits.Load() == before+1 })
+	if now := election.MonotonicNow(); now > bound+int64(500*time.Millisecond) {
+		t.Errorf("exit came %v after the bound", time.Duration(now-bound))
+	}
+	if err := l.Update(context.Background(), self("me")); err == nil {
+		t.Error("Update succeeds after the bound")
+	}
+}
+
+func TestUnsafeOptOutDoesNotExit(t *testing.T) {
+	f, conn := startFake(t)
+	l, err := New(Config{Conn: conn, Name: "lock", Identity: "me", LeaseDuration: 4 * time.Second,
+		UnsafeStopAtRenewDeadline: true, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	before := exits.Load()
+	started, _ := electorWith(t, l, context.Background())
+	recv(t, f.opened, "me")
+	f.send(t, "me", mclv1.State_LEADER, "me", 4)
+	waitStarted(t, started)
+	f.send(t, "me", mclv1.State_LOST, "me", 4)
+	time.Sleep(300 * time.Millisecond)
+	if exits.Load() != before {
+		t.Error("the lock exited although UnsafeStopAtRenewDeadline is set")
 	}
 }

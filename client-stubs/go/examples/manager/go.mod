@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	k8s.io/apimachinery v0.34.13
-	mcl.dev/mcl/client-stubs/go v0.0.0
+	mcl.dev/mcl/client-stubs/go v0.1.0
 	sigs.k8s.io/controller-runtime v0.22.5
 )
 
@@ -67,4 +67,3 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-replace mcl.dev/mcl/client-stubs/go => ../..

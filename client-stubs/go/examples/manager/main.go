@@ -37,12 +37,14 @@ func main() {
 	// below the controller's session TTL).
 	lease, renew, retry := 4*time.Second, 3*time.Second, time.Second
 
-	// 1. The multi-cluster lock: the sidecar (MCL_SIDECAR_ADDR) decides who leads.
+	// 1. The multi-cluster lock: the sidecar (MCL_SIDECAR_ADDR) decides who leads. Safe by
+	// default: when this replica stops leading (LOST, or the validity bound of its last LEADER
+	// passed without a renewal, e.g. because the sidecar froze) the lock exits the process at
+	// once, as controller-runtime does when it loses leadership, instead of leaving the
+	// controllers running until client-go's RenewDeadline. (Alternatively, set
+	// manager.Options.BaseContext to lock.BaseContext so only the runnables stop.)
 	lock, err := resourcelock.New(resourcelock.Config{
 		Namespace: os.Getenv("MCL_NAMESPACE"), Name: lockName, Identity: identity, LeaseDuration: lease,
-		// client-go notices a loss only after RenewDeadline; stop at once instead, as
-		// controller-runtime itself does when it loses leadership.
-		OnLost: func() { fmt.Println("lost leadership, exiting"); os.Exit(1) },
 	})
 	if err != nil {
 		fail(err)

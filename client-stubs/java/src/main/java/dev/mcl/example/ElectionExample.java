@@ -1,44 +1,39 @@
 package dev.mcl.example;
 
-import dev.mcl.v1.CampaignRequest;
-import dev.mcl.v1.ElectionGrpc;
-import dev.mcl.v1.LeadershipEvent;
-import dev.mcl.v1.LockRef;
-import dev.mcl.v1.State;
-import io.grpc.Context;
-import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
-import io.grpc.StatusRuntimeException;
-import java.util.Iterator;
+import dev.mcl.election.Campaign;
+import dev.mcl.election.CampaignException;
+import dev.mcl.election.Leadership;
+import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Campaigns for an mcl lock through the sidecar and does leader work only while leading. The
- * reference example for Java (client-stubs/test/run.sh runs it against a real sidecar).
+ * Campaigns for an mcl lock through the sidecar and does leader work only while leading, with the
+ * library dev.mcl.election: the task runs while this candidate leads and is interrupted at LOST,
+ * at the stream's end, and at the validity bound when no renewal came. The reference example for
+ * Java (client-stubs/test/run.sh runs it against a real sidecar).
  *
  * <p>MCL_SIDECAR_ADDR (default 127.0.0.1:7400), MCL_LOCK (default example-lock), MCL_NAMESPACE
  * (default: the sidecar's), MCL_IDENTITY (default: the sidecar's, i.e. pod name + uid).
  */
 public final class ElectionExample {
   public static void main(String[] args) throws Exception {
-    // The sidecar listens on loopback only, so plaintext is fine.
-    ManagedChannel channel =
-        ManagedChannelBuilder.forTarget(env("MCL_SIDECAR_ADDR", "127.0.0.1:7400")).usePlaintext().build();
-    CampaignRequest request = CampaignRequest.newBuilder()
-        .setLock(LockRef.newBuilder().setNamespace(env("MCL_NAMESPACE", "")).setName(env("MCL_LOCK", "example-lock")))
-        .setIdentity(env("MCL_IDENTITY", ""))
+    Campaign campaign = Campaign.newBuilder(env("MCL_LOCK", "example-lock"))
+        .namespace(env("MCL_NAMESPACE", "")).identity(env("MCL_IDENTITY", ""))
+        .onEvent(ev -> {
+          if (ev.renewal()) return; // the same grant with a later bound, about every third of the session TTL
+          System.out.printf("event state=%s leader=%s cluster=%s token=%d%n", ev.state(),
+              ev.proto().getLeader().getIdentity(), ev.proto().getLeader().getCluster(), ev.fencingToken());
+          if (ev.local()) System.out.println("stopped leading: " + ev.proto().getReason());
+        })
         .build();
 
-    // SIGTERM (pod shutdown) or Ctrl-C runs this hook: cancelling the campaign's gRPC context
-    // cancels the Campaign stream, which is how we resign. The hook waits for main to finish.
-    Context.CancellableContext campaign = Context.current().withCancellation();
+    // SIGTERM (pod shutdown) or Ctrl-C runs this hook: closing the campaign interrupts the leader
+    // work, waits for it, and cancels the Campaign stream, which is how we resign.
     CountDownLatch finished = new CountDownLatch(1);
     Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      campaign.cancel(null);
+      campaign.close();
       try {
         finished.await(5, TimeUnit.SECONDS);
       } catch (InterruptedException e) {
@@ -46,44 +41,22 @@ public final class ElectionExample {
       }
     }));
 
-    ScheduledExecutorService worker = Executors.newSingleThreadScheduledExecutor();
-    ScheduledFuture<?> work = null; // leader work, scheduled only between LEADER and LOST
     try {
-      Iterator<LeadershipEvent> events = campaign.call(() -> ElectionGrpc.newBlockingStub(channel).campaign(request));
-      while (events.hasNext()) {
-        LeadershipEvent ev = events.next();
-        System.out.printf("event state=%s leader=%s cluster=%s token=%d%n", ev.getState(),
-            ev.getLeader().getIdentity(), ev.getLeader().getCluster(), ev.getLeader().getFencingToken());
-        if (ev.getState() == State.LEADER) {
-          stop(work, worker);
-          long token = ev.getLeader().getFencingToken();
-          // Stands for what only the leader may do; pass the fencing token to what you write.
-          work = worker.scheduleAtFixedRate(
-              () -> System.out.printf("leader work token=%d%n", token), 0, 1, TimeUnit.SECONDS);
-        } else if (ev.getState() == State.LOST) {
-          stop(work, worker); // stop acting as leader at once
-          work = null;
-        }
-      }
-    } catch (StatusRuntimeException e) {
-      if (!campaign.isCancelled()) {
-        System.err.println("campaign stream ended: " + e.getStatus());
-        System.exit(1);
-      }
+      campaign.start(ElectionExample::leaderWork).get();
+      System.out.println("resigned, bye");
+    } catch (ExecutionException e) {
+      System.err.println("campaign ended: " + (e.getCause() instanceof CampaignException ? e.getCause().getMessage() : e.getCause()));
+      System.exit(1);
     } finally {
-      stop(work, worker);
-      worker.shutdown();
-      channel.shutdownNow().awaitTermination(2, TimeUnit.SECONDS);
+      finished.countDown();
     }
-    System.out.println("resigned, bye");
-    finished.countDown();
   }
 
-  /** Cancels the leader work and waits until a run in progress has finished. */
-  private static void stop(ScheduledFuture<?> work, ScheduledExecutorService worker) throws Exception {
-    if (work == null) return;
-    work.cancel(false);
-    worker.submit(() -> {}).get(); // the worker has one thread: a run in progress has now ended
+  /** Stands for what only the leader may do; pass the fencing token to what you write. */
+  private static void leaderWork(Leadership leadership) throws InterruptedException {
+    do {
+      System.out.printf("leader work token=%d%n", leadership.token());
+    } while (!leadership.awaitLoss(Duration.ofSeconds(1)));
   }
 
   private static String env(String key, String def) {
