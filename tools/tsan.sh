@@ -71,7 +71,9 @@ if ((${#targets[@]} == 0)); then
     //common:clock_test //common:stop_flag_test //common:backoff_test //common:contract_test
     //sidecar:leadership_test //sidecar:candidacy_test //sidecar:election_test
     //sidecar:deadline_timer_test //sidecar:watches_test //sidecar:validate_test
-    //controller:lock_reconciler_test //controller:liveness_test //controller:cr_codec_test
+    //controller:lock_reconciler_test //controller:liveness_test //controller:work_queue_test
+    //controller:lock_table_test //controller:replica_election_test //controller:executor_test
+    //common:http_server_test
     //common/kube:informer_test //common/kube:silent_watch_test //common/kube:bad_input_test
     //common/kube:events_test //common/kube:wall_clock_step_test //common/kube:codec_test
     //common/kube:informer_integration_test //common/kube:watch_faults_integration_test
