@@ -106,41 +106,6 @@ class LoopbackServer {
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
-// A TCP proxy on 127.0.0.1 in front of another loopback port that can *hold*
-// bytes: while held, every connection stays open and bytes from either side
-// are read and kept, not delivered — a partition that neither resets nor
-// closes, as a stalled network path or a frozen middlebox looks to both ends.
-// Release() delivers what was kept, in order (as TCP would after the path
-// heals) and forwards again. Test-only; thread-safe; one thread per
-// connection.
-class HoldingProxy {
- public:
-  static absl::StatusOr<std::unique_ptr<HoldingProxy>> Start(int upstream_port);
-  ~HoldingProxy();  // closes every connection, joins every thread
-
-  int port() const { return port_; }
-  void Hold();
-  void Release();
-  // Connections accepted so far.
-  int connections() const;
-
- private:
-  HoldingProxy() = default;
-  void AcceptLoop();
-  void Pump(int client_fd, int upstream_fd);
-  bool held() const;
-
-  int upstream_port_ = 0;
-  int listen_fd_ = -1;
-  int port_ = 0;
-  std::thread acceptor_;
-  mutable absl::Mutex mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  bool held_ ABSL_GUARDED_BY(mu_) = false;
-  int connections_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<std::thread> pumps_ ABSL_GUARDED_BY(mu_);
-};
-
 }  // namespace mcl::kube::testing
 
 #endif  // MCL_COMMON_KUBE_TEST_SERVER_H_

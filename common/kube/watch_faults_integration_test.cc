@@ -18,12 +18,12 @@
 #include "common/kube/config.h"
 #include "common/kube/informer.h"
 #include "common/kube/run_leases.h"
-#include "common/kube/test_server.h"
 #include "common/kube/typed_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
+#include "testbed/faultproxy/faultproxy.h"
 
 namespace mcl::kube {
 namespace {
@@ -145,10 +145,13 @@ TEST_F(WatchFaultsTest, HeldPathIsDetectedWithinTheIdleBoundAndHeals) {
   absl::Duration held_at = absl::InfiniteDuration();
   absl::Duration detected_at = absl::InfiniteDuration();
   absl::Status detected_by;
-  auto proxy = testing::HoldingProxy::Start(ApiserverPort());
+  using faultproxy::FaultProxy;
+  auto proxy = FaultProxy::Start();
   ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto port = (*proxy)->AddLink("informer-apiserver", ApiserverPort());
+  ASSERT_TRUE(port.ok()) << port.status();
   Config via = config_;
-  via.server = absl::StrCat("https://127.0.0.1:", (*proxy)->port());
+  via.server = absl::StrCat("https://127.0.0.1:", *port);
   auto client = Client(via, absl::Seconds(2));
   std::string a = UniqueName("held");
   auto created =
@@ -178,7 +181,8 @@ TEST_F(WatchFaultsTest, HeldPathIsDetectedWithinTheIdleBoundAndHeals) {
 
   {
     absl::MutexLock l(&mu);
-    (*proxy)->Hold();
+    ASSERT_TRUE(
+        (*proxy)->Set("informer-apiserver", {FaultProxy::Mode::kHold}).ok());
     held_at = clock->Monotonic();
   }
   auto during = SetHolder(a, "during");  // straight to the apiserver
@@ -201,7 +205,8 @@ TEST_F(WatchFaultsTest, HeldPathIsDetectedWithinTheIdleBoundAndHeals) {
 
   fprintf(stderr, "held: detected after %s\n",
           absl::FormatDuration(clock->Monotonic() - held_at).c_str());
-  (*proxy)->Release();
+  ASSERT_TRUE(
+      (*proxy)->Set("informer-apiserver", {FaultProxy::Mode::kPass}).ok());
   const absl::Duration released_at = clock->Monotonic();
   ASSERT_TRUE(
       inf.WaitForResourceVersion(during->metadata.resource_version, kWait))
