@@ -21,7 +21,10 @@ APT_PACKAGES=(
   # test bed and scripts
   openssl curl jq unzip python3 procps
   # the fault campaign: wall-clock steps of one process (LD_PRELOAD libfaketime); setsid, tail --pid
+  # (faketime is also what common/kube's wall_clock_step_test runs its child under)
   faketime util-linux coreutils
+  # fuzzing with libFuzzer (clang, common/fuzz/README.md)
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -112,6 +112,8 @@ def _debian_source_repository_impl(ctx):
     if result.return_code != 0 or result.stdout.split(" ")[0] != ctx.attr.sha256:
         fail("%s does not match sha256 %s: delete it and run ./setup.sh again" % (archive, ctx.attr.sha256))
     ctx.extract(archive, stripPrefix = ctx.attr.strip_prefix)
+    for patch in ctx.attr.patches:
+        ctx.patch(patch, strip = 1)
     ctx.file("WORKSPACE", "workspace(name = %r)\n" % ctx.name)
     ctx.symlink(ctx.attr.build_file, "BUILD.bazel")
 
@@ -122,6 +124,8 @@ debian_source_repository = repository_rule(
         "sha256": attr.string(mandatory = True),
         "strip_prefix": attr.string(),
         "build_file": attr.label(mandatory = True, allow_single_file = True),
+        # Fixes of ours, applied with -p1 after extraction (each patch says why).
+        "patches": attr.label_list(allow_files = True),
     },
     environ = ["MCL_CACHE_DIR", "XDG_CACHE_HOME", "HOME"],
 )

@@ -8,11 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "common/kube/errors.h"
 
 namespace mcl::kube {
@@ -23,23 +24,21 @@ using web::http::http_response;
 using web::http::client::http_client;
 using web::http::client::http_client_config;
 
+// Marks the end of a watch that went `idle_timeout` without a byte.
+constexpr char kWatchIdlePayload[] = "type.mcl.dev/watch-idle";
+
 // How long to wait for a cancelled request to wind down before giving up on it.
 constexpr absl::Duration kCancelGrace = absl::Seconds(5);
 
-// Waits for `t` up to `timeout`; false if it is still running.
+// Waits for `t` up to `timeout`; false if it is still running. On the
+// monotonic clock: abseil's timed waits follow wall-clock steps
+// (common/clock.h), and a request deadline must not stretch with them.
 template <typename T>
 bool WaitFor(const pplx::task<T>& t, absl::Duration timeout) {
-  struct State {
-    absl::Mutex mu;
-    bool done ABSL_GUARDED_BY(mu) = false;
-  };
-  auto st = std::make_shared<State>();
-  t.then([st](pplx::task<T>) {
-    absl::MutexLock l(&st->mu);
-    st->done = true;
-  });
-  absl::MutexLock l(&st->mu);
-  return st->mu.AwaitWithTimeout(absl::Condition(&st->done), timeout);
+  // Shared with the continuation, which may run after we gave up.
+  auto done = std::make_shared<Wakeup>(Clock::Real());
+  t.then([done](pplx::task<T>) { done->Notify(); });
+  return done->WaitFor(timeout);
 }
 
 // The server's trust and our client certificate, applied to each new TLS
@@ -61,7 +60,30 @@ void ConfigureTls(boost::asio::ssl::context& ctx, const std::string& ca,
 
 bool IsSuccess(int code) { return code >= 200 && code < 300; }
 
+// Copies up to `max` bytes that `buf` already holds, without waiting. Through
+// acquire/release, which take the buffer's lock: in_avail() reads its size
+// without the lock while cpprestsdk's I/O thread writes it (a data race that
+// ThreadSanitizer reported, docs/tsan.md).
+size_t TakeBuffered(Concurrency::streams::streambuf<uint8_t>& buf, char* out,
+                    size_t max) {
+  size_t taken = 0;
+  while (taken < max) {
+    uint8_t* p = nullptr;
+    size_t n = 0;
+    if (!buf.acquire(p, n) || p == nullptr || n == 0) break;
+    n = std::min(n, max - taken);
+    std::memcpy(out + taken, p, n);
+    buf.release(p, n);
+    taken += n;
+  }
+  return taken;
+}
+
 }  // namespace
+
+bool IsWatchIdle(const absl::Status& s) {
+  return s.GetPayload(kWatchIdlePayload).has_value();
+}
 
 bool SkipUnusedDefaultCaFile(const Config& config) {
   if (config.ca_pem.empty()) return false;
@@ -538,21 +560,17 @@ absl::Status KubeClient::Watch(const Resource& r, absl::string_view ns,
   std::vector<char> chunk(64 * 1024);
   std::vector<std::string> frames;
   while (true) {
-    size_t avail = 0;
-    try {
-      avail = buf.in_avail();
-    } catch (...) {
-    }
-    size_t want = std::clamp<size_t>(avail, 1, chunk.size());
     size_t got = 0;
     try {
-      got = buf.getn(reinterpret_cast<uint8_t*>(chunk.data()), want).get();
+      // One byte, waiting for it; then what else has arrived, without waiting.
+      got = buf.getn(reinterpret_cast<uint8_t*>(chunk.data()), 1).get();
+      if (got > 0) got += TakeBuffered(buf, chunk.data() + 1, chunk.size() - 1);
     } catch (...) {
       if (is_cancelled())
         return absl::CancelledError(absl::StrCat(what, ": cancelled"));
       absl::Status s = FromException(std::current_exception(), what, false,
                                      false, idle, config_);
-      return absl::Status(
+      absl::Status out(
           s.code(),
           absl::StrCat(s.message(), " (the watch stream broke",
                        framer.pending() > 0
@@ -560,6 +578,9 @@ absl::Status KubeClient::Watch(const Resource& r, absl::string_view ns,
                                           " bytes of an incomplete event")
                            : "",
                        ")"));
+      // Only cpprestsdk's idle timer ends a body read with a timeout.
+      if (absl::IsDeadlineExceeded(s)) out.SetPayload(kWatchIdlePayload, {});
+      return out;
     }
     if (got == 0) break;
     frames.clear();

@@ -49,8 +49,8 @@ struct ClientOptions {
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  std::string
-      resource_version;  // "": a consistent (quorum) read of the latest state
+  // "": a consistent (quorum) read of the latest state.
+  std::string resource_version;
   std::string resource_version_match;  // "", "NotOlderThan", "Exact"
   int64_t limit = 0;                   // page size; 0: no paging
   std::string continue_token;
@@ -61,14 +61,14 @@ struct ListOptions {
 struct WatchOptions {
   std::string label_selector;
   std::string field_selector;
-  std::string resource_version;  // start after this version (from a list or the
-                                 // last event)
+  // Start after this version (from a list or the last event).
+  std::string resource_version;
   bool allow_bookmarks = true;
   // The server ends the watch after this long (timeoutSeconds); the caller then
   // re-watches.
   absl::Duration timeout = absl::Minutes(5);
-  // No byte for this long (not even a bookmark) fails the watch. 0: timeout +
-  // 30 s.
+  // No byte for this long (not even a bookmark) ends the watch with an error
+  // for which IsWatchIdle() holds. 0: timeout + 30 s.
   absl::Duration idle_timeout = absl::ZeroDuration();
 };
 
@@ -195,6 +195,11 @@ class KubeClient {
 // main path, before the threads that make connections start. Nothing else in
 // mcl reads OpenSSL's default paths (gRPC loads its roots itself).
 bool SkipUnusedDefaultCaFile(const Config& config);
+
+// Whether a watch ended because it went WatchOptions::idle_timeout without a
+// byte (DeadlineExceeded): a quiet stream or a path that holds bytes; the
+// stream alone cannot tell which.
+bool IsWatchIdle(const absl::Status& s);
 
 // Query string helper: "?a=1&b=x%20y" from pairs with non-empty values ("" if
 // none).

@@ -198,6 +198,26 @@ TEST(ObjectsTest, LeaseRoundTrip) {
   EXPECT_EQ(back->spec.holder_identity, "c0");
 }
 
+// Kubernetes' int32 fields: a larger number is refused with its path, never
+// truncated (2^32 + 15 used to decode as a 15 s lease).
+TEST(ObjectsTest, Int32FieldsOutOfRangeAreRefused) {
+  auto m = MultiClusterLease::FromJson(Json::parse(
+      R"({"kind":"MultiClusterLease","metadata":{"name":"a"},"spec":{"leaseDurationSeconds":4294967311}})"));
+  ASSERT_FALSE(m.ok());
+  EXPECT_THAT(std::string(m.status().message()),
+              HasSubstr("spec.leaseDurationSeconds: expected a 32-bit "
+                        "integer, got 4294967311"));
+  auto l = Lease::FromJson(Json::parse(
+      R"({"kind":"Lease","metadata":{"name":"hb"},"spec":{"leaseTransitions":-2147483649}})"));
+  ASSERT_FALSE(l.ok());
+  EXPECT_THAT(std::string(l.status().message()),
+              HasSubstr("spec.leaseTransitions: expected a 32-bit integer"));
+  auto ok = Lease::FromJson(Json::parse(
+      R"({"kind":"Lease","metadata":{"name":"hb"},"spec":{"leaseDurationSeconds":2147483647}})"));
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->spec.lease_duration_seconds, 2147483647);
+}
+
 TEST(ObjectsTest, PathsTimesAndVersions) {
   EXPECT_EQ(MultiClusterLeaseResource().Path("ns", "a b"),
             "/apis/mcl.dev/v1alpha1/namespaces/ns/multiclusterleases/a%20b");
@@ -214,6 +234,13 @@ TEST(ObjectsTest, PathsTimesAndVersions) {
   EXPECT_EQ(*ParseResourceVersion("12345"), 12345);
   EXPECT_FALSE(ParseResourceVersion("").ok());
   EXPECT_FALSE(ParseResourceVersion("abc").ok());
+  EXPECT_EQ(*ParseResourceVersion("0"), 0);
+  // Found by objects_fuzzer: etcd revisions are plain decimal digits; these
+  // are not versions an apiserver writes, and must not compare equal to 12.
+  for (const char* odd : {"12 ", " 12", "+12", "012", "-0", "1e3", "0x1"}) {
+    EXPECT_FALSE(ParseResourceVersion(odd).ok()) << odd;
+  }
+  EXPECT_FALSE(ParseResourceVersion("9223372036854775808").ok());  // > int64
 }
 
 TEST(WatchStreamTest, FramesObjectsAcrossArbitraryPieces) {
@@ -250,6 +277,20 @@ TEST(WatchStreamTest, BadStreamsAreErrors) {
   WatchFramer small(16);
   EXPECT_EQ(small.Feed(R"({"type":"ADDED","object":{}})", &out).code(),
             absl::StatusCode::kResourceExhausted);
+  // The limit is exact: an event of `max` bytes passes, one of max + 1 does
+  // not, however it ends (found by watch_stream_fuzzer: max + 1 passed when
+  // its last byte closed the object).
+  const std::string ten = R"({"a":"12"})";
+  ASSERT_EQ(ten.size(), 10u);
+  WatchFramer exact(10);
+  out.clear();
+  EXPECT_TRUE(exact.Feed(ten, &out).ok());
+  EXPECT_EQ(out.size(), 1u);
+  WatchFramer one_less(9);
+  out.clear();
+  EXPECT_EQ(one_less.Feed(ten, &out).code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(out.empty());
   WatchFramer partial;
   ASSERT_TRUE(partial.Feed(R"({"type":"ADD)", &out).ok());
   EXPECT_EQ(partial.pending(), 12u);

@@ -2,8 +2,9 @@
 // kubeconfig file (as kubectl writes them) or from the in-cluster
 // service-account files.
 //
-//   auto cfg = kube::LoadConfig(flag_kubeconfig);   // flag, else $KUBECONFIG,
-//   else in-cluster auto client = kube::KubeClient::Create(*cfg);
+//   // The flag, else $KUBECONFIG, else in-cluster, else ~/.kube/config:
+//   auto cfg = kube::LoadConfig(flag_kubeconfig);
+//   auto client = kube::KubeClient::Create(*cfg);
 //
 // TLS verification is on: the server is checked against the configured CA (only
 // that CA when one is given) and its host name/IP; it is off only when the
@@ -29,11 +30,11 @@ struct Config {
   // PEM bundle of the CA(s) that sign the server's certificate. Empty: the
   // system's trust roots.
   std::string ca_pem;
-  bool insecure_skip_tls_verify =
-      false;          // only ever from the kubeconfig itself
+  // Only ever from the kubeconfig itself.
+  bool insecure_skip_tls_verify = false;
   std::string token;  // static bearer token
-  std::string
-      token_file;  // bearer token file, re-read on change (wins over token)
+  // Bearer token file, re-read on change (wins over token).
+  std::string token_file;
   std::string client_cert_pem;  // client certificate (mTLS), with its key
   std::string client_key_pem;
   std::string namespace_ = "default";  // the context's (or the pod's) namespace

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/kube/json.h"
 
 namespace mcl::kube {
@@ -13,6 +14,9 @@ namespace {
 
 constexpr char kReasonPayload[] = "type.mcl.dev/kube-reason";
 constexpr char kCodePayload[] = "type.mcl.dev/kube-http-code";
+// The types of details.causes, comma-separated ("ResourceVersionTooLarge").
+constexpr char kCausesPayload[] = "type.mcl.dev/kube-causes";
+constexpr char kTooLargeCause[] = "ResourceVersionTooLarge";
 
 absl::StatusCode CodeFor(int http_code, absl::string_view reason) {
   switch (http_code) {
@@ -99,6 +103,41 @@ std::string HtmlTitle(absl::string_view body) {
       absl::StripAsciiWhitespace(body.substr(open + 7, close - open - 7)));
 }
 
+// The cause types in a metav1.Status's details ("" when none). A
+// metav1.StatusCause spells its type "reason" in JSON.
+std::string CauseTypes(const Json& status) {
+  JsonReader r("Status");
+  const Json* details = r.Object(status, "details", "");
+  if (details == nullptr) return "";
+  const Json* causes = r.Array(*details, "causes", "details");
+  if (causes == nullptr) return "";
+  std::string out;
+  for (const Json& c : causes->as_array()) {
+    auto type = r.String(c, "reason", "details.causes");
+    if (type.has_value() && !type->empty()) {
+      absl::StrAppend(&out, out.empty() ? "" : ",", *type);
+    }
+  }
+  return out;
+}
+
+// The Status for a metav1.Status object `obj` that came with `http_code`.
+absl::Status FromStatusObject(const Json& obj, int http_code,
+                              absl::string_view where) {
+  JsonReader r("Status");
+  std::string reason = r.String(obj, "reason", "").value_or("");
+  std::string message = r.String(obj, "message", "").value_or("");
+  int64_t code = r.Int(obj, "code", "").value_or(http_code);
+  if (reason.empty()) reason = DefaultReason(static_cast<int>(code));
+  std::string text = absl::StrCat(where, " ", reason.empty() ? "" : reason,
+                                  message.empty() ? "" : ": ", message);
+  absl::Status s = WithKubeDetails(
+      absl::Status(CodeFor(http_code, reason), text), reason, http_code);
+  std::string causes = CauseTypes(obj);
+  if (!causes.empty()) s.SetPayload(kCausesPayload, absl::Cord(causes));
+  return s;
+}
+
 }  // namespace
 
 absl::Status WithKubeDetails(absl::Status s, absl::string_view reason,
@@ -128,15 +167,7 @@ absl::Status StatusFromResponse(int http_code, absl::string_view content_type,
     }
   }
   if (status_obj.has_value()) {
-    JsonReader r("Status");
-    std::string reason = r.String(*status_obj, "reason", "").value_or("");
-    std::string message = r.String(*status_obj, "message", "").value_or("");
-    int64_t code = r.Int(*status_obj, "code", "").value_or(http_code);
-    if (reason.empty()) reason = DefaultReason(static_cast<int>(code));
-    std::string text = absl::StrCat(where, " ", reason.empty() ? "" : reason,
-                                    message.empty() ? "" : ": ", message);
-    return WithKubeDetails(absl::Status(CodeFor(http_code, reason), text),
-                           reason, http_code);
+    return FromStatusObject(*status_obj, http_code, where);
   }
   std::string reason = DefaultReason(http_code);
   std::string description;
@@ -163,6 +194,15 @@ absl::Status StatusFromResponse(int http_code, absl::string_view content_type,
                          http_code);
 }
 
+absl::Status StatusFromWatchError(const Json& status, absl::string_view where) {
+  JsonReader r("Status");
+  int64_t code = r.Int(status, "code", "").value_or(500);
+  if (code < 100 || code > 599) code = 500;
+  return FromStatusObject(
+      status, static_cast<int>(code),
+      absl::StrCat(where, ": ERROR event with HTTP code ", code));
+}
+
 std::string KubeReason(const absl::Status& s) {
   auto p = s.GetPayload(kReasonPayload);
   return p.has_value() ? std::string(*p) : "";
@@ -187,6 +227,16 @@ bool IsNotFound(const absl::Status& s) {
 bool IsGone(const absl::Status& s) {
   std::string r = KubeReason(s);
   return HttpCode(s) == 410 || r == "Expired" || r == "Gone";
+}
+bool IsTooLargeResourceVersion(const absl::Status& s) {
+  auto causes = s.GetPayload(kCausesPayload);
+  if (causes.has_value()) {
+    for (absl::string_view c : absl::StrSplit(std::string(*causes), ',')) {
+      if (c == kTooLargeCause) return true;
+    }
+  }
+  return (HttpCode(s) == 504 || KubeReason(s) == "Timeout") &&
+         absl::StrContains(s.message(), "Too large resource version");
 }
 bool IsForbidden(const absl::Status& s) { return HttpCode(s) == 403; }
 bool IsUnauthorized(const absl::Status& s) { return HttpCode(s) == 401; }

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/kube/json.h"
 
 namespace mcl::kube {
 
@@ -27,6 +28,11 @@ absl::Status StatusFromResponse(int http_code, absl::string_view content_type,
                                 absl::string_view body,
                                 absl::string_view method,
                                 absl::string_view url);
+
+// The error a watch ERROR event carries: `status` is the event's object, a
+// metav1.Status; read like a response body of that code (a missing code reads
+// as 500). `where` names the watch.
+absl::Status StatusFromWatchError(const Json& status, absl::string_view where);
 
 // The Kubernetes reason ("Conflict", "NotFound", "AlreadyExists", "Expired",
 // "Forbidden", ...) of an error built by this library; "" for other statuses.
@@ -47,6 +53,13 @@ bool IsConflict(const absl::Status& s);
 // 410 Gone, or reason Expired/Gone: a watch or list resourceVersion is too old;
 // relist.
 bool IsGone(const absl::Status& s);
+// "Too large resource version": the server has not reached the version asked
+// for — it is catching up (its watch cache lags etcd), or its etcd was
+// restored from a backup and that version is in a future it may never reach
+// with the same meaning. A Timeout (504) whose details name the cause
+// ResourceVersionTooLarge, or (servers before 1.18.6) whose message says it.
+// Relist from a quorum read, as for IsGone.
+bool IsTooLargeResourceVersion(const absl::Status& s);
 bool IsForbidden(const absl::Status& s);
 bool IsUnauthorized(const absl::Status& s);
 // 422 / reason Invalid: the object failed validation.

@@ -79,11 +79,12 @@ bool EventRecorder::Record(const ObjectReference& object, EventType type,
 }
 
 bool EventRecorder::Flush(absl::Duration timeout) {
-  absl::MutexLock l(&mu_);
-  auto idle = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return queue_.empty() && !busy_;
-  };
-  return mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  return idle_.WaitUntil(
+      [this] {
+        absl::MutexLock l(&mu_);
+        return queue_.empty() && !busy_;
+      },
+      timeout);
 }
 
 EventRecorder::Stats EventRecorder::stats() const {
@@ -112,15 +113,19 @@ void EventRecorder::Run() {
         stats_.dropped += static_cast<int64_t>(queue_.size());
         queue_.clear();
       }
-      if (queue_.empty()) return;  // stopping, and everything written
+      if (queue_.empty()) break;  // stopping, and everything written
       p = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
     }
     Write(p);
-    absl::MutexLock l(&mu_);
-    busy_ = false;
+    {
+      absl::MutexLock l(&mu_);
+      busy_ = false;
+    }
+    idle_.NotifyAll();
   }
+  idle_.NotifyAll();  // what was left is dropped: Flush() need not wait
 }
 
 void EventRecorder::Write(const Pending& p) {

@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
+#include "common/kube/waiters.h"
 
 namespace mcl::kube {
 
@@ -56,8 +57,8 @@ enum class EventType { kNormal, kWarning };
 
 struct EventRecorderOptions {
   std::string component = "mcl";  // source.component and reportingComponent
-  std::string
-      instance;  // source.host and reportingInstance (e.g. the pod name)
+  // source.host and reportingInstance (e.g. the pod name).
+  std::string instance;
   int burst = 10;
   absl::Duration refill = absl::Seconds(30);
   absl::Duration aggregate_window = absl::Minutes(10);
@@ -91,7 +92,8 @@ class EventRecorder {
   // Queues an event; false when it was rate-limited or the queue is full.
   bool Record(const ObjectReference& object, EventType type,
               const std::string& reason, const std::string& message);
-  // Waits until everything queued so far has been written or has failed.
+  // Waits until everything queued so far has been written or has failed, for
+  // at most `timeout` of real monotonic time.
   bool Flush(absl::Duration timeout);
   Stats stats() const;
   absl::Status LastError() const;
@@ -128,6 +130,7 @@ class EventRecorder {
   Stats stats_ ABSL_GUARDED_BY(mu_);
   absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  Waiters idle_;  // Flush() callers; notified after each write
   std::thread thread_;
 };
 

@@ -8,13 +8,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/kube/errors.h"
 #include "common/kube/json.h"
 
 namespace mcl::kube {
 
-// Server-side apply bookkeeping; mcl never reads it.
-static void DropManagedFields(Json& obj) {
+void Informer::DropManagedFields(Json& obj) {
   if (!obj.is_object() || !obj.has_field("metadata")) return;
   Json& metadata = obj.at("metadata");
   if (metadata.is_object() && metadata.has_field("managedFields")) {
@@ -43,9 +43,16 @@ void Informer::Stop() {
     absl::MutexLock l(&mu_);
     stopping_ = true;
   }
+  stop_.Set();
   cts_.cancel();
+  changes_.NotifyAll();
   if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id())
     thread_.join();
+}
+
+bool Informer::stopping() const {
+  absl::MutexLock l(&mu_);
+  return stopping_;
 }
 
 bool Informer::HasSynced() const {
@@ -54,12 +61,8 @@ bool Informer::HasSynced() const {
 }
 
 bool Informer::WaitForSync(absl::Duration timeout) const {
-  absl::MutexLock l(&mu_);
-  auto cond = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return synced_ || stopping_;
-  };
-  mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
-  return synced_;
+  changes_.WaitUntil([this] { return HasSynced() || stopping(); }, timeout);
+  return HasSynced();
 }
 
 std::string Informer::LastSyncResourceVersion() const {
@@ -81,26 +84,8 @@ bool Informer::WaitForResourceVersion(const std::string& rv,
 
 bool Informer::WaitUntil(const std::function<bool()>& condition,
                          absl::Duration timeout) const {
-  absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    uint64_t seen;
-    {
-      absl::MutexLock l(&mu_);
-      seen = progress_;
-    }
-    if (condition()) return true;
-    absl::MutexLock l(&mu_);
-    auto moved = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return progress_ != seen || stopping_;
-    };
-    if (!mu_.AwaitWithDeadline(absl::Condition(&moved), deadline) ||
-        stopping_) {
-      mu_.Unlock();
-      bool ok = condition();
-      mu_.Lock();
-      return ok;
-    }
-  }
+  changes_.WaitUntil([&] { return condition() || stopping(); }, timeout);
+  return condition();
 }
 
 ObjectPtr Informer::Get(const std::string& ns, const std::string& name) const {
@@ -185,216 +170,166 @@ void Informer::RecordError(const absl::Status& s) {
     if (stopping_) return;
     last_error_ = s;
     ++stats_.errors;
-    ++progress_;  // wakes WaitUntil() callers waiting on an error
   }
+  changes_.NotifyAll();  // wakes WaitUntil() callers waiting on an error
   if (options_.on_error) options_.on_error(s);
 }
 
-bool Informer::SleepUnlessStopped(absl::Duration d) {
-  absl::MutexLock l(&mu_);
-  mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
-  return !stopping_;
+void Informer::Synced(const std::string& rv) {
+  {
+    absl::MutexLock l(&mu_);
+    last_rv_ = rv;
+  }
+  changes_.NotifyAll();
 }
 
 absl::Duration JitteredWatchTimeout(absl::Duration min, double u) {
   return min + min * std::clamp(u, 0.0, 0.999999);
 }
 
+absl::Duration WatchIdleTimeout(const InformerOptions& options) {
+  if (options.watch_idle_timeout <= absl::ZeroDuration()) {
+    return kDefaultWatchIdleTimeout;
+  }
+  return std::max(options.watch_idle_timeout, kMinWatchIdleTimeout);
+}
+
 void Informer::Run() {
   pthread_setname_np(pthread_self(), "informer");  // shows in top -H, perf
+  Clock* const clock = Clock::Real();
   Backoff backoff(options_.backoff);
   std::mt19937_64 rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   bool need_list = true;
-  auto stopping = [this] {
-    absl::MutexLock l(&mu_);
-    return stopping_;
-  };
+  bool by_content = false;  // the next list follows a rewound history
+  // The last watch broke, went idle or ended without progress: check the
+  // server's current version before resuming (the file comment).
+  bool check_history = false;
   while (!stopping()) {
+    if (check_history && !need_list) {
+      absl::StatusOr<bool> went_back = HistoryWentBack();
+      if (stopping()) return;
+      if (!went_back.ok()) {
+        RecordError(went_back.status());
+        stop_.WaitFor(backoff.Next());
+        continue;
+      }
+      check_history = false;
+      need_list = by_content = *went_back;
+    }
     if (need_list) {
-      absl::Status s = ListAndReplace();
+      absl::Status s = ListAndReplace(by_content);
       if (stopping()) return;
       if (!s.ok()) {
         RecordError(s);
-        SleepUnlessStopped(backoff.Next());
+        stop_.WaitFor(backoff.Next());
         continue;
       }
-      need_list = false;
+      need_list = by_content = false;
     }
-    bool progress = false;
-    absl::Time started = absl::Now();
-    WatchEnd end = WatchOnce(
-        JitteredWatchTimeout(options_.watch_timeout, unit(rng)), &progress);
-    bool lasted = absl::Now() - started > absl::Seconds(1);
-    switch (end) {
+    const absl::Duration started = clock->Monotonic();
+    WatchResult r =
+        WatchOnce(JitteredWatchTimeout(options_.watch_timeout, unit(rng)));
+    const bool lasted = clock->Monotonic() - started > absl::Seconds(1);
+    changes_.NotifyAll();  // stats moved: wakes WaitUntil() callers on them
+    switch (r.end) {
       case WatchEnd::kStopped:
         return;
-      case WatchEnd::kGone: {
-        absl::MutexLock l(&mu_);
-        ++stats_.gone;
-      }
+      case WatchEnd::kRelist:
         need_list = true;
-        // Relist at once after a watch that made progress; a 410 right after a
-        // fresh list (no progress) backs off, so a misbehaving server cannot
-        // make us relist in a tight loop.
-        if (progress || lasted) {
+        // Relist at once after a watch that made progress; one that fails
+        // right after a fresh list (no progress) backs off, so a misbehaving
+        // server cannot make us relist in a tight loop.
+        if (r.progress || lasted) {
           backoff.Reset();
         } else {
-          SleepUnlessStopped(backoff.Next());
+          stop_.WaitFor(backoff.Next());
         }
         break;
       case WatchEnd::kClosed:
-        if (progress || lasted) {
+        check_history = !r.progress;
+        if (r.progress || lasted) {
           backoff.Reset();
         } else {
-          SleepUnlessStopped(backoff.Next());
+          stop_.WaitFor(backoff.Next());
         }
         break;
+      case WatchEnd::kIdle:
+        // Quiet, or a held path: the check comes next, at once (the idle
+        // bound has waited already); on a held path it fails and backs off.
+        check_history = true;
+        backoff.Reset();
+        break;
       case WatchEnd::kError:
-        if (progress) backoff.Reset();
-        SleepUnlessStopped(backoff.Next());
+        check_history = true;
+        if (r.progress) backoff.Reset();
+        stop_.WaitFor(backoff.Next());
         break;
     }
   }
 }
 
-absl::Status Informer::ListAndReplace() {
-  ListOptions lo;
-  lo.label_selector = options_.label_selector;
-  lo.field_selector = options_.field_selector;
-  lo.limit = options_.list_page_size;
-  lo.cancel = cts_.get_token();
-  auto list = client_->ListAll(resource_, options_.namespace_, lo);
-  {
-    absl::MutexLock l(&mu_);
-    ++stats_.lists;
-  }
-  if (!list.ok()) return list.status();
-  std::map<std::string, ObjectPtr> fresh;
-  for (Json& item : list->items) {
-    if (absl::Status s = CheckKind(item, resource_); !s.ok()) {
-      return absl::InternalError(
-          absl::StrCat("list of ", resource_.plural, ": ", s.message()));
-    }
-    item["kind"] = Json::string(resource_.kind);
-    item["apiVersion"] = Json::string(resource_.ApiVersion());
-    std::string key = ObjectKeyOf(item);
-    if (key.empty()) {
-      return absl::InternalError(absl::StrCat(
-          "list of ", resource_.plural, ": an item has no metadata.name"));
-    }
-    if (!options_.keep_managed_fields) DropManagedFields(item);
-    fresh[key] = std::make_shared<const Json>(std::move(item));
-  }
-  struct Change {
-    Cached old_entry;   // add: empty
-    ObjectPtr new_obj;  // delete: null
-    bool is_add = false;
-  };
-  std::vector<Change> changes;
-  std::map<std::string, Cached> next;
-  {
-    absl::MutexLock l(&mu_);
-    for (auto& [key, obj] : fresh) {
-      auto it = cache_.find(key);
-      if (it == cache_.end()) {
-        changes.push_back({Cached(), obj, true});
-        next[key] = ToCached(obj);
-      } else if (it->second.resource_version != ResourceVersionOf(*obj)) {
-        changes.push_back({it->second, obj, false});
-        next[key] = ToCached(obj);
-      } else {
-        // Unchanged: keep the cached entry, so readers see one identity.
-        next[key] = it->second;
-      }
-    }
-    for (const auto& [key, entry] : cache_) {
-      if (fresh.find(key) == fresh.end()) {
-        changes.push_back({entry, nullptr, false});
-      }
-    }
-    cache_ = std::move(next);
-    last_error_ = absl::OkStatus();
-  }
-  for (const Change& c : changes) {
-    if (c.is_add) {
-      if (handlers_.on_add) handlers_.on_add(*c.new_obj);
-    } else if (c.new_obj == nullptr) {
-      if (!handlers_.on_delete) continue;
-      if (ObjectPtr old = Materialize(c.old_entry)) handlers_.on_delete(*old);
-    } else if (handlers_.on_update) {
-      if (ObjectPtr old = Materialize(c.old_entry)) {
-        handlers_.on_update(*old, *c.new_obj);
-      }
-    }
-  }
-  // on_synced before the version is published, so whoever sees it published
-  // (LastSyncResourceVersion, HasSynced) knows on_synced has run for it.
-  if (handlers_.on_synced) handlers_.on_synced(list->resource_version);
-  {
-    absl::MutexLock l(&mu_);
-    last_rv_ = list->resource_version;  // after the handlers: see
-                                        // LastSyncResourceVersion()
-    synced_ = true;
-    ++progress_;
-  }
-  return absl::OkStatus();
-}
-
-Informer::WatchEnd Informer::WatchOnce(absl::Duration timeout, bool* progress) {
+Informer::WatchResult Informer::WatchOnce(absl::Duration server_timeout) {
   WatchOptions wo;
   wo.label_selector = options_.label_selector;
   wo.field_selector = options_.field_selector;
   wo.resource_version = LastSyncResourceVersion();
   wo.allow_bookmarks = true;
-  wo.timeout = timeout;
-  wo.idle_timeout = options_.watch_idle_timeout;
+  wo.timeout = server_timeout;
+  wo.idle_timeout = WatchIdleTimeout(options_);
   {
     absl::MutexLock l(&mu_);
     ++stats_.watches;
   }
-  WatchEnd end = WatchEnd::kClosed;
-  absl::Status event_error;
+  WatchResult r;
   absl::Status s = client_->Watch(
       resource_, options_.namespace_, wo,
       [&](WatchEvent ev) {
-        if (!HandleEvent(std::move(ev), &end, progress)) return false;
-        return true;
+        return HandleEvent(std::move(ev), &r.end, &r.progress);
       },
       cts_.get_token());
-  {
-    absl::MutexLock l(&mu_);
-    if (stopping_) return WatchEnd::kStopped;
+  if (stopping()) {
+    r.end = WatchEnd::kStopped;
+    return r;
   }
-  if (end == WatchEnd::kGone) return WatchEnd::kGone;
-  if (end == WatchEnd::kError)
-    return WatchEnd::kError;  // recorded by HandleEvent
+  if (r.end == WatchEnd::kRelist || r.end == WatchEnd::kError) {
+    return r;  // from an event; recorded by HandleEvent
+  }
   if (!s.ok()) {
-    if (IsGone(s)) return WatchEnd::kGone;
+    if (IsGone(s) || IsTooLargeResourceVersion(s)) {
+      absl::MutexLock l(&mu_);
+      ++(IsGone(s) ? stats_.gone : stats_.too_large);
+      r.end = WatchEnd::kRelist;
+      return r;
+    }
+    if (IsWatchIdle(s)) {  // not an error by itself: see the file comment
+      absl::MutexLock l(&mu_);
+      ++stats_.idle;
+      r.end = WatchEnd::kIdle;
+      return r;
+    }
+    r.end = WatchEnd::kError;
     RecordError(s);
-    return WatchEnd::kError;
+    return r;
   }
   absl::MutexLock l(&mu_);
   last_error_ = absl::OkStatus();
-  return WatchEnd::kClosed;
+  r.end = WatchEnd::kClosed;
+  return r;
 }
 
 bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
   std::string where = absl::StrCat("watch of ", resource_.plural);
   if (ev.type == WatchEvent::Type::kError) {
-    JsonReader r("watch ERROR event");
-    int64_t code = r.Int(ev.object, "code", "object").value_or(0);
-    std::string reason = r.String(ev.object, "reason", "object").value_or("");
-    std::string message = r.String(ev.object, "message", "object").value_or("");
-    if (code == 410 || reason == "Expired" || reason == "Gone") {
-      *end = WatchEnd::kGone;
+    absl::Status s = StatusFromWatchError(ev.object, where);
+    if (IsGone(s) || IsTooLargeResourceVersion(s)) {
+      absl::MutexLock l(&mu_);
+      ++(IsGone(s) ? stats_.gone : stats_.too_large);
+      *end = WatchEnd::kRelist;
       return false;
     }
     *end = WatchEnd::kError;
-    RecordError(WithKubeDetails(
-        absl::UnavailableError(absl::StrCat(where, ": ERROR event: ", code, " ",
-                                            reason, ": ", message)),
-        reason, static_cast<int>(code)));
+    RecordError(s);
     return false;
   }
   std::string rv = ResourceVersionOf(ev.object);
@@ -403,10 +338,9 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
     if (handlers_.on_synced) handlers_.on_synced(rv);
     {
       absl::MutexLock l(&mu_);
-      last_rv_ = rv;
       ++stats_.bookmarks;
-      ++progress_;
     }
+    Synced(rv);
     *progress = true;
     return true;
   }
@@ -456,11 +390,7 @@ bool Informer::HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress) {
     }
   }
   if (handlers_.on_synced) handlers_.on_synced(rv);
-  {
-    absl::MutexLock l(&mu_);
-    last_rv_ = rv;  // after the handlers: see LastSyncResourceVersion()
-    ++progress_;
-  }
+  Synced(rv);  // after the handlers: see LastSyncResourceVersion()
   return true;
 }
 

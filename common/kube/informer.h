@@ -18,18 +18,37 @@
 //    (event or bookmark), so no event is lost or repeated. Failures wait a
 //    full-jitter exponential backoff (common/backoff.h).
 //  * 410 Gone (an HTTP 410, or an ERROR event with code 410 / reason Expired)
-//    means the version is too old: the informer relists and diffs the new
-//    list against the cache, emitting adds for new keys, updates for changed
-//    resourceVersions, and deletes for keys that vanished — each change
-//    exactly once; unchanged objects emit nothing.
+//    means the version is too old, and "too large resource version" that the
+//    server has not reached it: either way the informer relists from a quorum
+//    read and diffs the new list against the cache, emitting adds for new
+//    keys, updates for changed resourceVersions, and deletes for keys that
+//    vanished — each change exactly once; unchanged objects emit nothing.
 //  * A MODIFIED event that carries the cached resourceVersion again is
 //    ignored (no duplicate).
+//
+// How it stays live (README.md, "Silent watches"):
+//  * A watch that goes `watch_idle_timeout` (75 s by default) without a byte
+//    is closed and opened again. A quiet watch is normal — the apiserver
+//    sends bookmarks only when its cache of the resource moves, so a
+//    resource nobody writes gets none — but a path that holds bytes without
+//    a reset looks the same from here, and this bound is what stops it from
+//    leaving the cache stale unnoticed.
+//  * Before resuming a watch that broke, went idle or ended without progress,
+//    the informer reads the collection's current resourceVersion (a quorum
+//    LIST of one item). On a held path that read fails at the client's
+//    request timeout, and the informer keeps retrying with backoff. If the
+//    version read is below what the informer has already seen, the
+//    apiserver's history went back — its etcd was restored from a backup —
+//    and a watch from the old version would wait, silently, for a future
+//    that may never have the same meaning: the informer relists instead,
+//    comparing objects by content (versions are reused after a restore).
 //
 // Threads: one background thread runs the loop and calls the handlers,
 // serially and in the server's order. The cache is updated before the handler
 // for a change runs. Handlers must not block for long and must not call
 // Stop(); they may call the read methods below. All public methods are
-// thread-safe.
+// thread-safe. Every timed wait (backoff, WaitUntil, WaitForSync) runs on the
+// monotonic clock, never on abseil's wall-clock-based timed waits.
 #ifndef MCL_COMMON_KUBE_INFORMER_H_
 #define MCL_COMMON_KUBE_INFORMER_H_
 
@@ -45,11 +64,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/backoff.h"
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
+#include "common/kube/waiters.h"
+#include "common/stop_flag.h"
 
 namespace mcl::kube {
 
@@ -60,8 +82,13 @@ struct InformerOptions {
   int64_t list_page_size = 500;
   // Server-side watch duration before a clean re-watch: each watch asks for a
   // random duration in [watch_timeout, 2 * watch_timeout) (see
-  // JitteredWatchTimeout). Idle limit as in WatchOptions.
+  // JitteredWatchTimeout).
   absl::Duration watch_timeout = absl::Minutes(5);
+  // A watch without a byte from the server (an event, a bookmark) for this
+  // long is closed and opened again after a version check: the bound on how
+  // long a silent path leaves the cache stale unnoticed (the file comment).
+  // Each quiet informer costs the apiserver one version check and one watch
+  // request per bound. 0: kDefaultWatchIdleTimeout.
   absl::Duration watch_idle_timeout = absl::ZeroDuration();
   Backoff::Options backoff = {absl::Milliseconds(100), absl::Seconds(10), 2.0};
   // Keep metadata.managedFields in cached objects. Off by default: nothing in
@@ -88,6 +115,14 @@ using ObjectPtr = std::shared_ptr<const Json>;
 // open new connections) together every `min` afterwards.
 absl::Duration JitteredWatchTimeout(absl::Duration min, double u);
 
+// The default idle bound: above the apiserver's bookmark period (about a
+// minute, k8s.io/apiserver's cacher), so a watch that does get bookmarks —
+// its resource changes elsewhere, outside its selector — is not reopened.
+inline constexpr absl::Duration kDefaultWatchIdleTimeout = absl::Seconds(75);
+inline constexpr absl::Duration kMinWatchIdleTimeout = absl::Seconds(1);
+// options.watch_idle_timeout, defaulted and clamped.
+absl::Duration WatchIdleTimeout(const InformerOptions& options);
+
 class Informer {
  public:
   struct Handlers {
@@ -105,10 +140,14 @@ class Informer {
     std::function<void(const std::string& rv)> on_synced;
   };
   struct Stats {
-    int64_t lists = 0;    // full lists (the first one and every relist)
-    int64_t gone = 0;     // 410s that forced a relist
-    int64_t watches = 0;  // watch requests opened
-    int64_t events = 0;   // ADDED/MODIFIED/DELETED applied
+    int64_t lists = 0;      // full lists (the first one and every relist)
+    int64_t gone = 0;       // 410s that forced a relist
+    int64_t too_large = 0;  // "too large resource version" that forced one
+    int64_t idle = 0;       // watches closed by the idle bound (not errors)
+    int64_t rewinds = 0;    // relists because the server's history went back
+    int64_t probes = 0;     // resourceVersion checks before a resumed watch
+    int64_t watches = 0;    // watch requests opened
+    int64_t events = 0;     // ADDED/MODIFIED/DELETED applied
     int64_t bookmarks = 0;
     int64_t errors = 0;  // failed lists/watches
   };
@@ -130,15 +169,17 @@ class Informer {
   // The resourceVersion the informer has processed: the list's, then each
   // event's (set only after its handler returned) and each bookmark's. Every
   // change the server committed at or below it has been applied to the cache
-  // and handed to the handlers (docs/design.md, Confirmation).
+  // and handed to the handlers (docs/design.md, Confirmation). It goes back
+  // only when the server's history did (an etcd restored from a backup; see
+  // the file comment and stats().rewinds).
   std::string LastSyncResourceVersion() const;
   // Waits until LastSyncResourceVersion() >= rv, compared as integers (see
   // ParseResourceVersion); false on timeout.
   bool WaitForResourceVersion(const std::string& rv,
                               absl::Duration timeout) const;
-  // Waits until `condition` holds, re-checking after every change, bookmark
-  // or error; false on timeout. `condition` runs on the calling thread and may
-  // use the read methods.
+  // Waits until `condition` holds, re-checking after every change, bookmark,
+  // error and end of a watch; false on timeout. `condition` runs on the
+  // calling thread and may use the read methods.
   bool WaitUntil(const std::function<bool()>& condition,
                  absl::Duration timeout) const;
 
@@ -154,7 +195,17 @@ class Informer {
   const Resource& resource() const { return resource_; }
 
  private:
-  enum class WatchEnd { kClosed, kGone, kError, kStopped };
+  enum class WatchEnd {
+    kClosed,   // the server ended the stream
+    kIdle,     // no byte within the idle bound
+    kRelist,   // 410 Gone / Expired, or too large resource version
+    kError,    // anything else (recorded)
+    kStopped,  // Stop()
+  };
+  struct WatchResult {
+    WatchEnd end = WatchEnd::kClosed;
+    bool progress = false;  // an event or bookmark was applied
+  };
   // One cache entry: the parsed tree, or (compact_cache) its text.
   struct Cached {
     std::string resource_version;
@@ -165,12 +216,24 @@ class Informer {
   // The object of an entry; nullptr (and an error recorded) only if the text
   // the informer itself serialized does not parse back.
   ObjectPtr Materialize(const Cached& entry) const;
+  // Whether `entry` holds `obj` (by resourceVersion, and by content too when
+  // `by_content`).
+  bool Unchanged(const Cached& entry, const Json& obj, bool by_content) const;
+  // Server-side apply bookkeeping (metadata.managedFields); mcl never reads it.
+  static void DropManagedFields(Json& obj);
   void Run();
-  absl::Status ListAndReplace();
-  WatchEnd WatchOnce(absl::Duration timeout, bool* made_progress);
+  // informer_list.cc. `by_content`: after the server's history went back,
+  // when a version no longer identifies one state of an object.
+  absl::Status ListAndReplace(bool by_content);
+  // informer_list.cc: the server's current resourceVersion is below
+  // LastSyncResourceVersion().
+  absl::StatusOr<bool> HistoryWentBack();
+  WatchResult WatchOnce(absl::Duration server_timeout);
   bool HandleEvent(WatchEvent ev, WatchEnd* end, bool* progress);
+  // Publishes `rv` as processed and wakes waiters.
+  void Synced(const std::string& rv);
   void RecordError(const absl::Status& s);
-  bool SleepUnlessStopped(absl::Duration d);
+  bool stopping() const;
 
   KubeClient* const client_;
   const Resource resource_;
@@ -182,10 +245,11 @@ class Informer {
   std::string last_rv_ ABSL_GUARDED_BY(mu_);
   bool synced_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Bumped after each change or bookmark is handled; wakes WaitUntil.
-  uint64_t progress_ ABSL_GUARDED_BY(mu_) = 0;
   mutable absl::Status last_error_ ABSL_GUARDED_BY(mu_);
   mutable Stats stats_ ABSL_GUARDED_BY(mu_);
+  // WaitUntil() callers: woken after each change, bookmark, error and Stop().
+  Waiters changes_;
+  StopFlag stop_;                        // set by Stop(); backoff sleeps on it
   pplx::cancellation_token_source cts_;  // cancelled by Stop()
   std::thread thread_;
   bool started_ = false;

@@ -15,6 +15,7 @@
 #include "common/kube/config.h"
 #include "common/kube/errors.h"
 #include "common/kube/informer.h"
+#include "common/kube/run_leases.h"
 #include "common/kube/typed_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -109,36 +110,15 @@ class InformerTest : public ::testing::TestWithParam<bool> {
   }
 
   MultiClusterLease Lease(const std::string& name, const std::string& holder) {
-    MultiClusterLease l;
-    l.metadata.name = name;
-    l.metadata.namespace_ = "default";
-    l.metadata.labels["run"] = run_;
-    l.spec.holder_identity = holder;
-    l.spec.lease_duration_seconds = 15;
-    return l;
+    return testing::RunLease(run_, name, holder);
   }
-
   absl::StatusOr<MultiClusterLease> SetHolder(const std::string& name,
                                               const std::string& holder) {
-    MultiClusterLeaseClient leases(client_.get());
-    Json patch = Json::object();
-    patch["spec"] = Json::object();
-    patch["spec"]["holderIdentity"] = Json::string(holder);
-    return leases.MergePatch("default", name, patch);
+    return testing::SetHolder(client_.get(), name, holder);
   }
-
-  absl::StatusOr<std::string> Etcdctl(const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {"etcdctl",
-                                     "--endpoints=" + tb_.cluster(0).etcd};
-    argv.insert(argv.end(), args.begin(), args.end());
-    auto r = testbed::RunCommand(argv, absl::Seconds(30), "",
-                                 {{"ETCDCTL_API", "3"}});
-    if (!r.ok()) return r.status();
-    if (r->exit_code != 0) {
-      return absl::InternalError(
-          absl::StrCat("etcdctl ", args[0], ": ", r->output));
-    }
-    return r->output;
+  absl::StatusOr<std::string> Etcdctl(std::vector<std::string> args) {
+    args.insert(args.begin(), "--endpoints=" + tb_.cluster(0).etcd);
+    return testing::Etcdctl(args);
   }
 
   testbed::Testbed& tb_ = SharedTestbed(1);

@@ -1,5 +1,6 @@
 #include "common/kube/json.h"
 
+#include <limits>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -135,6 +136,18 @@ std::optional<int64_t> JsonReader::Int(const Json& obj, absl::string_view key,
     return std::nullopt;
   }
   return v->as_number().to_int64();
+}
+
+std::optional<int32_t> JsonReader::Int32(const Json& obj, absl::string_view key,
+                                         absl::string_view path) {
+  std::optional<int64_t> v = Int(obj, key, path);
+  if (!v.has_value()) return std::nullopt;
+  if (*v < std::numeric_limits<int32_t>::min() ||
+      *v > std::numeric_limits<int32_t>::max()) {
+    Fail(Join(path, key), absl::StrCat("expected a 32-bit integer, got ", *v));
+    return std::nullopt;
+  }
+  return static_cast<int32_t>(*v);
 }
 
 std::optional<bool> JsonReader::Bool(const Json& obj, absl::string_view key,

@@ -47,6 +47,10 @@ class JsonReader {
                                     absl::string_view path);
   std::optional<int64_t> Int(const Json& obj, absl::string_view key,
                              absl::string_view path);
+  // An int32 field (Kubernetes' int32, e.g. leaseDurationSeconds): a larger
+  // integer is an error, not a truncated value.
+  std::optional<int32_t> Int32(const Json& obj, absl::string_view key,
+                               absl::string_view path);
   std::optional<bool> Bool(const Json& obj, absl::string_view key,
                            absl::string_view path);
   std::vector<std::string> StringList(const Json& obj, absl::string_view key,

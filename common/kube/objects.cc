@@ -3,6 +3,7 @@
 #include <cpprest/http_msg.h>
 #include <cpprest/uri.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -225,8 +226,8 @@ absl::StatusOr<MultiClusterLease> MultiClusterLease::FromJson(const Json& j) {
   JsonReader r(what);
   if (const Json* spec = r.Object(j, "spec", "")) {
     out.spec.holder_identity = r.String(*spec, "holderIdentity", "spec");
-    out.spec.lease_duration_seconds = static_cast<int32_t>(
-        r.Int(*spec, "leaseDurationSeconds", "spec").value_or(0));
+    out.spec.lease_duration_seconds =
+        r.Int32(*spec, "leaseDurationSeconds", "spec").value_or(0);
     out.spec.renew_time = r.String(*spec, "renewTime", "spec").value_or("");
     out.spec.holder_instance = r.String(*spec, "holderInstance", "spec");
   }
@@ -304,12 +305,12 @@ absl::StatusOr<Lease> Lease::FromJson(const Json& j) {
   if (const Json* spec = r.Object(j, "spec", "")) {
     auto& s = out.spec;
     s.holder_identity = r.String(*spec, "holderIdentity", "spec");
-    s.lease_duration_seconds = static_cast<int32_t>(
-        r.Int(*spec, "leaseDurationSeconds", "spec").value_or(0));
+    s.lease_duration_seconds =
+        r.Int32(*spec, "leaseDurationSeconds", "spec").value_or(0);
     s.acquire_time = r.String(*spec, "acquireTime", "spec").value_or("");
     s.renew_time = r.String(*spec, "renewTime", "spec").value_or("");
-    s.lease_transitions = static_cast<int32_t>(
-        r.Int(*spec, "leaseTransitions", "spec").value_or(0));
+    s.lease_transitions =
+        r.Int32(*spec, "leaseTransitions", "spec").value_or(0);
     s.strategy = r.String(*spec, "strategy", "spec").value_or("");
     s.preferred_holder =
         r.String(*spec, "preferredHolder", "spec").value_or("");
@@ -336,10 +337,16 @@ Json Lease::ToJson() const {
 
 absl::StatusOr<int64_t> ParseResourceVersion(absl::string_view rv) {
   int64_t v = 0;
-  if (rv.empty() || !absl::SimpleAtoi(rv, &v) || v < 0) {
+  // Digits only, as etcd revisions are written: SimpleAtoi alone would take
+  // " 12", "+12" and "012" for 12 (found by objects_fuzzer).
+  const bool digits = !rv.empty() && (rv.size() == 1 || rv[0] != '0') &&
+                      std::all_of(rv.begin(), rv.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || !absl::SimpleAtoi(rv, &v) || v < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "resourceVersion \"", rv,
-        "\" is not a non-negative integer; mcl compares resource versions as "
+        "\" is not a non-negative decimal integer; mcl compares resource "
+        "versions as "
         "integers and needs an etcd3-backed apiserver"));
   }
   return v;

@@ -132,7 +132,70 @@ absl::StatusOr<X509*> MakeCert(EVP_PKEY* key, const std::string& cn,
   return cert;
 }
 
+sockaddr_in LoopbackAddress(int port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  return addr;
+}
+
+// A listening socket on 127.0.0.1, on a port the kernel picks (`*port`).
+absl::StatusOr<int> ListenOnLoopback(int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr = LoopbackAddress(0);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd, 64) != 0) {
+    const int err = errno;
+    close(fd);
+    return absl::InternalError(
+        absl::StrCat("bind/listen on 127.0.0.1: ", std::strerror(err)));
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// The next connection on `listen_fd`; -1 once `stopping()` (looked at every
+// 50 ms).
+int AcceptUnlessStopping(int listen_fd, const std::function<bool()>& stopping) {
+  while (true) {
+    pollfd p{listen_fd, POLLIN, 0};
+    int r = poll(&p, 1, 50);
+    if (stopping()) return -1;
+    if (r <= 0) continue;
+    int fd = accept(listen_fd, nullptr, nullptr);
+    if (fd >= 0) return fd;
+  }
+}
+
 }  // namespace
+
+std::string LeaseJson(const std::string& name, const std::string& rv,
+                      const std::string& holder) {
+  return absl::StrCat(
+      R"({"apiVersion":"mcl.dev/v1alpha1","kind":"MultiClusterLease","metadata":{"name":")",
+      name, R"(","namespace":"default","resourceVersion":")", rv,
+      R"("},"spec":{"holderIdentity":")", holder,
+      R"(","leaseDurationSeconds":15}})");
+}
+
+std::string ListJson(const std::vector<std::string>& items,
+                     const std::string& rv) {
+  std::string out = absl::StrCat(
+      R"({"apiVersion":"mcl.dev/v1alpha1","kind":"MultiClusterLeaseList","metadata":{"resourceVersion":")",
+      rv, R"("},"items":[)");
+  for (size_t i = 0; i < items.size(); ++i)
+    absl::StrAppend(&out, i ? "," : "", items[i]);
+  return out + "]}";
+}
+
+std::string WatchEventJson(const std::string& type, const std::string& object) {
+  return absl::StrCat(R"({"type":")", type, R"(","object":)", object, "}\n");
+}
 
 bool Connection::Respond(int code, absl::string_view content_type,
                          absl::string_view body) {
@@ -308,22 +371,9 @@ absl::StatusOr<std::unique_ptr<LoopbackServer>> LoopbackServer::Start(
     }
     s->ssl_ctx_ = ctx;
   }
-  s->listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
-          0 ||
-      listen(s->listen_fd_, 64) != 0) {
-    return absl::InternalError(
-        absl::StrCat("bind/listen: ", std::strerror(errno)));
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  s->port_ = ntohs(addr.sin_port);
+  auto fd = ListenOnLoopback(&s->port_);
+  if (!fd.ok()) return fd.status();
+  s->listen_fd_ = *fd;
   s->acceptor_ = std::thread([p = s.get()] { p->AcceptLoop(); });
   return s;
 }
@@ -339,16 +389,12 @@ std::vector<HttpRequest> LoopbackServer::requests() const {
 }
 
 void LoopbackServer::AcceptLoop() {
-  while (true) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    int r = poll(&p, 1, 50);
-    {
-      absl::MutexLock l(&mu_);
-      if (stopping_) return;
-    }
-    if (r <= 0) continue;
-    int fd = accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) continue;
+  auto stopping = [this] {
+    absl::MutexLock l(&mu_);
+    return stopping_;
+  };
+  int fd;
+  while ((fd = AcceptUnlessStopping(listen_fd_, stopping)) >= 0) {
     absl::MutexLock l(&mu_);
     fds_.push_back(fd);
     workers_.emplace_back([this, fd] { Serve(fd); });

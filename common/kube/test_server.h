@@ -48,10 +48,18 @@ class Connection {
                absl::string_view body);
   bool StartChunked(int code = 200,
                     absl::string_view content_type = "application/json");
-  bool Chunk(absl::string_view
-                 data);  // one chunk (empty data is the terminating chunk)
+  // One chunk (empty data is the terminating chunk).
+  bool Chunk(absl::string_view data);
   bool EndChunked() { return Chunk(""); }
 };
+
+// JSON a scripted apiserver serves: a MultiClusterLease in "default", a list
+// of them at `rv`, and one watch event line.
+std::string LeaseJson(const std::string& name, const std::string& rv,
+                      const std::string& holder = "pod");
+std::string ListJson(const std::vector<std::string>& items,
+                     const std::string& rv);
+std::string WatchEventJson(const std::string& type, const std::string& object);
 
 struct TlsIdentity {
   std::string cert_pem;
@@ -72,8 +80,8 @@ class LoopbackServer {
   using Handler = std::function<void(const HttpRequest&, Connection&)>;
   static absl::StatusOr<std::unique_ptr<LoopbackServer>> Start(
       Handler handler, std::optional<TlsIdentity> tls = std::nullopt);
-  ~LoopbackServer();  // stops accepting, wakes hanging handlers, closes and
-                      // joins everything
+  // Stops accepting, wakes hanging handlers, closes and joins everything.
+  ~LoopbackServer();
 
   int port() const { return port_; }
   std::string url() const;                    // http(s)://127.0.0.1:PORT

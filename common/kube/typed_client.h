@@ -5,9 +5,11 @@
 //   kube::TypedClient<kube::MultiClusterLease> leases(client.get());
 //   auto l = leases.Get("default", "my-lock");
 //   l->spec.renew_time = kube::FormatMicroTime(clock->WallNow());
-//   auto updated = leases.Update(*l);              // conditional on
-//   l->metadata.resource_version if (kube::IsConflict(updated.status())) ... //
-//   someone else wrote first
+//   // Conditional on l->metadata.resource_version:
+//   auto updated = leases.Update(*l);
+//   if (kube::IsConflict(updated.status())) {
+//     // Someone else wrote first: re-read, then decide again.
+//   }
 #ifndef MCL_COMMON_KUBE_TYPED_CLIENT_H_
 #define MCL_COMMON_KUBE_TYPED_CLIENT_H_
 

@@ -37,6 +37,13 @@ absl::Status WatchFramer::Feed(absl::string_view bytes,
       }
     }
     buf_.push_back(c);
+    // Before the object can complete: its closing brace counts too (found by
+    // watch_stream_fuzzer: an event of max + 1 bytes passed).
+    if (buf_.size() > max_) {
+      error_ = absl::ResourceExhaustedError(
+          absl::StrCat("watch stream: an event exceeds ", max_, " bytes"));
+      return error_;
+    }
     if (in_string_) {
       if (escape_) {
         escape_ = false;
@@ -55,11 +62,6 @@ absl::Status WatchFramer::Feed(absl::string_view bytes,
         out->push_back(std::move(buf_));
         buf_.clear();
       }
-    }
-    if (buf_.size() > max_) {
-      error_ = absl::ResourceExhaustedError(
-          absl::StrCat("watch stream: an event exceeds ", max_, " bytes"));
-      return error_;
     }
   }
   return absl::OkStatus();

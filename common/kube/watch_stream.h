@@ -20,8 +20,9 @@ namespace mcl::kube {
 struct WatchEvent {
   enum class Type { kAdded, kModified, kDeleted, kBookmark, kError };
   Type type = Type::kAdded;
-  Json object;  // the object; for kError a metav1.Status; for kBookmark only
-                // metadata.resourceVersion
+  // The object; for kError a metav1.Status; for kBookmark only
+  // metadata.resourceVersion.
+  Json object;
 };
 const char* WatchEventTypeName(WatchEvent::Type t);
 
@@ -47,10 +48,9 @@ class WatchFramer {
   absl::Status error_;
 };
 
-// Parses one framed event. The message of an error names what is wrong ("watch
-// event has no
-// \"type\"", "unknown watch event type \"FOO\"", malformed JSON with a
-// snippet).
+// Parses one framed event. The message of an error names what is wrong
+// ("watch event has no \"type\"", "unknown watch event type \"FOO\"",
+// malformed JSON with a snippet).
 absl::StatusOr<WatchEvent> DecodeWatchEvent(absl::string_view text);
 
 }  // namespace mcl::kube

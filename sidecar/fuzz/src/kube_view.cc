@@ -1,0 +1,1 @@
+../../kube_view.cc

@@ -1,0 +1,1 @@
+../../lease_view.h
