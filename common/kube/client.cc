@@ -1,89 +1,33 @@
 #include "common/kube/client.h"
 
+// KubeClient's unary requests: the client and its TLS config, one request
+// with its deadline (RawOnce), the typed calls on a Resource and lists. The
+// watch stream lives in client_watch.cc, cpprestsdk's tasks and exceptions
+// turned into waits and Statuses in client_transport.cc.
 #include <cpprest/http_client.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
-#include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
+#include "common/kube/client_transport.h"
 #include "common/kube/errors.h"
 
 namespace mcl::kube {
 namespace {
 
+using internal::ConfigureTls;
+using internal::FromException;
+using internal::WaitOutcome;
 using web::http::http_request;
 using web::http::http_response;
 using web::http::client::http_client;
 using web::http::client::http_client_config;
 
-// Marks the end of a watch that went `idle_timeout` without a byte.
-constexpr char kWatchIdlePayload[] = "type.mcl.dev/watch-idle";
-
-// How long to wait for a cancelled request to wind down before giving up on it.
-constexpr absl::Duration kCancelGrace = absl::Seconds(5);
-
-// Waits for `t` up to `timeout`; false if it is still running. On the
-// monotonic clock: abseil's timed waits follow wall-clock steps
-// (common/clock.h), and a request deadline must not stretch with them.
-template <typename T>
-bool WaitFor(const pplx::task<T>& t, absl::Duration timeout) {
-  // Shared with the continuation, which may run after we gave up.
-  auto done = std::make_shared<Wakeup>(Clock::Real());
-  t.then([done](pplx::task<T>) { done->Notify(); });
-  return done->WaitFor(timeout);
-}
-
-// The server's trust and our client certificate, applied to each new TLS
-// connection.
-void ConfigureTls(boost::asio::ssl::context& ctx, const std::string& ca,
-                  const std::string& cert, const std::string& key) {
-  if (!ca.empty()) {
-    // Trust exactly the configured CA(s), not the system roots (as kubectl
-    // does).
-    SSL_CTX_set_cert_store(ctx.native_handle(), X509_STORE_new());
-    ctx.add_certificate_authority(boost::asio::buffer(ca));
-  }
-  if (!cert.empty()) {
-    ctx.use_certificate_chain(boost::asio::buffer(cert));
-    ctx.use_private_key(boost::asio::buffer(key),
-                        boost::asio::ssl::context::pem);
-  }
-}
-
 bool IsSuccess(int code) { return code >= 200 && code < 300; }
 
-// Copies up to `max` bytes that `buf` already holds, without waiting. Through
-// acquire/release, which take the buffer's lock: in_avail() reads its size
-// without the lock while cpprestsdk's I/O thread writes it (a data race that
-// ThreadSanitizer reported, docs/tsan.md).
-size_t TakeBuffered(Concurrency::streams::streambuf<uint8_t>& buf, char* out,
-                    size_t max) {
-  size_t taken = 0;
-  while (taken < max) {
-    uint8_t* p = nullptr;
-    size_t n = 0;
-    if (!buf.acquire(p, n) || p == nullptr || n == 0) break;
-    n = std::min(n, max - taken);
-    std::memcpy(out + taken, p, n);
-    buf.release(p, n);
-    taken += n;
-  }
-  return taken;
-}
-
 }  // namespace
-
-bool IsWatchIdle(const absl::Status& s) {
-  return s.GetPayload(kWatchIdlePayload).has_value();
-}
 
 bool SkipUnusedDefaultCaFile(const Config& config) {
   if (config.ca_pem.empty()) return false;
@@ -164,63 +108,6 @@ absl::StatusOr<std::string> KubeClient::AuthHeader() {
   return absl::StrCat("Bearer ", *token);
 }
 
-namespace {
-
-// Turns whatever cpprestsdk threw into a Status naming the request.
-absl::Status FromException(std::exception_ptr e, const std::string& what,
-                           bool deadline_hit, bool cancelled,
-                           absl::Duration timeout, const Config& config) {
-  std::string deadline_msg = absl::StrCat(
-      what, ": no complete response within ", absl::FormatDuration(timeout));
-  try {
-    std::rethrow_exception(e);
-  } catch (const web::http::http_exception& ex) {
-    std::string msg = ex.what();
-    if (deadline_hit) return absl::DeadlineExceededError(deadline_msg);
-    if (cancelled)
-      return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-    if (ex.error_code() == std::errc::timed_out) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(what, ": timed out: no data for ",
-                       absl::FormatDuration(timeout), " (", msg, ")"));
-    }
-    if (absl::StrContains(msg, "SSL handshake") ||
-        absl::StrContains(msg, "handshake")) {
-      return absl::UnavailableError(absl::StrCat(
-          what, ": TLS handshake failed (", msg,
-          "): the server's certificate is not trusted: is it "
-          "signed by ",
-          config.ca_pem.empty() ? "a system-trusted CA"
-                                : "the CA given in the config",
-          " and issued for the server's host name/IP? (", config.source, ")"));
-    }
-    if (ex.error_code().value() == ENOENT) {
-      // boost reports end-of-stream as ENOENT ("No such file or directory").
-      return absl::UnavailableError(
-          absl::StrCat(what, ": ", msg, " (connection closed by the server)"));
-    }
-    if (absl::StrContains(msg, "Failed to connect")) {
-      // cpprestsdk reports a refused connection as "host unreachable".
-      return absl::UnavailableError(absl::StrCat(
-          what, ": cannot connect (refused or unreachable): ", msg));
-    }
-    return absl::UnavailableError(
-        absl::StrCat(what, ": ", msg, " (", ex.error_code().message(), ")"));
-  } catch (const pplx::task_canceled&) {
-    if (deadline_hit) return absl::DeadlineExceededError(deadline_msg);
-    return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-  } catch (const std::exception& ex) {
-    if (deadline_hit) return absl::DeadlineExceededError(deadline_msg);
-    if (cancelled)
-      return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-    return absl::InternalError(absl::StrCat(what, ": ", ex.what()));
-  } catch (...) {
-    return absl::InternalError(absl::StrCat(what, ": unknown exception"));
-  }
-}
-
-}  // namespace
-
 absl::StatusOr<HttpResponse> KubeClient::RawOnce(
     absl::string_view method, const std::string& url_path,
     const std::optional<std::string>& body, absl::string_view content_type,
@@ -230,11 +117,7 @@ absl::StatusOr<HttpResponse> KubeClient::RawOnce(
   if (!auth.ok())
     return absl::Status(auth.status().code(),
                         absl::StrCat(what, ": ", auth.status().message()));
-  pplx::cancellation_token outer = cancel;
-  pplx::cancellation_token_source cts =
-      outer.is_cancelable()
-          ? pplx::cancellation_token_source::create_linked_source(outer)
-          : pplx::cancellation_token_source();
+  pplx::cancellation_token_source cts = internal::LinkedSource(cancel);
   pplx::task<HttpResponse> task;
   try {
     http_request req{web::http::method(std::string(method))};
@@ -256,21 +139,17 @@ absl::StatusOr<HttpResponse> KubeClient::RawOnce(
     return FromException(std::current_exception(), what, false, false, timeout,
                          config_);
   }
-  bool deadline_hit = false;
-  if (!WaitFor(task, timeout)) {
-    deadline_hit = true;
-    cts.cancel();
-    if (!WaitFor(task, kCancelGrace)) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(what, ": no complete response within ",
-                       absl::FormatDuration(timeout)));
-    }
+  WaitOutcome waited = internal::WaitOrCancel(task, timeout, cts);
+  if (waited == WaitOutcome::kAbandoned) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        what, ": no complete response within ", absl::FormatDuration(timeout)));
   }
   try {
     return task.get();
   } catch (...) {
-    return FromException(std::current_exception(), what, deadline_hit,
-                         outer.is_canceled(), timeout, config_);
+    return FromException(std::current_exception(), what,
+                         waited == WaitOutcome::kDeadlineHit,
+                         cancel.is_canceled(), timeout, config_);
   }
 }
 
@@ -468,144 +347,6 @@ absl::StatusOr<JsonList> KubeClient::ListAll(const Resource& r,
     options.resource_version_match.clear();
   }
   return all;
-}
-
-absl::Status KubeClient::Watch(const Resource& r, absl::string_view ns,
-                               const WatchOptions& o,
-                               const std::function<bool(WatchEvent)>& on_event,
-                               const pplx::cancellation_token& cancel) {
-  int64_t timeout_s = std::max<int64_t>(1, absl::ToInt64Seconds(o.timeout));
-  std::string path =
-      r.Path(ns) +
-      QueryString({{"watch", "true"},
-                   {"resourceVersion", o.resource_version},
-                   {"allowWatchBookmarks", o.allow_bookmarks ? "true" : ""},
-                   {"timeoutSeconds", absl::StrCat(timeout_s)},
-                   {"labelSelector", o.label_selector},
-                   {"fieldSelector", o.field_selector}});
-  std::string what = absl::StrCat("watch ", Url(path));
-  absl::Duration idle = o.idle_timeout > absl::ZeroDuration()
-                            ? o.idle_timeout
-                            : o.timeout + absl::Seconds(30);
-  auto auth = AuthHeader();
-  if (!auth.ok())
-    return absl::Status(auth.status().code(),
-                        absl::StrCat(what, ": ", auth.status().message()));
-  pplx::cancellation_token outer = cancel;
-  pplx::cancellation_token_source cts =
-      outer.is_cancelable()
-          ? pplx::cancellation_token_source::create_linked_source(outer)
-          : pplx::cancellation_token_source();
-  // Cancels the request on every way out, so no connection outlives the call.
-  struct CancelOnExit {
-    pplx::cancellation_token_source& cts;
-    ~CancelOnExit() { cts.cancel(); }
-  } cancel_on_exit{cts};
-  auto is_cancelled = [&] { return cancel.is_canceled(); };
-
-  std::unique_ptr<http_client> client;
-  pplx::task<http_response> resp_task;
-  try {
-    auto cfg = MakeConfig(idle);
-    client = std::make_unique<http_client>(web::uri(config_.server), *cfg);
-    http_request req{web::http::methods::GET};
-    req.set_request_uri(web::uri(path));
-    if (!auth->empty()) req.headers().add("Authorization", *auth);
-    req.headers().add("Accept", "application/json");
-    req.headers().add("User-Agent", options_.user_agent);
-    resp_task = client->request(req, cts.get_token());
-  } catch (...) {
-    return FromException(std::current_exception(), what, false, is_cancelled(),
-                         idle, config_);
-  }
-  bool deadline_hit = false;
-  if (!WaitFor(resp_task, options_.request_timeout)) {
-    deadline_hit = true;
-    cts.cancel();
-    if (!WaitFor(resp_task, kCancelGrace)) {
-      return absl::DeadlineExceededError(
-          absl::StrCat(what, ": no response headers within ",
-                       absl::FormatDuration(options_.request_timeout)));
-    }
-  }
-  http_response resp;
-  try {
-    resp = resp_task.get();
-  } catch (...) {
-    return FromException(std::current_exception(), what, deadline_hit,
-                         is_cancelled(), options_.request_timeout, config_);
-  }
-  int code = resp.status_code();
-  std::string content_type = resp.headers().content_type();
-  if (code != 200) {
-    auto body_task = resp.extract_utf8string(true);
-    std::string body;
-    if (WaitFor(body_task, options_.request_timeout)) {
-      try {
-        body = body_task.get();
-      } catch (...) {
-      }
-    }
-    if (code == 401)
-      token_->Refresh();  // the next attempt uses a rotated token
-    return StatusFromResponse(code, content_type, body, "GET", Url(path));
-  }
-  if (!content_type.empty() && !absl::StrContains(content_type, "json")) {
-    return absl::InternalError(
-        absl::StrCat(what, ": HTTP 200 with content type \"", content_type,
-                     "\", not a JSON watch stream"));
-  }
-  auto buf = resp.body().streambuf();
-  WatchFramer framer;
-  std::vector<char> chunk(64 * 1024);
-  std::vector<std::string> frames;
-  while (true) {
-    size_t got = 0;
-    try {
-      // One byte, waiting for it; then what else has arrived, without waiting.
-      got = buf.getn(reinterpret_cast<uint8_t*>(chunk.data()), 1).get();
-      if (got > 0) got += TakeBuffered(buf, chunk.data() + 1, chunk.size() - 1);
-    } catch (...) {
-      if (is_cancelled())
-        return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-      absl::Status s = FromException(std::current_exception(), what, false,
-                                     false, idle, config_);
-      absl::Status out(
-          s.code(),
-          absl::StrCat(s.message(), " (the watch stream broke",
-                       framer.pending() > 0
-                           ? absl::StrCat(" with ", framer.pending(),
-                                          " bytes of an incomplete event")
-                           : "",
-                       ")"));
-      // Only cpprestsdk's idle timer ends a body read with a timeout.
-      if (absl::IsDeadlineExceeded(s)) out.SetPayload(kWatchIdlePayload, {});
-      return out;
-    }
-    if (got == 0) break;
-    frames.clear();
-    absl::Status fs =
-        framer.Feed(absl::string_view(chunk.data(), got), &frames);
-    for (const std::string& frame : frames) {
-      auto ev = DecodeWatchEvent(frame);
-      if (!ev.ok()) {
-        return absl::Status(ev.status().code(),
-                            absl::StrCat(what, ": ", ev.status().message()));
-      }
-      if (!on_event(std::move(*ev))) return absl::OkStatus();
-    }
-    if (!fs.ok())
-      return absl::Status(fs.code(), absl::StrCat(what, ": ", fs.message()));
-  }
-  if (is_cancelled())
-    return absl::CancelledError(absl::StrCat(what, ": cancelled"));
-  if (framer.pending() > 0) {
-    return absl::InternalError(
-        absl::StrCat(what, ": the stream ended in the middle of an event (",
-                     framer.pending(),
-                     " bytes: ", Snippet(framer.pending_bytes(), 80), ")"));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace mcl::kube

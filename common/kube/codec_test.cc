@@ -312,5 +312,21 @@ TEST(WatchStreamTest, BadStreamsAreErrors) {
               HasSubstr("malformed JSON"));
 }
 
+// Found by objects_fuzzer: with a field twice in one object, cpprestsdk's
+// lookups could miss another field of that object, so ToJson(FromJson(x))
+// was not a fixed point. An apiserver never sends that; it is refused.
+TEST(CodecTest, AFieldTwiceInOneObjectIsRefusedWithItsName) {
+  auto j = ParseJson(
+      R"({"metadata":{"name":"a","generation":0,"resourceVersion":"1",)"
+      R"("resourceVersion":"2"}})",
+      "GET x");
+  ASSERT_FALSE(j.ok());
+  EXPECT_THAT(std::string(j.status().message()),
+              HasSubstr("GET x: malformed JSON (the field \"resourceVersion\" "
+                        "appears twice in one object)"));
+  EXPECT_FALSE(ParseJson(R"([{"a":1},{"b":[{"c":1,"c":2}]}])", "x").ok());
+  EXPECT_TRUE(ParseJson(R"([{"a":1},{"a":[{"c":1,"d":2}]}])", "x").ok());
+}
+
 }  // namespace
 }  // namespace mcl::kube

@@ -105,6 +105,73 @@ absl::StatusOr<std::string> PemFrom(const YAML::Node& map,
   return pem;
 }
 
+// The context's cluster: the server and how to trust it. May throw YAML
+// exceptions, as ParseKubeconfigOrThrow.
+absl::Status ApplyCluster(const YAML::Node& root,
+                          const std::string& cluster_name,
+                          absl::string_view base_dir, const std::string& where,
+                          Config& c) {
+  YAML::Node cluster = Named(root, "clusters", "cluster", cluster_name);
+  if (!cluster.IsDefined()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": cluster \"", cluster_name, "\" not found"));
+  }
+  c.server = Scalar(cluster, "server");
+  if (c.server.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": cluster \"", cluster_name, "\" has no server"));
+  }
+  while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
+  YAML::Node insecure = cluster["insecure-skip-tls-verify"];
+  if (insecure.IsDefined() && !insecure.IsNull())
+    c.insecure_skip_tls_verify = insecure.as<bool>();
+  if (!Scalar(cluster, "proxy-url").empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": proxy-url is not supported"));
+  }
+  auto ca = PemFrom(cluster, "certificate-authority", base_dir, where);
+  if (!ca.ok()) return ca.status();
+  c.ca_pem = *ca;
+  return absl::OkStatus();
+}
+
+// The context's user: a token, a token file or a client certificate; plugins
+// and basic auth get a clear error. May throw YAML exceptions.
+absl::Status ApplyUser(const YAML::Node& root, const std::string& user_name,
+                       absl::string_view base_dir, const std::string& where,
+                       Config& c) {
+  YAML::Node user = Named(root, "users", "user", user_name);
+  if (!user.IsDefined()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": user \"", user_name, "\" not found"));
+  }
+  if (user["exec"].IsDefined() || user["auth-provider"].IsDefined()) {
+    return absl::UnimplementedError(
+        absl::StrCat(where, ": user \"", user_name,
+                     "\" uses an exec or auth-provider credential plugin, "
+                     "which mcl does not support; use a "
+                     "token, tokenFile or client certificate"));
+  }
+  if (!Scalar(user, "username").empty() || !Scalar(user, "password").empty()) {
+    return absl::UnimplementedError(absl::StrCat(
+        where, ": basic authentication (username/password) is not supported"));
+  }
+  c.token = Scalar(user, "token");
+  std::string token_file = Scalar(user, "tokenFile");
+  if (!token_file.empty()) c.token_file = Resolve(base_dir, token_file);
+  auto cert = PemFrom(user, "client-certificate", base_dir, where);
+  if (!cert.ok()) return cert.status();
+  auto key = PemFrom(user, "client-key", base_dir, where);
+  if (!key.ok()) return key.status();
+  c.client_cert_pem = *cert;
+  c.client_key_pem = *key;
+  if (c.client_cert_pem.empty() != c.client_key_pem.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": client certificate and key must be given together"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Config> ParseKubeconfigOrThrow(absl::string_view yaml,
                                               absl::string_view base_dir,
                                               absl::string_view context_flag,
@@ -135,61 +202,16 @@ absl::StatusOr<Config> ParseKubeconfigOrThrow(absl::string_view yaml,
   c.source = where;
   std::string ns = Scalar(ctx, "namespace");
   if (!ns.empty()) c.namespace_ = ns;
-  std::string cluster_name = Scalar(ctx, "cluster");
-  YAML::Node cluster = Named(root, "clusters", "cluster", cluster_name);
-  if (!cluster.IsDefined()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": cluster \"", cluster_name, "\" not found"));
+  if (absl::Status s =
+          ApplyCluster(root, Scalar(ctx, "cluster"), base_dir, where, c);
+      !s.ok()) {
+    return s;
   }
-  c.server = Scalar(cluster, "server");
-  if (c.server.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": cluster \"", cluster_name, "\" has no server"));
-  }
-  while (!c.server.empty() && c.server.back() == '/') c.server.pop_back();
-  YAML::Node insecure = cluster["insecure-skip-tls-verify"];
-  if (insecure.IsDefined() && !insecure.IsNull())
-    c.insecure_skip_tls_verify = insecure.as<bool>();
-  if (!Scalar(cluster, "proxy-url").empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, ": proxy-url is not supported"));
-  }
-  auto ca = PemFrom(cluster, "certificate-authority", base_dir, where);
-  if (!ca.ok()) return ca.status();
-  c.ca_pem = *ca;
-
   std::string user_name = Scalar(ctx, "user");
   if (!user_name.empty()) {
-    YAML::Node user = Named(root, "users", "user", user_name);
-    if (!user.IsDefined()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": user \"", user_name, "\" not found"));
-    }
-    if (user["exec"].IsDefined() || user["auth-provider"].IsDefined()) {
-      return absl::UnimplementedError(
-          absl::StrCat(where, ": user \"", user_name,
-                       "\" uses an exec or auth-provider credential plugin, "
-                       "which mcl does not support; use a "
-                       "token, tokenFile or client certificate"));
-    }
-    if (!Scalar(user, "username").empty() ||
-        !Scalar(user, "password").empty()) {
-      return absl::UnimplementedError(absl::StrCat(
-          where,
-          ": basic authentication (username/password) is not supported"));
-    }
-    c.token = Scalar(user, "token");
-    std::string token_file = Scalar(user, "tokenFile");
-    if (!token_file.empty()) c.token_file = Resolve(base_dir, token_file);
-    auto cert = PemFrom(user, "client-certificate", base_dir, where);
-    if (!cert.ok()) return cert.status();
-    auto key = PemFrom(user, "client-key", base_dir, where);
-    if (!key.ok()) return key.status();
-    c.client_cert_pem = *cert;
-    c.client_key_pem = *key;
-    if (c.client_cert_pem.empty() != c.client_key_pem.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": client certificate and key must be given together"));
+    if (absl::Status s = ApplyUser(root, user_name, base_dir, where, c);
+        !s.ok()) {
+      return s;
     }
   }
   return c;

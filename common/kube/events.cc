@@ -19,6 +19,65 @@ const char* TypeName(EventType t) {
   return t == EventType::kWarning ? "Warning" : "Normal";
 }
 
+// A new Event's name: the object's name, then a suffix unique to this time and
+// recorder. Object names may be 253 characters, the limit of an Event's name
+// too: keep room for the suffix (at most 33 characters). A cut must not leave
+// a label ending in '-' or '.'.
+std::string EventName(const std::string& object_name, absl::Time at,
+                      uint64_t seq) {
+  std::string prefix = object_name.substr(0, 219);
+  while (!prefix.empty() && !absl::ascii_isalnum(prefix.back())) {
+    prefix.pop_back();
+  }
+  return absl::StrCat(prefix.empty() ? "object" : prefix, ".",
+                      absl::Hex(absl::ToUnixNanos(at)), absl::Hex(seq));
+}
+
+// What a new Event says, apart from where it lives (metadata).
+struct EventBody {
+  const ObjectReference& object;
+  EventType type;
+  const std::string& reason;
+  const std::string& message;
+  const std::string& timestamp;  // first and last seen
+};
+
+// A core/v1 Event `name` in `ns`, seen once.
+Json NewEvent(const EventBody& b, const std::string& ns,
+              const std::string& name, const EventRecorderOptions& options) {
+  Json ev = Json::object();
+  ev["apiVersion"] = Json::string("v1");
+  ev["kind"] = Json::string("Event");
+  // (References into a cpprestsdk JSON object die when the object grows: set,
+  // then move on.)
+  Json& md = ChildObject(ev, "metadata");
+  md["name"] = Json::string(name);
+  md["namespace"] = Json::string(ns);
+  Json& io = ChildObject(ev, "involvedObject");
+  SetOrEraseNonEmpty(io, "apiVersion", b.object.api_version);
+  SetOrEraseNonEmpty(io, "kind", b.object.kind);
+  SetOrEraseNonEmpty(io, "namespace", b.object.namespace_);
+  SetOrEraseNonEmpty(io, "name", b.object.name);
+  SetOrEraseNonEmpty(io, "uid", b.object.uid);
+  SetOrEraseNonEmpty(io, "resourceVersion", b.object.resource_version);
+  ev["type"] = Json::string(TypeName(b.type));
+  ev["reason"] = Json::string(b.reason);
+  // events.k8s.io caps a note at 1 kB; stay within it for either API.
+  ev["message"] = Json::string(b.message.substr(0, 1024));
+  Json& src = ChildObject(ev, "source");
+  src["component"] = Json::string(options.component);
+  SetOrEraseNonEmpty(src, "host", options.instance);
+  ev["reportingComponent"] = Json::string(options.component);
+  // reportingInstance is limited to 128 characters.
+  ev["reportingInstance"] = Json::string(
+      (options.instance.empty() ? options.component : options.instance)
+          .substr(0, 128));
+  ev["firstTimestamp"] = Json::string(b.timestamp);
+  ev["lastTimestamp"] = Json::string(b.timestamp);
+  ev["count"] = Json::number(1);
+  return ev;
+}
+
 }  // namespace
 
 EventRecorder::EventRecorder(KubeClient* client, EventRecorderOptions options)
@@ -168,46 +227,9 @@ void EventRecorder::Write(const Pending& p) {
     // fresh one.
   }
   if (status.ok()) {
-    Json ev = Json::object();
-    ev["apiVersion"] = Json::string("v1");
-    ev["kind"] = Json::string("Event");
-    // Object names may be 253 characters, the limit of an Event's name too:
-    // keep room for the unique suffix (at most 33 characters).
-    // A cut must not leave a label ending in '-' or '.'.
-    std::string prefix = p.object.name.substr(0, 219);
-    while (!prefix.empty() && !absl::ascii_isalnum(prefix.back())) {
-      prefix.pop_back();
-    }
-    std::string name =
-        absl::StrCat(prefix.empty() ? "object" : prefix, ".",
-                     absl::Hex(absl::ToUnixNanos(p.at)), absl::Hex(seq));
-    // (References into a cpprestsdk JSON object die when the object grows: set,
-    // then move on.)
-    Json& md = ChildObject(ev, "metadata");
-    md["name"] = Json::string(name);
-    md["namespace"] = Json::string(ns);
-    Json& io = ChildObject(ev, "involvedObject");
-    SetOrEraseNonEmpty(io, "apiVersion", p.object.api_version);
-    SetOrEraseNonEmpty(io, "kind", p.object.kind);
-    SetOrEraseNonEmpty(io, "namespace", p.object.namespace_);
-    SetOrEraseNonEmpty(io, "name", p.object.name);
-    SetOrEraseNonEmpty(io, "uid", p.object.uid);
-    SetOrEraseNonEmpty(io, "resourceVersion", p.object.resource_version);
-    ev["type"] = Json::string(TypeName(p.type));
-    ev["reason"] = Json::string(p.reason);
-    // events.k8s.io caps a note at 1 kB; stay within it for either API.
-    ev["message"] = Json::string(p.message.substr(0, 1024));
-    Json& src = ChildObject(ev, "source");
-    src["component"] = Json::string(options_.component);
-    SetOrEraseNonEmpty(src, "host", options_.instance);
-    ev["reportingComponent"] = Json::string(options_.component);
-    // reportingInstance is limited to 128 characters.
-    ev["reportingInstance"] = Json::string(
-        (options_.instance.empty() ? options_.component : options_.instance)
-            .substr(0, 128));
-    ev["firstTimestamp"] = Json::string(ts);
-    ev["lastTimestamp"] = Json::string(ts);
-    ev["count"] = Json::number(1);
+    std::string name = EventName(p.object.name, p.at, seq);
+    Json ev = NewEvent({p.object, p.type, p.reason, p.message, ts}, ns, name,
+                       options_);
     auto r = client_->Create(events, ns, ev);
     if (r.ok()) {
       absl::MutexLock l(&mu_);

@@ -225,6 +225,20 @@ class Informer {
   // informer_list.cc. `by_content`: after the server's history went back,
   // when a version no longer identifies one state of an object.
   absl::Status ListAndReplace(bool by_content);
+  // ListAndReplace's steps. A change a relist found: an add (old_entry
+  // empty), an update, or a delete (new_obj null).
+  struct ListChange {
+    Cached old_entry;
+    ObjectPtr new_obj;
+    bool is_add = false;
+  };
+  // The listed items by key, checked and in the shape watch events have.
+  absl::StatusOr<std::map<std::string, ObjectPtr>> ListedObjects(
+      JsonList& list) const;
+  // Makes the cache the list; what changed, for the handlers.
+  std::vector<ListChange> ReplaceCache(
+      const std::map<std::string, ObjectPtr>& fresh, bool by_content);
+  void Dispatch(const std::vector<ListChange>& changes) const;
   // informer_list.cc: the server's current resourceVersion is below
   // LastSyncResourceVersion().
   absl::StatusOr<bool> HistoryWentBack();

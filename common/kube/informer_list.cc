@@ -46,6 +46,72 @@ absl::StatusOr<bool> Informer::HistoryWentBack() {
   return true;
 }
 
+absl::StatusOr<std::map<std::string, ObjectPtr>> Informer::ListedObjects(
+    JsonList& list) const {
+  std::map<std::string, ObjectPtr> fresh;
+  for (Json& item : list.items) {
+    if (absl::Status s = CheckKind(item, resource_); !s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("list of ", resource_.plural, ": ", s.message()));
+    }
+    // A list's items carry no kind or apiVersion; watch events' objects do,
+    // and handlers see one shape either way.
+    item["kind"] = Json::string(resource_.kind);
+    item["apiVersion"] = Json::string(resource_.ApiVersion());
+    std::string key = ObjectKeyOf(item);
+    if (key.empty()) {
+      return absl::InternalError(absl::StrCat(
+          "list of ", resource_.plural, ": an item has no metadata.name"));
+    }
+    if (!options_.keep_managed_fields) DropManagedFields(item);
+    fresh[key] = std::make_shared<const Json>(std::move(item));
+  }
+  return fresh;
+}
+
+std::vector<Informer::ListChange> Informer::ReplaceCache(
+    const std::map<std::string, ObjectPtr>& fresh, bool by_content) {
+  std::vector<ListChange> changes;
+  std::map<std::string, Cached> next;
+  absl::MutexLock l(&mu_);
+  for (const auto& [key, obj] : fresh) {
+    auto it = cache_.find(key);
+    if (it == cache_.end()) {
+      changes.push_back({Cached(), obj, true});
+      next[key] = ToCached(obj);
+    } else if (!Unchanged(it->second, *obj, by_content)) {
+      changes.push_back({it->second, obj, false});
+      next[key] = ToCached(obj);
+    } else {
+      // Unchanged: keep the cached entry, so readers see one identity.
+      next[key] = it->second;
+    }
+  }
+  for (const auto& [key, entry] : cache_) {
+    if (fresh.find(key) == fresh.end()) {
+      changes.push_back({entry, nullptr, false});
+    }
+  }
+  cache_ = std::move(next);
+  last_error_ = absl::OkStatus();
+  return changes;
+}
+
+void Informer::Dispatch(const std::vector<ListChange>& changes) const {
+  for (const ListChange& c : changes) {
+    if (c.is_add) {
+      if (handlers_.on_add) handlers_.on_add(*c.new_obj);
+    } else if (c.new_obj == nullptr) {
+      if (!handlers_.on_delete) continue;
+      if (ObjectPtr old = Materialize(c.old_entry)) handlers_.on_delete(*old);
+    } else if (handlers_.on_update) {
+      if (ObjectPtr old = Materialize(c.old_entry)) {
+        handlers_.on_update(*old, *c.new_obj);
+      }
+    }
+  }
+}
+
 absl::Status Informer::ListAndReplace(bool by_content) {
   ListOptions lo;
   lo.label_selector = options_.label_selector;
@@ -58,64 +124,11 @@ absl::Status Informer::ListAndReplace(bool by_content) {
     ++stats_.lists;
   }
   if (!list.ok()) return list.status();
-  std::map<std::string, ObjectPtr> fresh;
-  for (Json& item : list->items) {
-    if (absl::Status s = CheckKind(item, resource_); !s.ok()) {
-      return absl::InternalError(
-          absl::StrCat("list of ", resource_.plural, ": ", s.message()));
-    }
-    item["kind"] = Json::string(resource_.kind);
-    item["apiVersion"] = Json::string(resource_.ApiVersion());
-    std::string key = ObjectKeyOf(item);
-    if (key.empty()) {
-      return absl::InternalError(absl::StrCat(
-          "list of ", resource_.plural, ": an item has no metadata.name"));
-    }
-    if (!options_.keep_managed_fields) DropManagedFields(item);
-    fresh[key] = std::make_shared<const Json>(std::move(item));
-  }
-  struct Change {
-    Cached old_entry;   // add: empty
-    ObjectPtr new_obj;  // delete: null
-    bool is_add = false;
-  };
-  std::vector<Change> changes;
-  std::map<std::string, Cached> next;
-  {
-    absl::MutexLock l(&mu_);
-    for (auto& [key, obj] : fresh) {
-      auto it = cache_.find(key);
-      if (it == cache_.end()) {
-        changes.push_back({Cached(), obj, true});
-        next[key] = ToCached(obj);
-      } else if (!Unchanged(it->second, *obj, by_content)) {
-        changes.push_back({it->second, obj, false});
-        next[key] = ToCached(obj);
-      } else {
-        // Unchanged: keep the cached entry, so readers see one identity.
-        next[key] = it->second;
-      }
-    }
-    for (const auto& [key, entry] : cache_) {
-      if (fresh.find(key) == fresh.end()) {
-        changes.push_back({entry, nullptr, false});
-      }
-    }
-    cache_ = std::move(next);
-    last_error_ = absl::OkStatus();
-  }
-  for (const Change& c : changes) {
-    if (c.is_add) {
-      if (handlers_.on_add) handlers_.on_add(*c.new_obj);
-    } else if (c.new_obj == nullptr) {
-      if (!handlers_.on_delete) continue;
-      if (ObjectPtr old = Materialize(c.old_entry)) handlers_.on_delete(*old);
-    } else if (handlers_.on_update) {
-      if (ObjectPtr old = Materialize(c.old_entry)) {
-        handlers_.on_update(*old, *c.new_obj);
-      }
-    }
-  }
+  auto fresh = ListedObjects(*list);
+  if (!fresh.ok()) return fresh.status();
+  // Handlers run after the cache is replaced and outside the lock, so they
+  // can read the informer.
+  Dispatch(ReplaceCache(*fresh, by_content));
   // on_synced before the version is published, so whoever sees it published
   // (LastSyncResourceVersion, HasSynced) knows on_synced has run for it.
   if (handlers_.on_synced) handlers_.on_synced(list->resource_version);

@@ -1,11 +1,46 @@
 #include "common/kube/json.h"
 
+#include <algorithm>
 #include <limits>
+#include <optional>
+#include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
 namespace mcl::kube {
+
+namespace {
+
+// The first field name that appears twice in one object anywhere in `v`.
+// cpprestsdk keeps both copies, and its lookups then find either (or, in a
+// sorted object broken by the duplicate, neither): the decoders would read
+// different values on different paths. An apiserver never sends one.
+// Iterative, so a deeply nested document cannot exhaust the stack.
+std::optional<std::string> DuplicateField(const Json& v) {
+  std::vector<const Json*> pending{&v};
+  std::vector<std::string> keys;
+  while (!pending.empty()) {
+    const Json* j = pending.back();
+    pending.pop_back();
+    if (j->is_object()) {
+      keys.clear();
+      for (const auto& [key, child] : j->as_object()) {
+        keys.push_back(key);
+        pending.push_back(&child);
+      }
+      std::sort(keys.begin(), keys.end());
+      auto dup = std::adjacent_find(keys.begin(), keys.end());
+      if (dup != keys.end()) return *dup;
+    } else if (j->is_array()) {
+      for (const Json& child : j->as_array()) pending.push_back(&child);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what) {
   if (text.empty()) {
@@ -26,6 +61,11 @@ absl::StatusOr<Json> ParseJson(absl::string_view text, absl::string_view what) {
     return absl::InternalError(absl::StrCat(what, ": malformed JSON (",
                                             ec.message(),
                                             "); body starts: ", Snippet(text)));
+  }
+  if (std::optional<std::string> dup = DuplicateField(v)) {
+    return absl::InternalError(absl::StrCat(
+        what, ": malformed JSON (the field \"", Snippet(*dup),
+        "\" appears twice in one object); body starts: ", Snippet(text)));
   }
   return v;
 }
