@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -67,9 +68,8 @@ const char* StateName(grpc_connectivity_state s) {
   return "UNKNOWN";
 }
 
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
+// The checks of Create that need no file or network.
+absl::Status CheckConfig(const ClientConfig& config) {
   if (config.endpoints.empty())
     return absl::InvalidArgumentError("etcd: no endpoints given");
   if (config.clock == nullptr)
@@ -83,9 +83,16 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
     return absl::InvalidArgumentError(
         "etcd: username and password must be given together");
   }
+  return absl::OkStatus();
+}
+
+// "host:port" of each endpoint (the scheme and a trailing '/' dropped). An
+// https:// endpoint turns TLS on (with the system's roots) when not configured.
+absl::StatusOr<std::vector<std::string>> EndpointAddresses(
+    ClientConfig* config) {
   std::vector<std::string> addresses;
   bool any_https = false;
-  for (const std::string& raw : config.endpoints) {
+  for (const std::string& raw : config->endpoints) {
     absl::string_view ep = raw;
     bool https = absl::ConsumePrefix(&ep, "https://");
     bool http = !https && absl::ConsumePrefix(&ep, "http://");
@@ -97,69 +104,86 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
           "etcd: endpoint '", raw,
           "' is not host:port, http://host:port or https://host:port"));
     }
-    if (http && config.tls.has_value()) {
+    if (http && config->tls.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "etcd: endpoint '", raw, "' is http:// but TLS is configured"));
     }
     any_https |= https;
     addresses.emplace_back(ep);
   }
-  if (any_https && !config.tls.has_value()) config.tls = TlsConfig{};
+  if (any_https && !config->tls.has_value()) config->tls = TlsConfig{};
+  return addresses;
+}
 
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (config.tls.has_value()) {
-    const TlsConfig& tls = *config.tls;
-    if (tls.cert_file.empty() != tls.key_file.empty()) {
-      return absl::InvalidArgumentError(
-          "etcd: TLS cert_file and key_file must be given together");
-    }
-    grpc::SslCredentialsOptions ssl;
-    if (!tls.ca_file.empty()) {
-      auto ca = ReadFile("ca_file", tls.ca_file);
-      if (!ca.ok()) return ca.status();
-      ssl.pem_root_certs = *ca;
-    }
-    if (!tls.cert_file.empty()) {
-      auto cert = ReadFile("cert_file", tls.cert_file);
-      if (!cert.ok()) return cert.status();
-      auto key = ReadFile("key_file", tls.key_file);
-      if (!key.ok()) return key.status();
-      ssl.pem_cert_chain = *cert;
-      ssl.pem_private_key = *key;
-    }
-    creds = grpc::SslCredentials(ssl);
-  } else {
-    creds = grpc::InsecureChannelCredentials();
+// Plaintext, or TLS with the configured CA and client certificate.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
+    const std::optional<TlsConfig>& config) {
+  if (!config.has_value()) return grpc::InsecureChannelCredentials();
+  const TlsConfig& tls = *config;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "etcd: TLS cert_file and key_file must be given together");
   }
+  grpc::SslCredentialsOptions ssl;
+  if (!tls.ca_file.empty()) {
+    auto ca = ReadFile("ca_file", tls.ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+  }
+  if (!tls.cert_file.empty()) {
+    auto cert = ReadFile("cert_file", tls.cert_file);
+    if (!cert.ok()) return cert.status();
+    auto key = ReadFile("key_file", tls.key_file);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(ssl);
+}
 
+grpc::ChannelArguments ChannelArgs(const ClientConfig& config) {
+  grpc::ChannelArguments args;
+  // gRPC reconnects on its own after a failure; keep that quick (at most 1 s
+  // apart) so that a restarted etcd is used again soon. Our own retries use
+  // mcl::Backoff. The minimum also bounds one connection attempt (TCP + TLS
+  // handshake) from below.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(
+      GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectBackoff)));
+  // Detect a dead peer under a quiet stream (etcd allows pings every 5 s or
+  // more). gRPC stops pinging after two pings without data by default, so a
+  // quiet watch on a connection that silently holds bytes would never find
+  // out: keep pinging.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Each Client's connections are its own, not shared with other clients in
+  // the process.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(-1);
+  if (config.tls.has_value() && !config.tls->server_name.empty()) {
+    args.SetSslTargetNameOverride(config.tls->server_name);
+  }
+  return args;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Create(ClientConfig config) {
+  if (absl::Status s = CheckConfig(config); !s.ok()) return s;
+  auto addresses = EndpointAddresses(&config);
+  if (!addresses.ok()) return addresses.status();
+  auto creds = Credentials(config.tls);
+  if (!creds.ok()) return creds.status();
+  const grpc::ChannelArguments args = ChannelArgs(config);
   std::unique_ptr<Client> client(new Client(std::move(config)));
-  for (size_t i = 0; i < addresses.size(); ++i) {
-    grpc::ChannelArguments args;
-    // gRPC reconnects on its own after a failure; keep that quick (at most 1 s
-    // apart) so that a restarted etcd is used again soon. Our own retries use
-    // mcl::Backoff. The minimum also bounds one connection attempt (TCP + TLS
-    // handshake) from below.
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
-    args.SetInt(
-        GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-        static_cast<int>(absl::ToInt64Milliseconds(kMaxReconnectBackoff)));
-    // Detect a dead peer under a quiet stream (etcd allows pings every 5 s or
-    // more).
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
-    // Each Client's connections are its own, not shared with other clients in
-    // the process.
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxReceiveMessageSize(-1);
-    if (client->config_.tls.has_value() &&
-        !client->config_.tls->server_name.empty()) {
-      args.SetSslTargetNameOverride(client->config_.tls->server_name);
-    }
+  for (size_t i = 0; i < addresses->size(); ++i) {
     auto c = std::make_unique<Connection>();
     c->index = i;
-    c->address = addresses[i];
-    c->channel = grpc::CreateCustomChannel(Target(addresses[i]), creds, args);
+    c->address = (*addresses)[i];
+    c->channel = grpc::CreateCustomChannel(Target(c->address), *creds, args);
     c->kv = etcdserverpb::KV::NewStub(c->channel);
     c->lease = etcdserverpb::Lease::NewStub(c->channel);
     c->watch = etcdserverpb::Watch::NewStub(c->channel);
@@ -291,6 +315,13 @@ absl::Status Client::CallImpl(absl::string_view method, CallKind kind,
       InvalidateToken(token);
       refreshed = true;
       continue;
+    }
+    if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+        c.channel->GetState(false) == GRPC_CHANNEL_READY) {
+      // Connected, yet no answer in time: the member is stuck or the path
+      // holds bytes. The outcome is unknown (not retried), but the next call
+      // goes to the next endpoint.
+      MarkFailed(c.index);
     }
     if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
       MarkFailed(c.index);

@@ -123,6 +123,9 @@ absl::StatusOr<TxnResult> KV::Commit(const Txn& txn, absl::Duration timeout) {
     } else if (r.has_response_delete_range()) {
       op.kind = OpResult::Kind::kDelete;
       op.del = FromProto(r.response_delete_range());
+    } else if (r.has_response_txn()) {
+      op.kind = OpResult::Kind::kTxn;
+      op.txn_succeeded = r.response_txn().succeeded();
     }
     out.results.push_back(std::move(op));
   }

@@ -243,6 +243,55 @@ TEST_F(KVTest, LockKeyShapes) {
   EXPECT_EQ((*kv)->value, "cluster-b/pod-9");
 }
 
+// A txn guarded by an epoch key applies only while that key is unchanged
+// since the epoch's write; a failed one tells whether the guard failed.
+// Nested txns release many keys in one request, each under its own compare.
+TEST_F(KVTest, GuardedTxnsAndNestedReleases) {
+  const std::string epoch_key = prefix_ + "_epoch/c0";
+  auto e1 = kv_->Put(epoch_key, "replica-1");
+  ASSERT_TRUE(e1.ok());
+  const int64_t epoch = e1->revision;
+  const std::string a = prefix_ + "a", b = prefix_ + "b";
+  auto put_a = kv_->Commit(CreateIfAbsent(a, "x", 0).Guard(epoch_key, epoch));
+  ASSERT_TRUE(put_a.ok()) << put_a.status();
+  ASSERT_TRUE(put_a->succeeded);
+  // The key's own compare fails, the guard held.
+  auto again = kv_->Commit(CreateIfAbsent(a, "y", 0).Guard(epoch_key, epoch));
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->succeeded);
+  EXPECT_TRUE(GuardHeld(*again, epoch));
+  ASSERT_EQ(again->results.size(), 2u) << "Else: the key, then the guard";
+  EXPECT_EQ(again->results[0].range.kvs[0].value, "x");
+
+  auto put_b = kv_->Commit(CreateIfAbsent(b, "x", 0).Guard(epoch_key, epoch));
+  ASSERT_TRUE(put_b.ok() && put_b->succeeded);
+  // Both released in one request.
+  Txn release;
+  release.Then(Op::Nested(DeleteIfOwned(a, put_a->revision)))
+      .Then(Op::Nested(DeleteIfOwned(b, put_b->revision)))
+      .Guard(epoch_key, epoch);
+  auto released = kv_->Commit(release);
+  ASSERT_TRUE(released.ok()) << released.status();
+  ASSERT_TRUE(released->succeeded);
+  ASSERT_EQ(released->results.size(), 2u);
+  EXPECT_EQ(released->results[0].kind, OpResult::Kind::kTxn);
+  EXPECT_TRUE(released->results[0].txn_succeeded);
+  EXPECT_TRUE(released->results[1].txn_succeeded);
+  EXPECT_FALSE(kv_->Get(a)->has_value());
+  EXPECT_FALSE(kv_->Get(b)->has_value());
+
+  // Another replica writes the epoch key: every txn of the old epoch fails
+  // and says why.
+  ASSERT_TRUE(kv_->Put(epoch_key, "replica-2").ok());
+  auto stale = kv_->Commit(CreateIfAbsent(a, "z", 0).Guard(epoch_key, epoch));
+  ASSERT_TRUE(stale.ok());
+  EXPECT_FALSE(stale->succeeded);
+  EXPECT_FALSE(GuardHeld(*stale, epoch));
+  EXPECT_FALSE(kv_->Get(a)->has_value());
+  EXPECT_EQ(kv_->Commit(Txn().Guard(epoch_key, 0)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(KVTest, TxnBuilderComparesValuesAndVersions) {
   const std::string key = prefix_ + "k";
   ASSERT_TRUE(kv_->Put(key, "b").ok());

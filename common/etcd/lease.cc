@@ -149,7 +149,8 @@ std::vector<int64_t> Lease::KeptAlive() const {
 }
 
 absl::Duration Lease::Step(bool stream_up, const std::string& endpoint,
-                           std::vector<int64_t>* due, Batch* batch) {
+                           std::vector<int64_t>* due, Batch* batch,
+                           bool* silent) {
   while (!inbox_.empty()) {
     Inbox in = std::move(inbox_.front());
     inbox_.pop_front();
@@ -200,6 +201,13 @@ absl::Duration Lease::Step(bool stream_up, const std::string& endpoint,
       it = kept_.erase(it);
       if (on_lost) batch->push_back([on_lost, lost] { on_lost(lost); });
       continue;
+    }
+    // An answer overdue on a stream that is up: the stream is silent.
+    const absl::Duration answer_bound =
+        std::max(absl::Seconds(1), absl::Seconds(k.ttl_seconds) / 2);
+    if (stream_up && silent != nullptr && !k.pending.empty()) {
+      if (now >= k.pending.front() + answer_bound) *silent = true;
+      wake = std::min(wake, k.pending.front() + answer_bound);
     }
     if (stream_up && now >= k.next_send) {
       due->push_back(it->first);
@@ -253,28 +261,9 @@ void Lease::WaitOffline(absl::Duration d) {
 void Lease::Run() {
   pthread_setname_np(pthread_self(), "etcd-lease");
   Backoff backoff(client_->config().reconnect_backoff);
-  while (true) {
-    {
-      absl::MutexLock l(&mu_);
-      auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !kept_.empty();
-      };
-      mu_.Await(absl::Condition(&has_work));
-      if (stopping_) return;
-    }
-    // Connecting must not delay a loss report: wait no longer than the first
-    // lease's expiry.
-    absl::Duration connect_for = client_->config().dial_timeout;
-    {
-      absl::MutexLock l(&mu_);
-      const absl::Duration now = clock_->Monotonic();
-      for (const auto& [id, k] : kept_) {
-        connect_for = std::min(connect_for, k.alive_until - now);
-      }
-    }
-    connect_for = std::max(connect_for, absl::Milliseconds(1));
+  while (WaitForWork()) {
     auto stream = client_->ConnectStream("Lease.LeaseKeepAlive",
-                                         absl::Now() + connect_for);
+                                         absl::Now() + ConnectBudget());
     if (!stream.ok()) {
       WaitOffline(backoff.Next());
       continue;
@@ -282,99 +271,150 @@ void Lease::Run() {
     const std::string endpoint = stream->connection->address;
     auto ctx = std::make_shared<grpc::ClientContext>();
     Client::PrepareContext(*stream, ctx.get());
-    {
-      absl::MutexLock l(&mu_);
-      if (stopping_) return;
-      ctx_ = ctx;
-      inbox_.clear();
-      reader_done_ = false;
-      const absl::Duration now = clock_->Monotonic();
-      for (auto& [id, k] : kept_) {
-        k.pending
-            .clear();  // answers to the old stream's keepalives will never come
-        k.next_send = now;
-      }
-    }
+    if (!BeginStream(ctx)) return;
     auto rw = stream->connection->lease->LeaseKeepAlive(ctx.get());
-    std::thread reader([this, &rw] {
-      etcdserverpb::LeaseKeepAliveResponse r;
-      while (rw->Read(&r)) {
-        absl::Duration t = clock_->Monotonic();
-        {
-          absl::MutexLock l(&mu_);
-          inbox_.push_back({r, t});
-        }
-        wake_.Notify();
-      }
-      {
-        absl::MutexLock l(&mu_);
-        reader_done_ = true;
-      }
-      wake_.Notify();
-    });
+    std::thread reader([this, &rw] { ReadAnswers(rw.get()); });
     bool answered = false;
-    bool write_failed = false;
-    while (true) {
-      mu_.Lock();
-      if (stopping_ || reader_done_ || write_failed) {
-        mu_.Unlock();
-        break;
-      }
-      answered |= !inbox_.empty();
-      std::vector<int64_t> due;
-      Batch batch;
-      absl::Duration wake = Step(true, endpoint, &due, &batch);
-      mu_.Unlock();
-      // Write first, each send time taken just before its write (answers are
-      // only handled on this thread, after the send time is recorded).
-      for (int64_t id : due) {
-        etcdserverpb::LeaseKeepAliveRequest req;
-        req.set_id(id);
-        absl::Duration sent_at = clock_->Monotonic();
-        if (!rw->Write(req)) {
-          write_failed = true;
-          break;
-        }
-        absl::MutexLock l(&mu_);
-        auto it = kept_.find(id);
-        if (it != kept_.end()) it->second.pending.push_back(sent_at);
-      }
-      mu_.Lock();
-      RunBatch(&batch);  // unlocks mu_
-      if (write_failed) continue;
-      {
-        absl::MutexLock l(&mu_);
-        if (stopping_ || reader_done_ || kick_ || !inbox_.empty()) {
-          kick_ = false;
-          continue;
-        }
-      }
-      // Until the next keepalive is due or a lease's loss deadline, on the
-      // monotonic clock (a wall-clock step must not delay either); an answer,
-      // a kick or a stop wakes it earlier.
-      wake_.WaitUntil(wake);
-      absl::MutexLock l(&mu_);
-      kick_ = false;
-    }
+    bool silent = false;
+    ServeStream(rw.get(), endpoint, &answered, &silent);
     ctx->TryCancel();
     reader.join();
     grpc::Status status = rw->Finish();
-    mu_.Lock();
-    const bool stopping = stopping_;
-    ctx_.reset();
-    // Answers read before the stream ended still count.
-    std::vector<int64_t> none;
-    Batch batch;
-    Step(false, endpoint, &none, &batch);
-    RunBatch(&batch);  // unlocks mu_
-    if (stopping) return;
-    client_->OnStreamError(
-        *stream, status.ok() ? grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                            "keepalive stream closed by etcd")
-                             : status);
+    if (!EndStream(endpoint, silent, &status)) return;  // stopping
+    client_->OnStreamError(*stream, status);
+    if (silent) continue;  // at once, on the next endpoint
     if (answered) backoff.Reset();
     WaitOffline(backoff.Next());
   }
+}
+
+bool Lease::WaitForWork() {
+  absl::MutexLock l(&mu_);
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || !kept_.empty();
+  };
+  mu_.Await(absl::Condition(&has_work));
+  return !stopping_;
+}
+
+absl::Duration Lease::ConnectBudget() {
+  // Connecting must not delay a loss report: wait no longer than the first
+  // lease's expiry.
+  absl::Duration connect_for = client_->config().dial_timeout;
+  {
+    absl::MutexLock l(&mu_);
+    const absl::Duration now = clock_->Monotonic();
+    for (const auto& [id, k] : kept_) {
+      connect_for = std::min(connect_for, k.alive_until - now);
+    }
+  }
+  return std::max(connect_for, absl::Milliseconds(1));
+}
+
+bool Lease::BeginStream(std::shared_ptr<grpc::ClientContext> ctx) {
+  absl::MutexLock l(&mu_);
+  if (stopping_) return false;
+  ctx_ = std::move(ctx);
+  inbox_.clear();
+  reader_done_ = false;
+  const absl::Duration now = clock_->Monotonic();
+  for (auto& [id, k] : kept_) {
+    k.pending.clear();  // answers to the old stream's keepalives never come
+    k.next_send = now;
+  }
+  return true;
+}
+
+void Lease::ReadAnswers(KeepAliveStream* rw) {
+  etcdserverpb::LeaseKeepAliveResponse r;
+  while (rw->Read(&r)) {
+    absl::Duration t = clock_->Monotonic();
+    {
+      absl::MutexLock l(&mu_);
+      inbox_.push_back({r, t});
+    }
+    wake_.Notify();
+  }
+  {
+    absl::MutexLock l(&mu_);
+    reader_done_ = true;
+  }
+  wake_.Notify();
+}
+
+void Lease::ServeStream(KeepAliveStream* rw, const std::string& endpoint,
+                        bool* answered, bool* silent) {
+  bool write_failed = false;
+  while (true) {
+    mu_.Lock();
+    if (stopping_ || reader_done_ || write_failed || *silent) {
+      mu_.Unlock();
+      break;
+    }
+    *answered |= !inbox_.empty();
+    std::vector<int64_t> due;
+    Batch batch;
+    absl::Duration wake = Step(true, endpoint, &due, &batch, silent);
+    if (*silent) {
+      // Let the batch run, then leave this stream for another endpoint.
+      due.clear();
+    }
+    mu_.Unlock();
+    write_failed = !SendKeepAlives(rw, due);
+    mu_.Lock();
+    RunBatch(&batch);  // unlocks mu_
+    if (write_failed) continue;
+    {
+      absl::MutexLock l(&mu_);
+      if (stopping_ || reader_done_ || kick_ || !inbox_.empty()) {
+        kick_ = false;
+        continue;
+      }
+    }
+    // Until the next keepalive is due or a lease's loss deadline, on the
+    // monotonic clock (a wall-clock step must not delay either); an answer,
+    // a kick or a stop wakes it earlier.
+    wake_.WaitUntil(wake);
+    absl::MutexLock l(&mu_);
+    kick_ = false;
+  }
+}
+
+bool Lease::SendKeepAlives(KeepAliveStream* rw,
+                           const std::vector<int64_t>& due) {
+  // Each send time is taken just before its write (answers are only handled
+  // on this thread, after the send time is recorded).
+  for (int64_t id : due) {
+    etcdserverpb::LeaseKeepAliveRequest req;
+    req.set_id(id);
+    absl::Duration sent_at = clock_->Monotonic();
+    if (!rw->Write(req)) return false;
+    absl::MutexLock l(&mu_);
+    auto it = kept_.find(id);
+    if (it != kept_.end()) it->second.pending.push_back(sent_at);
+  }
+  return true;
+}
+
+bool Lease::EndStream(const std::string& endpoint, bool silent,
+                      grpc::Status* status) {
+  mu_.Lock();
+  const bool stopping = stopping_;
+  ctx_.reset();
+  // Answers read before the stream ended still count.
+  std::vector<int64_t> none;
+  Batch batch;
+  Step(false, endpoint, &none, &batch);
+  RunBatch(&batch);  // unlocks mu_
+  if (stopping) return false;
+  if (silent) {
+    *status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           "keepalive stream silent: answers overdue");
+  } else if (status->ok()) {
+    *status = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           "keepalive stream closed by etcd");
+  }
+  return true;
 }
 
 }  // namespace mcl::etcd

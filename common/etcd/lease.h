@@ -19,6 +19,10 @@
 //   - no keepalive was answered for a whole TTL since the last answered one
 //     was sent (etcd unreachable): it may have expired, nobody can tell it has
 //     not: DEADLINE_EXCEEDED.
+// A stream whose keepalives go unanswered for max(1 s, TTL/2) (a member that
+// holds bytes, a half-open connection) is dropped and re-established on the
+// next endpoint, at once, so one stuck member does not cost the session.
+//
 // Callbacks run on the Lease's own thread, one at a time; they may call Lease
 // methods.
 #ifndef MCL_COMMON_ETCD_LEASE_H_
@@ -124,11 +128,37 @@ class Lease {
   };
   using Batch = std::vector<std::function<void()>>;
 
+  using KeepAliveStream =
+      grpc::ClientReaderWriter<etcdserverpb::LeaseKeepAliveRequest,
+                               etcdserverpb::LeaseKeepAliveResponse>;
+  // The keepalive thread: one stream at a time, reconnecting with backoff.
+  // Its steps follow.
   void Run();
+  // Waits until a lease is kept or Stop(); false on Stop().
+  bool WaitForWork();
+  // How long connecting may take: the dial timeout, bounded by the first
+  // lease's expiry.
+  absl::Duration ConnectBudget();
+  // Makes `ctx` the current stream's; resets the inbox and every lease's
+  // pending sends. False when stopping.
+  bool BeginStream(std::shared_ptr<grpc::ClientContext> ctx);
+  // The reader thread: queues answers in inbox_ until the stream ends.
+  void ReadAnswers(KeepAliveStream* rw);
+  // Sends keepalives when due and handles answers and losses until the stream
+  // ends, a write fails, answers are overdue (*silent) or Stop().
+  void ServeStream(KeepAliveStream* rw, const std::string& endpoint,
+                   bool* answered, bool* silent);
+  // False when a write failed.
+  bool SendKeepAlives(KeepAliveStream* rw, const std::vector<int64_t>& due);
+  // After the stream: handles the answers read before it ended; sets
+  // *status to why it ended. False when stopping.
+  bool EndStream(const std::string& endpoint, bool silent,
+                 grpc::Status* status);
   // Under mu_: handles answers and losses, and (stream up) picks the leases due
   // a keepalive. Returns when to look again.
   absl::Duration Step(bool stream_up, const std::string& endpoint,
-                      std::vector<int64_t>* due, Batch* batch)
+                      std::vector<int64_t>* due, Batch* batch,
+                      bool* silent = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs callbacks with callback_mu_ held (taken before mu_ is released, so
   // StopKeepAlive can wait for a batch that may still name its lease).

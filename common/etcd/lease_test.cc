@@ -4,6 +4,7 @@
 // etcd, and a keepalive stream that survives a restart.
 #include "common/etcd/lease.h"
 
+#include <atomic>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "common/etcd/watch.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testbed/faultproxy/faultproxy.h"
 
 namespace mcl::etcd {
 namespace {
@@ -363,6 +365,43 @@ TEST_F(LeaseTest, AdoptedSessionKeepsTheLeaseAndItsKeysAlive) {
   EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound) << gone.status();
   EXPECT_EQ(Session::Adopt(client_.get(), 0, o).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// The keepalive stream goes through a path that starts holding bytes: its
+// answers stop without a reset. The stream is dropped after max(1 s, TTL/2)
+// without an answer and keepalives continue on the next endpoint, so the
+// session survives a stuck member.
+TEST_F(LeaseTest, ASilentKeepaliveStreamMovesToTheNextEndpoint) {
+  using faultproxy::FaultProxy;
+  auto proxy = FaultProxy::Start();
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto port = (*proxy)->AddLink("etcd", etcd_->port());
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string proxy_address = absl::StrCat("127.0.0.1:", *port);
+  ClientConfig config;
+  config.endpoints = {proxy_address, etcd_->address()};
+  config.call_timeout = absl::Seconds(2);
+  auto client = Client::Create(config);
+  ASSERT_TRUE(client.ok());
+  std::atomic<int> direct{0};
+  const std::string direct_address = etcd_->address();
+  SessionOptions o;
+  o.ttl_seconds = 3;
+  o.on_renewed = [&](const KeepAliveResponse& r) {
+    if (r.endpoint == direct_address) ++direct;
+  };
+  auto session = Session::Create(client->get(), o);
+  ASSERT_TRUE(session.ok()) << session.status();
+  ASSERT_FALSE((*session)->WaitDone(absl::Seconds(1)));
+  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kHold}).ok());
+  // Three TTLs: without the move the lease would be lost after one.
+  EXPECT_FALSE((*session)->WaitDone(absl::Seconds(9))) << (*session)->status();
+  EXPECT_GE(direct.load(), 3);
+  auto info = Lease(client_.get()).TimeToLive((*session)->lease_id());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_GT(info->ttl_seconds, 0);
+  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kPass}).ok());
+  EXPECT_TRUE((*session)->Close().ok());
 }
 
 TEST_F(LeaseTest, UnreachableEtcdLosesTheSessionAfterTtlNotBefore) {

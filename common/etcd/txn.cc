@@ -87,6 +87,30 @@ Op Op::Delete(absl::string_view key, const DeleteOptions& options) {
   return op;
 }
 
+Op Op::Nested(const Txn& txn) {
+  Op op;
+  op.error_ = txn.Validate();
+  *op.proto_.mutable_request_txn() = txn.proto();
+  return op;
+}
+
+Txn& Txn::Guard(absl::string_view key, int64_t mod_revision) {
+  If(ModRevision(key) == mod_revision);
+  Else(Op::Get(key));
+  if (mod_revision <= 0 && error_.ok()) {
+    error_ = absl::InvalidArgumentError(
+        "etcd: a Txn guard needs the guard key's mod_revision (> 0)");
+  }
+  return *this;
+}
+
+bool GuardHeld(const TxnResult& result, int64_t mod_revision) {
+  if (result.succeeded || result.results.empty()) return result.succeeded;
+  const OpResult& last = result.results.back();
+  return last.kind == OpResult::Kind::kRange && last.range.kvs.size() == 1 &&
+         last.range.kvs[0].mod_revision == mod_revision;
+}
+
 Txn& Txn::If(Compare c) {
   if (c.proto().key().empty() && error_.ok()) {
     error_ = absl::InvalidArgumentError("etcd: Txn compare on an empty key");

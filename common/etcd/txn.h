@@ -109,6 +109,8 @@ inline IntTarget LeaseOf(absl::string_view key) {
 }
 inline ValueTarget Value(absl::string_view key) { return ValueTarget(key); }
 
+class Txn;
+
 // One operation in a branch. A bad option (e.g. an empty key) is kept as an
 // error and reported by KV::Commit, so a builder chain never needs checking
 // halfway.
@@ -118,6 +120,10 @@ class Op {
   static Op Put(absl::string_view key, absl::string_view value,
                 const PutOptions& options = {});
   static Op Delete(absl::string_view key, const DeleteOptions& options = {});
+  // A whole Txn as one operation of a branch (etcd >= 3.3): its compares are
+  // checked and one of its branches runs, at the outer txn's revision. Lets one
+  // request release many keys, each under its own compare.
+  static Op Nested(const Txn& txn);
 
   const etcdserverpb::RequestOp& proto() const { return proto_; }
   const absl::Status& error() const { return error_; }
@@ -135,6 +141,12 @@ class Txn {
 
   // Marks the txn as unusable: KV::Commit returns `why` without sending it.
   Txn& Reject(absl::Status why);
+  // Guards the whole txn with `key` being unchanged since the write at
+  // `mod_revision` (e.g. a leader's epoch key): If(ModRevision(key) ==
+  // mod_revision), and Else reads `key` as the Else branch's last op, so a
+  // failed txn tells whether the guard or another compare failed
+  // (GuardHeld()). Call after the branches are built.
+  Txn& Guard(absl::string_view key, int64_t mod_revision);
 
   // The first bad option of any Op (or the Reject reason), or OK.
   absl::Status Validate() const;
@@ -148,11 +160,12 @@ class Txn {
 // The result of one Op of the branch that ran; `kind` says which member is
 // filled.
 struct OpResult {
-  enum class Kind { kRange, kPut, kDelete };
+  enum class Kind { kRange, kPut, kDelete, kTxn };
   Kind kind = Kind::kRange;
   RangeResult range;
   PutResult put;
   DeleteResult del;
+  bool txn_succeeded = false;  // kTxn: the nested txn's compares held
 };
 
 struct TxnResult {
@@ -161,6 +174,11 @@ struct TxnResult {
   int64_t revision = 0;
   std::vector<OpResult> results;  // one per Op of the branch that ran, in order
 };
+
+// For a txn built with Guard(key, mod_revision) that did not succeed: true when
+// the guard key was still at mod_revision (another compare failed), false when
+// it had moved on (or the answer has no read of it).
+bool GuardHeld(const TxnResult& result, int64_t mod_revision);
 
 // ---- The lock-key shapes ---------------------------------------------------
 

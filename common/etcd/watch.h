@@ -30,6 +30,14 @@
 //     cannot deliver what was lost: on_compacted(compact_revision) and then
 //     on_done(OUT_OF_RANGE) end the watch. The caller re-reads the state and
 //     watches again from the read's revision + 1.
+//   - A stream cannot go silently stale. Every silence_timeout/3 the watch
+//     asks etcd for a progress notification on the stream (etcd >= 3.4
+//     answers at once); if nothing at all arrives for silence_timeout (a
+//     member that holds bytes, a half-open connection), the stream is
+//     cancelled and re-established on the next endpoint, resuming as above.
+//     With require_leader, a member that has lost its leader (partitioned
+//     from the majority) ends the stream at once ("no leader") instead of
+//     serving it from a stale copy.
 //   - Stop() returns promptly (it cancels the stream) and no callback runs
 //     after it returns.
 #ifndef MCL_COMMON_ETCD_WATCH_H_
@@ -46,6 +54,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/clock.h"
 #include "common/etcd/client.h"
 #include "common/etcd/types.h"
 
@@ -62,6 +71,11 @@ struct WatchOptions : KeyRange {
   bool progress_notify = false;
   bool no_put = false;     // do not deliver PUT events
   bool no_delete = false;  // do not deliver DELETE events
+  // Nothing received for this long re-establishes the stream (see the file
+  // comment); progress is asked for every third of it. At least 300 ms.
+  absl::Duration silence_timeout = absl::Seconds(10);
+  // etcd's "hasleader" metadata (clientv3.WithRequireLeader).
+  bool require_leader = true;
 };
 
 struct Event {
@@ -115,10 +129,31 @@ class Watch {
  private:
   Watch(Client* client, WatchOptions options, WatchCallbacks callbacks,
         std::string range_end);
+  using WatchStream = grpc::ClientReaderWriter<etcdserverpb::WatchRequest,
+                                               etcdserverpb::WatchResponse>;
   void Run();
+  bool Stopping() const;
   // One stream's life; returns a terminal status to end the watch, or nullopt
-  // to reconnect.
+  // to reconnect. Its steps follow.
   std::optional<absl::Status> RunStream(bool* made_progress);
+  etcdserverpb::WatchRequest CreateRequest(int64_t start) const;
+  // A compaction or a cancel by etcd: the terminal status that ends the watch.
+  std::optional<absl::Status> EndedByEtcd(
+      const etcdserverpb::WatchResponse& resp, const std::string& endpoint,
+      int64_t start);
+  // Any other response: created, progress, or events (deduplicated, then
+  // delivered); moves the resume point.
+  void OnResponse(const etcdserverpb::WatchResponse& resp, bool* made_progress);
+  void DeliverEvents(const etcdserverpb::WatchResponse& resp,
+                     bool* made_progress);
+  // After the read loop: stops the guard, finishes the call, and reports a
+  // disconnect (unless terminal or stopping). Returns `terminal`.
+  std::optional<absl::Status> EndStream(const Client::Stream& stream,
+                                        WatchStream* rw, std::thread* guard,
+                                        std::optional<absl::Status> terminal);
+  // While a stream is up: asks for progress and cancels the stream when it is
+  // silent for silence_timeout. Returns when the stream ends.
+  void GuardSilence(grpc::ClientContext* ctx, WatchStream* rw);
   void Finish(absl::Status why);
 
   Client* client_;
@@ -133,6 +168,12 @@ class Watch {
   // Resume point and dedup mark; only the watch thread writes them.
   int64_t next_rev_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_delivered_ = 0;
+  // The stream being guarded: when it last received anything; whether it
+  // ended; whether the guard cancelled it for silence.
+  absl::Duration last_heard_ ABSL_GUARDED_BY(mu_);
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool silent_ ABSL_GUARDED_BY(mu_) = false;
+  Wakeup guard_wake_;  // the stream ended, or Stop()
   std::thread thread_;
 };
 

@@ -17,6 +17,7 @@
 #include "common/etcd/testing/etcd_process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "testbed/faultproxy/faultproxy.h"
 
 namespace mcl::etcd {
 namespace {
@@ -303,6 +304,52 @@ TEST_F(WatchTest, ProgressNotifyAdvancesAQuietWatch) {
   EXPECT_GE(c.progress()[0], head->revision);
   EXPECT_GE((*w)->next_revision(), head->revision);
   EXPECT_TRUE(c.events().empty());
+}
+
+// A member (here: the path to it) that holds bytes without resetting: the
+// watch through it goes quiet. Its progress requests go unanswered, so after
+// silence_timeout the stream is dropped and re-established on the next
+// endpoint, and the change made meanwhile arrives, once, in order.
+TEST_F(WatchTest, ASilentStreamIsReplacedOnTheNextEndpoint) {
+  using faultproxy::FaultProxy;
+  auto proxy = FaultProxy::Start();
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  auto port = (*proxy)->AddLink("etcd", etcd_->port());
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::string proxy_address = absl::StrCat("127.0.0.1:", *port);
+  ClientConfig config;
+  config.endpoints = {proxy_address, etcd_->address()};
+  auto client = Client::Create(config);
+  ASSERT_TRUE(client.ok());
+  WatchOptions o;
+  o.key = prefix_;
+  o.prefix = true;
+  o.silence_timeout = absl::Seconds(1);
+  Collector c;
+  auto w = Watch::Start(client->get(), o, c.Callbacks());
+  ASSERT_TRUE(w.ok()) << w.status();
+  ASSERT_TRUE(c.WaitCreated(1));
+  EXPECT_EQ((*client)->current_endpoint(), proxy_address);
+  ASSERT_TRUE(kv_->Put(prefix_ + "a", "1").ok());
+  ASSERT_TRUE(c.WaitEvents(1));
+  // A quiet, healthy stream is not taken for a silent one: progress answers
+  // keep it alive for several bounds.
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_TRUE(c.disconnects().empty()) << c.disconnects()[0];
+
+  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kHold}).ok());
+  const absl::Duration held_at = Clock::Real()->Monotonic();
+  ASSERT_TRUE(kv_->Put(prefix_ + "b", "2").ok());
+  ASSERT_TRUE(c.WaitEvents(2, absl::Seconds(10)))
+      << "the watch stayed silently stale";
+  const absl::Duration took = Clock::Real()->Monotonic() - held_at;
+  // The silence bound, then a reconnect (the one Backoff starts at 50 ms).
+  EXPECT_LE(took, absl::Seconds(1) + absl::Seconds(2)) << took;
+  EXPECT_THAT(c.Keys(), ElementsAre(prefix_ + "a", prefix_ + "b"));
+  ASSERT_FALSE(c.disconnects().empty());
+  EXPECT_THAT(std::string(c.disconnects()[0].message()), HasSubstr("silent"));
+  EXPECT_EQ((*client)->current_endpoint(), etcd_->address());
+  (*w)->Stop();
 }
 
 TEST_F(WatchTest, StopIsPromptAndEndsCallbacks) {

@@ -32,7 +32,8 @@ class EtcdProcess {
   ~EtcdProcess();
 
   // "127.0.0.1:PORT"
-  std::string address() const;
+  std::string address() const;  // "127.0.0.1:PORT"
+  int port() const { return client_port_; }
   const std::string& dir() const { return dir_; }
   // Generated with tls: PEM files in dir().
   std::string ca_file() const { return dir_ + "/pki/ca.crt"; }
