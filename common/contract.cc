@@ -13,6 +13,15 @@ namespace mcl::contract {
 
 using web::json::value;
 
+absl::Status CheckSessionTtl(absl::Duration ttl) {
+  if (ttl >= kMinSessionTtl && ttl <= kMaxSessionTtl) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("session TTL ", absl::FormatDuration(ttl), " is outside ",
+                   absl::FormatDuration(kMinSessionTtl), "..",
+                   absl::FormatDuration(kMaxSessionTtl),
+                   " (the range a controller's --session-ttl may take)"));
+}
+
 std::string HeartbeatLeaseName(absl::string_view cluster) {
   return absl::StrCat(kHeartbeatLeasePrefix, cluster);
 }
@@ -44,7 +53,22 @@ std::string LockKeyOfEtcdKey(absl::string_view prefix,
   std::vector<absl::string_view> parts =
       absl::StrSplit(etcd_key.substr(with_slash.size()), '/');
   if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) return "";
+  if (parts[0] == kReplicaEpochSegment) return "";
   return absl::StrCat(parts[0], "/", parts[1]);
+}
+
+std::string ReplicaEpochKey(absl::string_view prefix,
+                            absl::string_view cluster) {
+  return absl::StrCat(prefix, "/", kReplicaEpochSegment, "/", cluster);
+}
+
+std::string ClusterOfReplicaEpochKey(absl::string_view prefix,
+                                     absl::string_view etcd_key) {
+  const std::string head = absl::StrCat(prefix, "/", kReplicaEpochSegment, "/");
+  if (!absl::StartsWith(etcd_key, head) || etcd_key.size() == head.size()) {
+    return "";
+  }
+  return std::string(etcd_key.substr(head.size()));
 }
 
 std::string EncodeKeyValue(const KeyValue& v) {
@@ -53,6 +77,7 @@ std::string EncodeKeyValue(const KeyValue& v) {
   o["holder"] = value::string(v.holder);
   o["session"] = value::string(v.session);
   o["acquireTime"] = value::string(v.acquire_time);
+  if (!v.instance.empty()) o["instance"] = value::string(v.instance);
   return o.serialize();
 }
 
@@ -74,12 +99,13 @@ std::optional<KeyValue> ParseKeyValue(absl::string_view raw) {
     return f.as_string();
   };
   auto cluster = str("cluster"), holder = str("holder"),
-       session = str("session"), acquire = str("acquireTime");
-  if (!cluster || !holder || !session || !acquire || cluster->empty() ||
-      holder->empty()) {
+       session = str("session"), acquire = str("acquireTime"),
+       instance = str("instance");
+  if (!cluster || !holder || !session || !acquire || !instance ||
+      cluster->empty() || holder->empty()) {
     return std::nullopt;
   }
-  return KeyValue{*cluster, *holder, *session, *acquire};
+  return KeyValue{*cluster, *holder, *session, *acquire, *instance};
 }
 
 }  // namespace mcl::contract

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -40,6 +41,18 @@ inline absl::Duration ValidityAfterConfirmedWrite(absl::Duration ttl) {
 inline absl::Duration LapseAfterObservedRenewal(absl::Duration ttl) {
   return ttl * (1 + kRho) + kMargin;
 }
+
+// The session TTLs a controller may be configured with (--session-ttl), and
+// so the only ones a sidecar believes in a heartbeat or a status. The minimum
+// is etcd's lease granularity. The maximum bounds what a corrupt or forged
+// confirmation can claim: a sidecar counts leadership for about one TTL from
+// each confirmation, so an unbounded TTL (the fuzzer found 2^63-1 ms accepted)
+// would let one bad write keep an app leading for ever.
+inline constexpr absl::Duration kMinSessionTtl = absl::Seconds(1);
+inline constexpr absl::Duration kMaxSessionTtl = absl::Hours(1);
+// OK for a TTL in [kMinSessionTtl, kMaxSessionTtl]; otherwise InvalidArgument
+// naming the range.
+absl::Status CheckSessionTtl(absl::Duration ttl);
 
 // ---- MultiClusterLease ------------------------------------------------------
 
@@ -88,19 +101,38 @@ inline constexpr char kDefaultKeyPrefix[] = "/mcl/locks";
 // "<prefix>/<namespace>/<name>"; `prefix` without a trailing slash.
 std::string EtcdKey(absl::string_view prefix, absl::string_view ns,
                     absl::string_view name);
-// "namespace/name" of an etcd key under `prefix`; "" when it is not a lock key.
+// "namespace/name" of an etcd key under `prefix`; "" when it is not a lock key
+// (a replica-epoch key is not one).
 std::string LockKeyOfEtcdKey(absl::string_view prefix,
                              absl::string_view etcd_key);
 
+// The replica-epoch key of a cluster's controller: "<prefix>/_epoch/<cluster>",
+// under the prefix (one etcd permission covers it) but outside the lock-key
+// space (no Kubernetes namespace contains '_'). A replica that becomes active
+// writes it first; its mod_revision is that replica's epoch, and every etcd
+// Txn the replica makes requires the key still at that revision, so a replica
+// paused past its replica Lease and resumed cannot change a lock key that
+// another replica granted (docs/design.md, "Replica epoch").
+inline constexpr absl::string_view kReplicaEpochSegment = "_epoch";
+std::string ReplicaEpochKey(absl::string_view prefix,
+                            absl::string_view cluster);
+// The cluster whose replica-epoch key `etcd_key` is; "" when it is not one.
+std::string ClusterOfReplicaEpochKey(absl::string_view prefix,
+                                     absl::string_view etcd_key);
+
 // The value of a lock's etcd key: JSON {"cluster","holder","session",
-// "acquireTime"}. The fencing token of a grant is not in the value: it is the
-// key's mod_revision, the etcd revision of the write that made the grant.
+// "acquireTime"} and, when the holder's candidacy has one, "instance". The
+// fencing token of a grant is not in the value: it is the key's mod_revision,
+// the etcd revision of the write that made the grant.
 struct KeyValue {
   std::string cluster;
   std::string holder;
   std::string session;       // the granting controller's etcd lease, hex
   std::string acquire_time;  // RFC 3339 (the granting controller's wall clock;
                              // display only, never compared)
+  // spec.holderInstance of the granted candidacy ("" when it had none); the
+  // holder is the pair (holder, instance).
+  std::string instance;
 };
 std::string EncodeKeyValue(const KeyValue& v);
 // nullopt for anything that is not such an object with non-empty cluster and
