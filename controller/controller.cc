@@ -1,53 +1,44 @@
+// Controller's construction and wiring (controller.h): options, clients, the
+// parts and the callbacks that connect them, metrics and probes. The lifecycle
+// is controller_lifecycle.cc.
 #include "controller/controller.h"
 
-#include <malloc.h>
-
 #include <algorithm>
+#include <optional>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
-#include "common/backoff.h"
 #include "common/contract.h"
 #include "common/kube/config.h"
 #include "common/log.h"
 
 namespace mcl::controller {
 
-absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
-    ControllerOptions options, Clock* clock) {
-  if (options.cluster.empty()) {
+namespace {
+
+// Refuses what cannot work, with the flag to fix; normalizes the key prefix.
+absl::Status CheckOptions(ControllerOptions* o) {
+  if (o->cluster.empty()) {
     return absl::InvalidArgumentError("--cluster-name is required");
   }
-  if (options.etcd_endpoints.empty()) {
+  if (o->etcd_endpoints.empty()) {
     return absl::InvalidArgumentError("--etcd-endpoints is required");
   }
-  if (options.session_ttl < absl::Seconds(1)) {
+  // Sidecars believe only TTLs in this range (a confirmation is worth about
+  // one TTL of leadership), so a controller outside it could grant nothing.
+  if (absl::Status ttl = contract::CheckSessionTtl(o->session_ttl); !ttl.ok()) {
     return absl::InvalidArgumentError(
-        "--session-ttl must be at least 1s (etcd's granularity)");
+        absl::StrCat("--session-ttl: ", ttl.message()));
   }
-  while (options.key_prefix.size() > 1 && options.key_prefix.back() == '/') {
-    options.key_prefix.pop_back();
+  while (o->key_prefix.size() > 1 && o->key_prefix.back() == '/') {
+    o->key_prefix.pop_back();
   }
-  std::unique_ptr<Controller> c(new Controller(std::move(options), clock));
-  const ControllerOptions& o = c->options_;
-  Controller* self = c.get();
+  return absl::OkStatus();
+}
 
-  auto kcfg = kube::LoadConfig(o.kubeconfig);
-  if (!kcfg.ok()) return kcfg.status();
-  kube::SkipUnusedDefaultCaFile(*kcfg);
-  kube::ClientOptions ko;
-  ko.clock = clock;
-  auto kube = kube::KubeClient::Create(*kcfg, ko);
-  if (!kube.ok()) return kube.status();
-  c->kube_ = std::move(*kube);
-  kube::EventRecorderOptions eo;
-  eo.component = "mcl-controller";
-  eo.instance = o.identity;
-  eo.clock = clock;
-  c->events_ = std::make_unique<kube::EventRecorder>(c->kube_.get(), eo);
-
+etcd::ClientConfig EtcdConfig(const ControllerOptions& o, Clock* clock) {
   etcd::ClientConfig ecfg;
   ecfg.endpoints = o.etcd_endpoints;
   if (!o.etcd_ca.empty() || !o.etcd_cert.empty()) {
@@ -63,77 +54,147 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   // a worker while the session's fate is decided elsewhere.
   ecfg.call_timeout = std::max(absl::Seconds(1), o.session_ttl / 2);
   ecfg.clock = clock;
-  auto etcd = etcd::Client::Create(ecfg);
-  if (!etcd.ok()) return etcd.status();
-  c->etcd_ = std::move(*etcd);
+  return ecfg;
+}
 
-  c->lease_store_ =
-      std::make_unique<KubeLeaseStore>(c->kube_.get(), &c->metrics_);
-  c->lock_writer_ =
-      std::make_unique<KubeLockWriter>(c->kube_.get(), &c->metrics_);
-  c->key_writer_ = std::make_unique<EtcdKeyWriter>(c->etcd_.get());
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
+    ControllerOptions options, Clock* clock) {
+  if (absl::Status st = CheckOptions(&options); !st.ok()) return st;
+  std::unique_ptr<Controller> c(new Controller(std::move(options), clock));
+  if (absl::Status st = c->Connect(); !st.ok()) return st;
+  c->BuildElection();
+  c->BuildKeyCache();
+  c->BuildSession();
+  c->BuildExecutor();
+  c->BuildInformer();
+  c->BuildWorker();
+  return c;
+}
+
+absl::Status Controller::Connect() {
+  const ControllerOptions& o = options_;
+  auto kcfg = kube::LoadConfig(o.kubeconfig);
+  if (!kcfg.ok()) return kcfg.status();
+  kube::SkipUnusedDefaultCaFile(*kcfg);
+  kube::ClientOptions ko;
+  ko.clock = clock_;
+  auto kube = kube::KubeClient::Create(*kcfg, ko);
+  if (!kube.ok()) return kube.status();
+  kube_ = std::move(*kube);
+  // A write that hangs (an apiserver stopping, a path holding bytes) must not
+  // hold the heartbeat or the replica Lease for long.
+  kube::ClientOptions wo = ko;
+  wo.request_timeout =
+      std::clamp(o.session_ttl, absl::Seconds(2), absl::Seconds(15));
+  auto writes = kube::KubeClient::Create(*kcfg, wo);
+  if (!writes.ok()) return writes.status();
+  kube_writes_ = std::move(*writes);
+  kube::EventRecorderOptions eo;
+  eo.component = "mcl-controller";
+  eo.instance = o.identity;
+  eo.clock = clock_;
+  events_ = std::make_unique<kube::EventRecorder>(kube_.get(), eo);
+
+  auto etcd = etcd::Client::Create(EtcdConfig(o, clock_));
+  if (!etcd.ok()) return etcd.status();
+  etcd_ = std::move(*etcd);
+  return absl::OkStatus();
+}
+
+void Controller::BuildElection() {
+  const ControllerOptions& o = options_;
+  // The apiserver counts as unreachable once the latest call failed and none
+  // answered for a third of the TTL (a keepalive period): one error is not an
+  // outage.
+  apiserver_ = std::make_unique<ApiserverHealth>(
+      clock_, o.session_ttl / 3, [this] { lifecycle_wake_.Notify(); });
+  lease_store_ = std::make_unique<KubeLeaseStore>(kube_writes_.get(), &metrics_,
+                                                  apiserver_.get());
+  lock_writer_ = std::make_unique<KubeLockWriter>(kube_writes_.get(), &metrics_,
+                                                  apiserver_.get());
+  key_writer_ = std::make_unique<EtcdKeyWriter>(etcd_.get());
 
   ReplicaElectionOptions ro;
   ro.namespace_ = o.namespace_;
   ro.name = contract::ElectionLeaseName(o.cluster);
   ro.identity = o.identity;
-  ro.duration = c->election_duration_;
-  c->election_ =
-      std::make_unique<ReplicaElection>(c->lease_store_.get(), clock, ro);
+  ro.duration = election_duration_;
+  election_ = std::make_unique<ReplicaElection>(lease_store_.get(), clock_, ro);
+  epoch_ = std::make_unique<ReplicaEpoch>(
+      key_writer_.get(), contract::ReplicaEpochKey(o.key_prefix, o.cluster),
+      o.identity, [this] { lifecycle_wake_.Notify(); });
 
   ReconcilerConfig rc;
   rc.cluster = o.cluster;
   rc.heartbeat =
       absl::StrCat(o.namespace_, "/", contract::HeartbeatLeaseName(o.cluster));
   rc.default_lease_duration = o.default_lease_duration;
-  c->reconciler_ = std::make_unique<LockReconciler>(rc, clock);
+  reconciler_ = std::make_unique<LockReconciler>(rc, clock_);
+}
 
+void Controller::BuildKeyCache() {
   KeyCache::Callbacks kc;
-  kc.on_key = [self](const std::string& k) { self->queue_.Add(k); };
-  kc.on_resync = [self] { self->EnqueueAll(); };
-  kc.on_change = [self] { self->released_.Notify(); };
-  c->keys_ = std::make_unique<KeyCache>(c->etcd_.get(), clock, o.key_prefix,
-                                        &c->metrics_, kc);
+  kc.on_key = [this](const std::string& k) { queue_.Add(k); };
+  kc.on_resync = [this] { EnqueueAll(); };
+  kc.on_change = [this] { released_.Notify(); };
+  kc.on_epoch = [this](const std::string& cluster, int64_t revision) {
+    if (cluster == options_.cluster) epoch_->Observe(revision);
+  };
+  // A key watch that hears nothing (not even progress) for half a TTL is
+  // re-established: a delete must not wait behind a stuck member.
+  keys_ = std::make_unique<KeyCache>(
+      etcd_.get(), clock_, options_.key_prefix,
+      std::max(absl::Seconds(1), options_.session_ttl / 2), &metrics_, kc);
+}
 
+void Controller::BuildSession() {
   EtcdSessionOptions so;
-  so.ttl = o.session_ttl;
-  so.namespace_ = o.namespace_;
-  so.heartbeat = contract::HeartbeatLeaseName(o.cluster);
-  so.identity = o.identity;
-  so.on_state_change = [self] {
-    self->released_.Notify();
-    self->EnqueueAll();
+  so.ttl = options_.session_ttl;
+  so.namespace_ = options_.namespace_;
+  so.heartbeat = contract::HeartbeatLeaseName(options_.cluster);
+  so.identity = options_.identity;
+  so.on_state_change = [this] {
+    released_.Notify();
+    lifecycle_wake_.Notify();
+    EnqueueAll();
   };
-  c->session_ = std::make_unique<EtcdSession>(
-      c->etcd_.get(), c->lease_store_.get(), clock, &c->metrics_, so);
+  so.may_publish = [this] { return MayAct(); };
+  so.release_keys = [this](int64_t id) { return executor_->ReleaseHeld(id); };
+  so.adoptable = [this](int64_t id) { return epoch_->AdoptAllowed(id); };
+  session_ = std::make_unique<EtcdSession>(etcd_.get(), lease_store_.get(),
+                                           clock_, &metrics_, so);
+}
 
+void Controller::BuildExecutor() {
   Executor::Hooks hooks;
-  hooks.on_etcd_result = [self](bool ok) {
-    self->session_->RecordCallResult(ok);
+  hooks.may_act = [this] { return MayAct(); };
+  hooks.on_etcd_result = [this](bool ok) { session_->RecordCallResult(ok); };
+  hooks.confirm_soon = [this] { session_->ConfirmSoon(); };
+  hooks.on_publish_attempt = [this](absl::Duration s) {
+    session_->NotePublishAttempt(s);
   };
-  hooks.confirm_soon = [self] { self->session_->ConfirmSoon(); };
-  c->executor_ = std::make_unique<Executor>(
-      c->lock_writer_.get(), c->key_writer_.get(), c->keys_.get(),
-      c->reconciler_.get(), clock, &c->metrics_, hooks);
+  executor_ = std::make_unique<Executor>(
+      lock_writer_.get(), key_writer_.get(), keys_.get(), epoch_.get(),
+      reconciler_.get(), clock_, &metrics_, hooks);
+}
 
+void Controller::BuildInformer() {
   kube::InformerOptions io;
-  if (o.watch_namespaces.size() == 1) io.namespace_ = o.watch_namespaces[0];
+  if (options_.watch_namespaces.size() == 1) {
+    io.namespace_ = options_.watch_namespaces[0];
+  }
   // Thousands of locks, one read per reconcile: keep the cache as text.
   io.compact_cache = true;
+  // After an apiserver outage the controller rejoins at once (L3), but acts
+  // on a stale cache until its watch is back: retry at most a second apart.
+  io.backoff = {absl::Milliseconds(100), absl::Seconds(1), 2.0};
   io.on_error = [](const absl::Status& s) {
     LogWarn("MultiClusterLease informer error",
             {{"error", std::string(s.message())}});
   };
-  auto enqueue = [self](const kube::Json& obj) {
-    auto cr = kube::MultiClusterLease::FromJson(obj);
-    if (!cr.ok() || !self->NamespaceWatched(cr->metadata.namespace_)) return;
-    const std::string key = cr->metadata.Key();
-    std::optional<std::string> holder = cr->spec.holder_identity;
-    if (holder && holder->empty()) holder.reset();
-    self->table_.Observe(key, cr->metadata.uid, cr->metadata.generation, holder,
-                         self->clock_->Monotonic());
-    self->queue_.Add(key);
-  };
+  auto enqueue = [this](const kube::Json& obj) { Observe(obj); };
   kube::Informer::Handlers h;
   h.on_add = enqueue;
   h.on_update = [enqueue](const kube::Json&, const kube::Json& obj) {
@@ -145,34 +206,50 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   // keepalive, the newest such moment before it was sent. Recorded per event,
   // not sampled, so a keepalive sent right after a grant confirms the renewal
   // the grant was based on.
-  h.on_synced = [self](const std::string& rv) {
+  h.on_synced = [this](const std::string& rv) {
     const int64_t n = kube::ParseResourceVersion(rv).value_or(-1);
-    if (n > 0) self->session_->RecordProcessed(n);
+    if (n > 0) session_->RecordProcessed(n);
   };
-  c->informer_ = std::make_unique<kube::Informer>(
-      c->kube_.get(), kube::MultiClusterLeaseResource(), io, std::move(h));
+  informer_ = std::make_unique<kube::Informer>(
+      kube_.get(), kube::MultiClusterLeaseResource(), io, std::move(h));
+}
 
+void Controller::Observe(const kube::Json& obj) {
+  auto cr = kube::MultiClusterLease::FromJson(obj);
+  if (!cr.ok() || !NamespaceWatched(cr->metadata.namespace_)) return;
+  const std::string key = cr->metadata.Key();
+  // Renewals are timed per candidacy (identity and instance).
+  const std::optional<Holder> holder = HolderOf(*cr);
+  table_.Observe(
+      key, cr->metadata.uid, cr->metadata.generation,
+      holder ? std::optional<std::string>(holder->Key()) : std::nullopt,
+      clock_->Monotonic());
+  queue_.Add(key);
+}
+
+void Controller::BuildWorker() {
   LockWorker::Deps wd;
-  wd.informer = c->informer_.get();
-  wd.table = &c->table_;
-  wd.keys = c->keys_.get();
-  wd.session = c->session_.get();
-  wd.reconciler = c->reconciler_.get();
-  wd.executor = c->executor_.get();
-  wd.queue = &c->queue_;
-  wd.events = c->events_.get();
-  wd.metrics = &c->metrics_;
-  wd.clock = clock;
-  wd.stopping = [self] { return self->stopping_.load(); };
-  c->worker_ = std::make_unique<LockWorker>(wd);
-  return c;
+  wd.informer = informer_.get();
+  wd.table = &table_;
+  wd.keys = keys_.get();
+  wd.session = session_.get();
+  wd.reconciler = reconciler_.get();
+  wd.executor = executor_.get();
+  wd.queue = &queue_;
+  wd.events = events_.get();
+  wd.metrics = &metrics_;
+  wd.clock = clock_;
+  wd.stopping = [this] { return stopping_.load(); };
+  wd.may_act = [this] { return MayAct(); };
+  worker_ = std::make_unique<LockWorker>(wd);
 }
 
 Controller::Controller(ControllerOptions options, Clock* clock)
     : options_(std::move(options)),
       clock_(clock),
       queue_(clock),
-      released_(clock) {
+      released_(clock),
+      lifecycle_wake_(clock) {
   election_duration_ = options_.election_lease_duration;
   if (election_duration_ <= absl::ZeroDuration()) {
     election_duration_ = std::clamp(options_.session_ttl * 3, absl::Seconds(3),
@@ -180,18 +257,27 @@ Controller::Controller(ControllerOptions options, Clock* clock)
   }
   // On SIGTERM heartbeats stop at once, so after TTL·(1+rho)+m no local
   // candidate can still count itself leader (design.md §Confirmation) and
-  // revoking the session is safe for every lock, acked or not. A shorter bound
+  // deleting the keys is safe for every lock, acked or not. A shorter bound
   // would not be.
   const absl::Duration lapse =
       contract::LapseAfterObservedRenewal(options_.session_ttl);
   if (options_.shutdown_timeout < lapse) options_.shutdown_timeout = lapse;
+  WireMetrics();
+}
+
+// The gauges read the parts when rendered; parts built later (informer_,
+// session_) exist by the time the HTTP server starts, in Run().
+void Controller::WireMetrics() {
   metrics_.locks_held = [this] { return LocksHeld(); };
   metrics_.locks_known = [this] {
     return static_cast<int64_t>(informer_ ? informer_->Size() : 0);
   };
   metrics_.queue_depth = [this] { return static_cast<int64_t>(queue_.Len()); };
   metrics_.backend_reachable = [this] { return session_->View().reachable; };
-  metrics_.active = [this] { return active_.load(); };
+  metrics_.active = [this] { return acting_.load(); };
+  metrics_.standing_down = [this] {
+    return state_.load() == State::kStandingDown;
+  };
   metrics_.events_pending = [this] {
     return events_ ? events_->stats().pending : 0;
   };
@@ -209,9 +295,11 @@ Controller::Controller(ControllerOptions options, Clock* clock)
 
 Controller::~Controller() {
   stopping_ = true;
+  acting_ = false;
   queue_.ShutDown();
   if (election_) election_->Stop();
-  for (auto& t : threads_) {
+  StopRenewer();
+  for (auto& t : workers_) {
     if (t.joinable()) t.join();
   }
   if (keys_) keys_->Stop();
@@ -246,140 +334,39 @@ int64_t Controller::LocksHeld() const {
       [this](int64_t id) { return keys_->KeysHeldBy(id); });
 }
 
+bool Controller::MayAct() const {
+  return acting_.load() && election_->MayAct() && epoch_->Held();
+}
+
+// Probes (issue 17): liveness never depends on the apiserver or etcd;
+// readiness does not depend on being the active replica (a standby is a ready
+// pod, so rollouts and drains proceed); /activez says whether this replica
+// serves the locks.
 HttpReply Controller::Serve(absl::string_view path) {
   if (path == "/metrics") {
     return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_.Render()};
   }
   if (path == "/healthz") return {200, "text/plain", "ok\n"};
+  const State state = state_.load();
+  const char* role = state == State::kActive         ? "active"
+                     : state == State::kStandingDown ? "standing down"
+                                                     : "standby";
   if (path == "/readyz") {
-    const bool active = active_.load();
-    const bool ready =
-        active && session_->View().alive && keys_->known() && synced_.load();
-    return {ready ? 200 : 503, "text/plain",
-            ready    ? "ready\n"
-            : active ? "not ready: session/informer\n"
-                     : "standby\n"};
+    return {200, "text/plain", absl::StrCat("ready (", role, ")\n")};
   }
-  return {404, "text/plain", "not found; try /metrics, /healthz, /readyz\n"};
-}
-
-// Becomes the active replica (false: stopped first), then takes the session
-// and starts listing, watching and reconciling.
-bool Controller::BecomeActive(const StopFlag* stop) {
-  if (!election_->Acquire(stop)) return false;
-  active_ = true;
-  threads_.emplace_back([this] {
-    if (election_->Renew() == ReplicaElection::Outcome::kLost) {
-      LogError("exiting so that a standby takes over",
-               {{"identity", options_.identity}});
-      std::_Exit(1);
+  if (path == "/activez") {
+    if (!MayAct()) {
+      return {503, "text/plain", absl::StrCat("not active (", role, ")\n")};
     }
-  });
-  // The first session decides whether the previous one is adopted; locks are
-  // reconciled only after, so that statuses naming a live session are treated
-  // as announced grants (design.md §Ack).
-  Backoff backoff({absl::Milliseconds(100), absl::Seconds(5), 2.0});
-  while (true) {
-    absl::Status st = session_->Establish(true);
-    if (st.ok()) break;
-    LogWarn("cannot reach etcd for the session; retrying",
-            {{"error", std::string(st.message())}});
-    if (stop->WaitFor(backoff.Next())) break;
+    const bool serving =
+        session_->View().alive && keys_->known() && synced_.load();
+    return {serving ? 200 : 503, "text/plain",
+            serving ? "active\n"
+                    : "active, not serving yet: etcd session, key watch or "
+                      "informer\n"};
   }
-  session_->Start();
-  keys_->Start();
-  informer_->Start();
-  while (!stop->IsSet() && !informer_->WaitForSync(absl::Milliseconds(200))) {
-  }
-  synced_ = informer_->HasSynced();
-  LogInfo("informer synced", {{"locks", absl::StrCat(informer_->Size())}});
-  for (int i = 0; i < std::max(1, options_.workers); ++i) {
-    threads_.emplace_back([this] {
-      std::string key;
-      while (queue_.Get(&key)) {
-        worker_->Reconcile(key);
-        queue_.Done(key);
-      }
-    });
-  }
-  EnqueueAll();
-  return true;
-}
-
-int Controller::Run(const StopFlag* stop) {
-  auto http =
-      HttpServer::Start(options_.metrics_address, "--metrics-address",
-                        [this](absl::string_view path) { return Serve(path); });
-  if (!http.ok()) {
-    LogError("metrics server",
-             {{"error", std::string(http.status().message())}});
-    return 2;
-  }
-  http_ = std::move(*http);
-  LogInfo("metrics listening", {{"address", absl::StrJoin(http_->bound(), ",")},
-                                {"port", absl::StrCat(http_->port())}});
-  LogInfo("starting",
-          {{"cluster", options_.cluster},
-           {"identity", options_.identity},
-           {"etcd", absl::StrJoin(options_.etcd_endpoints, ",")},
-           {"key_prefix", options_.key_prefix},
-           {"session_ttl", absl::FormatDuration(options_.session_ttl)},
-           {"namespace", options_.namespace_}});
-
-  if (!BecomeActive(stop)) {
-    LogInfo("stopped while standby");
-    http_.reset();
-    return 0;
-  }
-  // Return freed pages after bursts (initial list, mass grants) instead of
-  // keeping the peak.
-  while (!stop->WaitFor(absl::Seconds(30))) malloc_trim(0);
-  Shutdown();
-  http_.reset();
-  return 0;
-}
-
-// SIGTERM: revoke every lock (waiting for acks, bounded by the ack timeout),
-// then the session.
-void Controller::Shutdown() {
-  const absl::Duration t0 = clock_->Monotonic();
-  LogInfo("shutting down: releasing held locks",
-          {{"held", absl::StrCat(LocksHeld())}});
-  session_->SetShuttingDown();
-  EnqueueAll();
-  // Every release and every loss of the session notifies released_; the one
-  // change by time alone is the session's loss deadline, so each wait ends at
-  // that at the latest.
-  const absl::Duration deadline = t0 + options_.shutdown_timeout;
-  for (absl::Duration now = clock_->Monotonic(); now < deadline;
-       now = clock_->Monotonic()) {
-    if (LocksHeld() == 0) break;
-    absl::Duration until = deadline;
-    if (std::optional<absl::Duration> loss = session_->LossDeadline()) {
-      until = std::min(until, *loss);
-    }
-    released_.WaitUntil(until);
-  }
-  const int64_t left = LocksHeld();
-  absl::Status st = session_->Revoke(absl::Seconds(2));
-  if (!st.ok() && !absl::IsNotFound(st)) {
-    LogWarn("revoking the session failed; its keys expire with its TTL",
-            {{"error", std::string(st.message())}});
-  }
-  stopping_ = true;
-  queue_.ShutDown();
-  election_->Stop();
-  for (auto& t : threads_) {
-    if (t.joinable()) t.join();
-  }
-  threads_.clear();
-  keys_->Stop();
-  session_->Stop();
-  informer_->Stop();
-  election_->Release();
-  LogInfo("stopped",
-          {{"released_after", absl::FormatDuration(clock_->Monotonic() - t0)},
-           {"left_to_session_revoke", absl::StrCat(left)}});
+  return {404, "text/plain",
+          "not found; try /metrics, /healthz, /readyz, /activez\n"};
 }
 
 }  // namespace mcl::controller

@@ -72,52 +72,7 @@ class DoubleGrantMonitor {
   std::thread thread_;
 };
 
-class RecoveryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    env_ = std::make_unique<Env>(testbed::SharedTestbed(2));
-  }
-  void TearDown() override {
-    for (auto& c : candidates_) c->Stop();
-    for (auto& p : procs_) {
-      if (p) (void)p->Stop(absl::Seconds(10));
-    }
-  }
-  testbed::Subprocess* Start(int c, const std::string& id,
-                             const std::vector<std::string>& extra = {},
-                             bool wait_ready = true) {
-    auto p = env_->StartController(c, id, extra, wait_ready);
-    EXPECT_TRUE(p.ok()) << p.status();
-    if (!p.ok()) return nullptr;
-    procs_.push_back(std::move(*p));
-    return procs_.back().get();
-  }
-  Candidate* Campaign(int c, const std::string& name,
-                      const std::string& holder) {
-    candidates_.push_back(
-        std::make_unique<Candidate>(env_->sidecar(c), env_->ns, name, holder));
-    candidates_.back()->Start();
-    return candidates_.back().get();
-  }
-  std::optional<kube::MultiClusterLease> WaitHeld(int c,
-                                                  const std::string& name,
-                                                  const std::string& holder,
-                                                  absl::Duration timeout) {
-    std::optional<kube::MultiClusterLease> seen;
-    WaitUntil(
-        [&] {
-          auto v = env_->Read(c, name);
-          if (v.ok() && Holds(*v) && v->status.leader == holder) seen = *v;
-          return seen.has_value();
-        },
-        timeout);
-    return seen;
-  }
-
-  std::unique_ptr<Env> env_;
-  std::vector<std::unique_ptr<testbed::Subprocess>> procs_;
-  std::vector<std::unique_ptr<Candidate>> candidates_;
-};
+class RecoveryTest : public ControllerFixture {};
 
 TEST_F(RecoveryTest,
        StandbyTakesOverAdoptsTheSessionAndNothingIsDoubleGranted) {

@@ -35,50 +35,8 @@ using testbed::WaitUntil;
 // our 20 ms polling of the CR.
 constexpr absl::Duration kSlack = absl::Milliseconds(1500);
 
-class ControllerTest : public ::testing::Test {
+class ControllerTest : public ControllerFixture {
  protected:
-  void SetUp() override {
-    env_ = std::make_unique<Env>(testbed::SharedTestbed(2));
-  }
-  void TearDown() override {
-    for (auto& c : candidates_) c->Stop();
-    for (auto& p : procs_) {
-      if (p) (void)p->Stop(absl::Seconds(10));
-    }
-  }
-
-  testbed::Subprocess* Start(int c, const std::string& id,
-                             const std::vector<std::string>& extra = {},
-                             bool wait_ready = true) {
-    auto p = env_->StartController(c, id, extra, wait_ready);
-    EXPECT_TRUE(p.ok()) << p.status();
-    if (!p.ok()) return nullptr;
-    procs_.push_back(std::move(*p));
-    return procs_.back().get();
-  }
-  Candidate* Campaign(int c, const std::string& name, const std::string& holder,
-                      int lease_seconds = kLeaseSeconds) {
-    candidates_.push_back(std::make_unique<Candidate>(
-        env_->sidecar(c), env_->ns, name, holder, lease_seconds));
-    candidates_.back()->Start();
-    return candidates_.back().get();
-  }
-  // Waits until cluster c's status says its candidate `holder` holds the lock;
-  // returns the view.
-  std::optional<kube::MultiClusterLease> WaitHeld(int c,
-                                                  const std::string& name,
-                                                  const std::string& holder,
-                                                  absl::Duration timeout) {
-    std::optional<kube::MultiClusterLease> seen;
-    WaitUntil(
-        [&] {
-          auto v = env_->Read(c, name);
-          if (v.ok() && Holds(*v) && v->status.leader == holder) seen = *v;
-          return seen.has_value();
-        },
-        timeout);
-    return seen;
-  }
   // Waits until both clusters' statuses name the same leader and token; returns
   // them.
   std::optional<std::pair<kube::MultiClusterLease, kube::MultiClusterLease>>
@@ -108,10 +66,6 @@ class ControllerTest : public ::testing::Test {
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_FALSE(Holds(*a) && Holds(*b)) << "both clusters claim " << name;
   }
-
-  std::unique_ptr<Env> env_;
-  std::vector<std::unique_ptr<testbed::Subprocess>> procs_;
-  std::vector<std::unique_ptr<Candidate>> candidates_;
 };
 
 TEST_F(ControllerTest,
@@ -338,11 +292,12 @@ int MetricsPort(const testbed::Subprocess& p) {
   return port;
 }
 
-// GET path on 127.0.0.1:port: "<status code>\n<body>".
-std::string HttpGet(int port, const std::string& path) {
-  auto r = testbed::RunCommand({"curl", "-s", "-w", "\n%{http_code}",
-                                absl::StrCat("http://127.0.0.1:", port, path)},
-                               absl::Seconds(10));
+// GET path on 127.0.0.1:port (or [::1]:port): "<status code>\n<body>".
+std::string HttpGet(int port, const std::string& path, bool ipv6 = false) {
+  auto r = testbed::RunCommand(
+      {"curl", "-s", "-g", "-w", "\n%{http_code}",
+       absl::StrCat(ipv6 ? "http://[::1]:" : "http://127.0.0.1:", port, path)},
+      absl::Seconds(10));
   if (!r.ok()) return "";
   const size_t nl = r->output.rfind('\n');
   if (nl == std::string::npos) return r->output;
@@ -361,16 +316,19 @@ double Sample(const std::string& text, const std::string& name) {
 }
 
 // /metrics carries what the issue names (locks held, contention attempts, the
-// etcd latency histogram, status write errors) with values that follow a
-// grant; /healthz is 200 on every replica; /readyz is 200 on the active one
-// and 503 "standby" on the other.
+// etcd latency histogram, status write errors, mcl_build_info) with values
+// that follow a grant; /healthz and /readyz are 200 on every replica (a
+// standby is a ready pod: issue 17); /activez is 200 on the active replica
+// only, as mcl_controller_active is 1 there only. Both listen on IPv4 and
+// IPv6 loopback when asked ("localhost").
 TEST_F(ControllerTest, MetricsHealthAndReadinessOfActiveAndStandby) {
   testbed::Subprocess* active = Start(0, "c0-active");
   ASSERT_NE(active, nullptr);
   ASSERT_TRUE(
       active->WaitForLog("\"msg\":\"active replica\"", absl::Seconds(20)));
   testbed::Subprocess* standby =
-      Start(0, "c0-standby", {}, /*wait_ready=*/false);
+      Start(0, "c0-standby", {"--metrics-address", "localhost:0"},
+            /*wait_ready=*/false);
   ASSERT_NE(standby, nullptr);
   ASSERT_TRUE(standby->WaitForLog("\"msg\":\"standby\"", absl::Seconds(20)));
   const int ap = MetricsPort(*active), sp = MetricsPort(*standby);
@@ -413,10 +371,19 @@ TEST_F(ControllerTest, MetricsHealthAndReadinessOfActiveAndStandby) {
   EXPECT_EQ(Sample(sm, "mcl_controller_active"), 0) << sm;
   EXPECT_EQ(Sample(sm, "mcl_controller_locks_held"), 0) << sm;
 
+  EXPECT_NE(metrics.find("mcl_build_info{component=\"controller\",version="),
+            std::string::npos)
+      << metrics;
+  EXPECT_EQ(Sample(metrics, "mcl_controller_standing_down"), 0);
+
   EXPECT_EQ(HttpGet(ap, "/healthz"), "200\nok\n");
   EXPECT_EQ(HttpGet(sp, "/healthz"), "200\nok\n");
-  EXPECT_EQ(HttpGet(ap, "/readyz"), "200\nready\n");
-  EXPECT_EQ(HttpGet(sp, "/readyz"), "503\nstandby\n");
+  EXPECT_EQ(HttpGet(ap, "/readyz"), "200\nready (active)\n");
+  EXPECT_EQ(HttpGet(sp, "/readyz"), "200\nready (standby)\n");
+  EXPECT_EQ(HttpGet(ap, "/activez"), "200\nactive\n");
+  EXPECT_EQ(HttpGet(sp, "/activez"), "503\nnot active (standby)\n");
+  EXPECT_EQ(HttpGet(sp, "/activez", /*ipv6=*/true),
+            "503\nnot active (standby)\n");
 }
 
 TEST_F(ControllerTest, ControllerSigkillFreesTheLockAfterTheSessionTtl) {

@@ -1,6 +1,10 @@
 #include "controller/controller_test_util.h"
 
+#include <signal.h>
+
 #include <cstdlib>
+#include <memory>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/kube/config.h"
@@ -116,12 +120,16 @@ absl::Status Candidate::RenewOnce() {
   spec["holderIdentity"] = Json::string(holder_);
   spec["leaseDurationSeconds"] = Json::number(lease_seconds_);
   spec["renewTime"] = Json::string(kube::FormatMicroTime(absl::Now()));
+  const absl::Duration sent = Clock::Real()->Monotonic();
   auto r =
       client_->MergePatch(kube::MultiClusterLeaseResource(), ns_, name_, patch);
   if (r.ok()) {
     renewals_++;
     absl::MutexLock l(&mu_);
     last_renewal_ = absl::Now();
+    writes_.emplace_back(
+        kube::ParseResourceVersion(kube::ResourceVersionOf(*r)).value_or(0),
+        sent);
   }
   return r.status();
 }
@@ -142,6 +150,11 @@ absl::Time Candidate::Stop() {
   return last_renewal_;
 }
 
+std::vector<std::pair<int64_t, absl::Duration>> Candidate::writes() {
+  absl::MutexLock l(&mu_);
+  return writes_;
+}
+
 absl::Status Candidate::Resign() {
   Stop();
   Json patch = Json::object();
@@ -160,6 +173,53 @@ bool CondIs(const kube::MultiClusterLease& v, const std::string& type,
 
 bool Holds(const kube::MultiClusterLease& v) {
   return CondIs(v, kGlobalLockHeld, "True");
+}
+
+void ControllerFixture::SetUp() {
+  env_ = std::make_unique<Env>(testbed::SharedTestbed(2));
+}
+
+void ControllerFixture::TearDown() {
+  for (auto& c : candidates_) c->Stop();
+  for (auto& p : procs_) {
+    if (p) {
+      (void)p->Signal(SIGCONT);
+      (void)p->Stop(absl::Seconds(15));
+    }
+  }
+}
+
+testbed::Subprocess* ControllerFixture::Start(
+    int c, const std::string& id, const std::vector<std::string>& extra,
+    bool wait_ready) {
+  auto p = env_->StartController(c, id, extra, wait_ready);
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok()) return nullptr;
+  procs_.push_back(std::move(*p));
+  return procs_.back().get();
+}
+
+Candidate* ControllerFixture::Campaign(int c, const std::string& name,
+                                       const std::string& holder,
+                                       int lease_seconds) {
+  candidates_.push_back(std::make_unique<Candidate>(
+      env_->sidecar(c), env_->ns, name, holder, lease_seconds));
+  candidates_.back()->Start();
+  return candidates_.back().get();
+}
+
+std::optional<kube::MultiClusterLease> ControllerFixture::WaitHeld(
+    int c, const std::string& name, const std::string& holder,
+    absl::Duration timeout) {
+  std::optional<kube::MultiClusterLease> seen;
+  testbed::WaitUntil(
+      [&] {
+        auto v = env_->Read(c, name);
+        if (v.ok() && Holds(*v) && v->status.leader == holder) seen = *v;
+        return seen.has_value();
+      },
+      timeout);
+  return seen;
 }
 
 }  // namespace mcl::controller::testing

@@ -22,6 +22,7 @@
 #include "common/kube/objects.h"
 #include "common/stop_flag.h"
 #include "controller/lock_status.h"
+#include "gtest/gtest.h"
 #include "testbed/cc/subprocess.h"
 #include "testbed/cc/testbed.h"
 
@@ -91,6 +92,9 @@ class Candidate {
   absl::Status Resign();
   int renewals() const { return renewals_.load(); }
   const std::string& holder() const { return holder_; }
+  // Each answered spec write: its resourceVersion and the monotonic time
+  // taken just before it was sent (T_w of design.md §Confirmation).
+  std::vector<std::pair<int64_t, absl::Duration>> writes();
 
  private:
   absl::Status RenewOnce();
@@ -101,7 +105,36 @@ class Candidate {
   std::atomic<int> renewals_{0};
   absl::Mutex mu_;
   absl::Time last_renewal_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<int64_t, absl::Duration>> writes_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
+};
+
+// The fixture of the integration tests: a fresh Env on the shared two-cluster
+// test bed, and the controllers and candidates a test starts, stopped in
+// TearDown (candidates first; a controller a test paused is continued first).
+class ControllerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // A controller for cluster c (owned by the fixture); null, with a failure
+  // recorded, when it does not start.
+  testbed::Subprocess* Start(int c, const std::string& id,
+                             const std::vector<std::string>& extra = {},
+                             bool wait_ready = true);
+  // A candidate `holder` renewing lock `name` in cluster c.
+  Candidate* Campaign(int c, const std::string& name, const std::string& holder,
+                      int lease_seconds = kLeaseSeconds);
+  // Waits until cluster c's status says its candidate `holder` holds the lock;
+  // returns the view (nullopt after `timeout`).
+  std::optional<kube::MultiClusterLease> WaitHeld(int c,
+                                                  const std::string& name,
+                                                  const std::string& holder,
+                                                  absl::Duration timeout);
+
+  std::unique_ptr<Env> env_;
+  std::vector<std::unique_ptr<testbed::Subprocess>> procs_;
+  std::vector<std::unique_ptr<Candidate>> candidates_;
 };
 
 bool CondIs(const kube::MultiClusterLease& v, const std::string& type,

@@ -34,7 +34,7 @@ etcd::SessionOptions EtcdSession::SessionCallbacks() {
       static_cast<int64_t>(std::ceil(absl::ToDoubleSeconds(options_.ttl)));
   o.on_start = [this](const etcd::SessionStart& s) {
     absl::MutexLock l(&mu_);
-    tracker_.Started(s.id, s.ttl, s.valid_from, s.remaining);
+    tracker_.Started(s.id, s.ttl, s.valid_from, s.remaining, s.adopted);
   };
   o.on_renewed = [this](const etcd::KeepAliveResponse& r) {
     metrics_->keepalives++;
@@ -72,7 +72,13 @@ absl::Status EtcdSession::Establish(bool try_adopt) {
       if (it != hb->metadata.annotations.end()) hex = it->second;
     }
     uint64_t id = 0;
-    if (!hex.empty() && absl::SimpleHexAtoi(hex, &id) && id != 0) {
+    if (!hex.empty() && absl::SimpleHexAtoi(hex, &id) && id != 0 &&
+        options_.adoptable && !options_.adoptable(static_cast<int64_t>(id))) {
+      LogInfo("the previous etcd session was abandoned; starting a new one",
+              {{"session", hex}});
+      id = 0;
+    }
+    if (id != 0) {
       auto s = etcd::Session::Adopt(etcd_, static_cast<int64_t>(id),
                                     SessionCallbacks());
       metrics_->etcd_requests++;
@@ -110,6 +116,8 @@ absl::Status EtcdSession::Establish(bool try_adopt) {
 }
 
 void EtcdSession::Start() {
+  if (thread_.joinable()) return;
+  stopping_ = false;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -121,8 +129,12 @@ void EtcdSession::Stop() {
   {
     absl::MutexLock l(&mu_);
     s = std::move(session_);
+    // Nothing of this session is ours any more: no view names it.
+    tracker_ = SessionTracker();
+    heartbeat_.reset();
   }
-  // Outside mu_: its keepalive callbacks take mu_.
+  // Outside mu_: its keepalive callbacks take mu_. Stops the keepalive; the
+  // lease is not revoked.
   s.reset();
 }
 
@@ -184,14 +196,14 @@ void EtcdSession::SetShuttingDown() {
   Notify();
 }
 
-absl::Status EtcdSession::Revoke(absl::Duration timeout) {
-  std::unique_ptr<etcd::Session> s;
-  {
-    absl::MutexLock l(&mu_);
-    s = std::move(session_);
-  }
-  if (s == nullptr) return absl::OkStatus();
-  return s->Close(timeout);
+void EtcdSession::NotePublishAttempt(absl::Duration sent_at) {
+  absl::MutexLock l(&mu_);
+  tracker_.NotePublishAttempt(sent_at);
+}
+
+absl::Duration EtcdSession::ReleaseDeadline() const {
+  absl::MutexLock l(&mu_);
+  return tracker_.ReleaseDeadline();
 }
 
 absl::Status EtcdSession::PublishHeartbeat(const Heartbeat& hb) {
@@ -236,13 +248,14 @@ absl::Status EtcdSession::PublishHeartbeat(const Heartbeat& hb) {
   return absl::OkStatus();
 }
 
-void EtcdSession::Loop() {
-  pthread_setname_np(pthread_self(), "etcd-session");
-  Backoff session_backoff({absl::Milliseconds(100), absl::Seconds(5), 2.0});
+// The session loop's own state between turns (loop thread only).
+struct EtcdSession::LoopState {
+  Backoff session_backoff{{absl::Milliseconds(100), absl::Seconds(5), 2.0}};
   // A failed heartbeat write is retried soon (it may carry the confirmation a
   // handoff waits for), then less and less often while the apiserver fails.
-  Backoff heartbeat_backoff({absl::Milliseconds(10), absl::Seconds(2), 2.0});
-  etcd::Lease revoker(etcd_);  // revokes lost sessions; keeps nothing alive
+  Backoff heartbeat_backoff{{absl::Milliseconds(10), absl::Seconds(2), 2.0}};
+  Backoff release_backoff{{absl::Milliseconds(100), absl::Seconds(5), 2.0}};
+  absl::Duration next_release_try = absl::ZeroDuration();
   absl::Duration next_session_try = absl::ZeroDuration();
   // No heartbeat write before this (a retry after a failure); zero = none
   // pending.
@@ -250,89 +263,140 @@ void EtcdSession::Loop() {
   SessionView last;
   bool first_view = true;
   std::string last_hb_error;
+};
+
+void EtcdSession::Loop() {
+  pthread_setname_np(pthread_self(), "etcd-session");
+  LoopState st;
   while (!stopping_.load()) {
     const absl::Duration now = clock_->Monotonic();
-    int64_t lost_id = 0;
-    bool need_session = false, shutting_down = false;
-    std::unique_ptr<etcd::Session> lost;
-    {
-      absl::MutexLock l(&mu_);
-      shutting_down = tracker_.View(now).shutting_down;
-      need_session = tracker_.id() == 0 || tracker_.Lost(now);
-      if (need_session) {
-        lost_id = tracker_.id();
-        lost = std::move(session_);
-      }
-    }
-    lost.reset();  // its keepalive stops; outside mu_ (callbacks take it)
-    if (need_session && !shutting_down && now >= next_session_try) {
-      if (lost_id != 0) {
-        // Rule 7: what we held is gone or will be; revoke so the keys go now,
-        // not at expiry.
-        (void)revoker.Revoke(lost_id, absl::Seconds(1));
-      }
-      absl::Status st = Establish(false);
-      if (st.ok()) {
-        session_backoff.Reset();
+    bool shutting_down = false;
+    const bool need_session = RetireLostSession(now, &shutting_down);
+    ReleaseLostKeys(now, &st);
+    if (need_session && !shutting_down && now >= st.next_session_try) {
+      absl::Status est = Establish(false);
+      if (est.ok()) {
+        st.session_backoff.Reset();
       } else {
-        next_session_try = now + session_backoff.Next();
+        st.next_session_try = now + st.session_backoff.Next();
         LogWarn("cannot start an etcd session; retrying",
-                {{"error", std::string(st.message())}});
+                {{"error", std::string(est.message())}});
       }
     }
-    const SessionView v = View();
-    if (first_view || v.alive != last.alive || v.reachable != last.reachable ||
-        v.id != last.id) {
-      LogInfo("backend state", {{"session", SessionHex(v.id)},
-                                {"alive", v.alive ? "true" : "false"},
-                                {"reachable", v.reachable ? "true" : "false"}});
-      last = v;
-      first_view = false;
-      // Every status shows BackendReachable; rule 7 applies to every lock.
-      if (options_.on_state_change) options_.on_state_change();
-    }
-    std::optional<Heartbeat> hb;
-    if (clock_->Monotonic() >= heartbeat_retry_at) {
-      absl::MutexLock l(&mu_);
-      hb = tracker_.TakeHeartbeat(clock_->Monotonic());
-      if (!hb) heartbeat_retry_at = absl::ZeroDuration();  // nothing to publish
-    }
-    if (hb) {
-      absl::Status st = PublishHeartbeat(*hb);
-      if (!st.ok()) {
-        {
-          absl::MutexLock l(&mu_);
-          tracker_.PublishFailed();
-        }
-        heartbeat_retry_at = clock_->Monotonic() + heartbeat_backoff.Next();
-        if (last_hb_error != st.message()) {
-          last_hb_error = std::string(st.message());
-          LogWarn("heartbeat write failed", {{"error", last_hb_error}});
-        }
-      } else {
-        heartbeat_retry_at = absl::ZeroDuration();
-        heartbeat_backoff.Reset();
-        last_hb_error.clear();
-      }
-    }
-    // Sleep until an event (an answered keepalive wakes this loop at once,
-    // since its confirmation is on the graceful-handoff path) or the next
-    // deadline: the session's next change by time (loss, etcd unreachable), a
-    // retry. The cap is insurance only; every change the loop reacts to is one
-    // of those.
+    ReportStateChange(&st);
+    PublishStep(&st);
     const absl::Duration now_end = clock_->Monotonic();
-    absl::Duration wake = now_end + absl::Seconds(1);
-    {
-      absl::MutexLock l(&mu_);
-      if (std::optional<absl::Duration> t = tracker_.NextChangeByTime(now_end))
-        wake = std::min(wake, *t);
-      if ((tracker_.id() == 0 || tracker_.Lost(now_end)) &&
-          !tracker_.View(now_end).shutting_down)
-        wake = std::min(wake, next_session_try);
-    }
-    if (heartbeat_retry_at > now_end) wake = std::min(wake, heartbeat_retry_at);
+    const absl::Duration wake = NextWake(now_end, st);
     if (wake > now_end) wake_.WaitUntil(wake);
   }
+}
+
+bool EtcdSession::RetireLostSession(absl::Duration now, bool* shutting_down) {
+  std::unique_ptr<etcd::Session> lost;
+  bool need_session;
+  {
+    absl::MutexLock l(&mu_);
+    *shutting_down = tracker_.View(now).shutting_down;
+    need_session = tracker_.id() == 0 || tracker_.Lost(now);
+    if (need_session && tracker_.id() != 0 && session_ != nullptr) {
+      // Rule 7: what we held is gone or will be. Its keys are released once
+      // no local candidate can count itself leader on it (never by revoking
+      // the lease: another replica may have adopted it).
+      lost_.push_back({tracker_.id(), tracker_.ReleaseDeadline()});
+      lost = std::move(session_);
+    }
+  }
+  lost.reset();  // its keepalive stops; outside mu_ (callbacks take it)
+  return need_session;
+}
+
+void EtcdSession::ReleaseLostKeys(absl::Duration now, LoopState* st) {
+  if (lost_.empty() || now < lost_.front().release_at ||
+      now < st->next_release_try || !options_.release_keys) {
+    return;
+  }
+  const absl::Status rs = options_.release_keys(lost_.front().id);
+  if (rs.ok() || absl::IsAborted(rs)) {
+    LogInfo("keys of a lost etcd session released",
+            {{"session", SessionHex(lost_.front().id)},
+             {"result", rs.ok() ? "released" : std::string(rs.message())}});
+    lost_.erase(lost_.begin());
+    st->release_backoff.Reset();
+  } else {
+    st->next_release_try = now + st->release_backoff.Next();
+  }
+}
+
+void EtcdSession::ReportStateChange(LoopState* st) {
+  const SessionView v = View();
+  const SessionView& last = st->last;
+  if (!st->first_view && v.alive == last.alive &&
+      v.reachable == last.reachable && v.id == last.id &&
+      v.frozen == last.frozen) {
+    return;
+  }
+  LogInfo("backend state",
+          {{"session", SessionHex(v.id)},
+           {"alive", v.alive ? "true" : "false"},
+           {"reachable", v.reachable ? "true" : "false"},
+           {"confirmations", v.frozen ? "failing" : "published"}});
+  st->last = v;
+  st->first_view = false;
+  // Every status shows BackendReachable; rule 7 applies to every lock.
+  if (options_.on_state_change) options_.on_state_change();
+}
+
+void EtcdSession::PublishStep(LoopState* st) {
+  std::optional<Heartbeat> hb;
+  const bool may_publish = !options_.may_publish || options_.may_publish();
+  if (may_publish && clock_->Monotonic() >= st->heartbeat_retry_at) {
+    absl::MutexLock l(&mu_);
+    hb = tracker_.TakeHeartbeat(clock_->Monotonic());
+    if (!hb) st->heartbeat_retry_at = absl::ZeroDuration();  // nothing to do
+  }
+  if (!hb) return;
+  absl::Status ps = PublishHeartbeat(*hb);
+  if (!ps.ok()) {
+    {
+      absl::MutexLock l(&mu_);
+      tracker_.PublishFailed();
+    }
+    st->heartbeat_retry_at = clock_->Monotonic() + st->heartbeat_backoff.Next();
+    if (st->last_hb_error != ps.message()) {
+      st->last_hb_error = std::string(ps.message());
+      LogWarn("heartbeat write failed", {{"error", st->last_hb_error}});
+    }
+    return;
+  }
+  {
+    absl::MutexLock l(&mu_);
+    tracker_.PublishSucceeded();
+  }
+  st->heartbeat_retry_at = absl::ZeroDuration();
+  st->heartbeat_backoff.Reset();
+  st->last_hb_error.clear();
+}
+
+// Sleep until an event (an answered keepalive wakes the loop at once, since
+// its confirmation is on the graceful-handoff path) or the next deadline: the
+// session's next change by time (loss, etcd unreachable), a retry. The cap is
+// insurance only; every change the loop reacts to is one of those.
+absl::Duration EtcdSession::NextWake(absl::Duration now, const LoopState& st) {
+  absl::Duration wake = now + absl::Seconds(1);
+  {
+    absl::MutexLock l(&mu_);
+    if (std::optional<absl::Duration> t = tracker_.NextChangeByTime(now))
+      wake = std::min(wake, *t);
+    if ((tracker_.id() == 0 || tracker_.Lost(now)) &&
+        !tracker_.View(now).shutting_down)
+      wake = std::min(wake, st.next_session_try);
+  }
+  if (st.heartbeat_retry_at > now) wake = std::min(wake, st.heartbeat_retry_at);
+  if (!lost_.empty()) {
+    wake =
+        std::min(wake, std::max(lost_.front().release_at, st.next_release_try));
+  }
+  return wake;
 }
 
 }  // namespace mcl::controller

@@ -6,8 +6,12 @@
 //   - the keepalive answers, fed to the SessionTracker (confirmation and loss
 //     bookkeeping);
 //   - publishing confirmations in the heartbeat Lease after each answered
-//     keepalive whose c advanced; a failed write is retried after 10 ms, then
-//     backing off to 2 s;
+//     keepalive whose c advanced, only while may_publish() (this replica is
+//     active and fenced); a failed write is retried (the same confirmation,
+//     session_tracker.h) after 10 ms, then backing off to 2 s;
+//   - a lost session's keys: released (epoch-guarded deletes, through
+//     release_keys) once its release deadline has passed and etcd answers,
+//     never by revoking the lease (another replica may have adopted it);
 //   - ConfirmSoon(): an extra keepalive now, after a grant, so the heartbeat
 //     that follows within milliseconds confirms the new holder's latest
 //     renewal instead of the next periodic one (design.md §"Failover
@@ -28,6 +32,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -48,8 +53,14 @@ struct EtcdSessionOptions {
   std::string heartbeat;   // its name: contract::HeartbeatLeaseName(cluster)
   std::string identity;    // this replica, as the heartbeat's holder
   // Called when the session view changes in a way every lock's status shows
-  // (alive, reachable, session id).
+  // (alive, reachable, session id) or its publication freezes or thaws.
   std::function<void()> on_state_change;
+  // Whether this replica may publish confirmations now (fence, epoch).
+  std::function<bool()> may_publish;
+  // Releases the keys still attached to a lost session; OK when done.
+  std::function<absl::Status(int64_t session_id)> release_keys;
+  // Whether the heartbeat's session may be adopted (not abandoned).
+  std::function<bool(int64_t session_id)> adoptable;
 };
 
 class EtcdSession {
@@ -62,9 +73,11 @@ class EtcdSession {
   // (`try_adopt`), else grants a new one. Locks must be reconciled only after
   // it, so that statuses naming a live session count as announced grants.
   absl::Status Establish(bool try_adopt);
-  // Starts the session loop.
+  // Starts the session loop. Start/Stop may alternate (standing down and
+  // rejoining).
   void Start();
-  // Ends the loop; the session's keepalive stops (the lease is not revoked).
+  // Ends the loop and the session's keepalive (the lease is not revoked: it
+  // expires after its TTL unless another replica keeps it alive).
   void Stop();
 
   SessionView View() const;
@@ -82,15 +95,30 @@ class EtcdSession {
   void RecordCallResult(bool ok);
   // Sends the next keepalive now (after a grant).
   void ConfirmSoon();
-  // From now on no heartbeat is published: after TTL·(1+rho)+m no local
+  // Wakes the session loop (may_publish() may have changed).
+  void Wake() { Notify(); }
+  // From now on no heartbeat is published: after ReleaseDeadline() no local
   // candidate can still count itself leader.
   void SetShuttingDown();
-  // Stops the keepalive and revokes the lease (every key attached goes).
-  absl::Status Revoke(absl::Duration timeout);
+  // A status write carried the confirmation whose S is `sent_at`.
+  void NotePublishAttempt(absl::Duration sent_at);
+  // The moment from which no local candidate can count itself leader on a
+  // confirmation of the current session (session_tracker.h).
+  absl::Duration ReleaseDeadline() const;
 
  private:
   etcd::SessionOptions SessionCallbacks();
+  struct LoopState;
+  // The session loop: each turn retires a lost session, releases the keys of
+  // lost ones, replaces the session, reports state changes, publishes, then
+  // sleeps until NextWake.
   void Loop();
+  // Moves a lost session to lost_; whether a new one is needed.
+  bool RetireLostSession(absl::Duration now, bool* shutting_down);
+  void ReleaseLostKeys(absl::Duration now, LoopState* st);
+  void ReportStateChange(LoopState* st);
+  void PublishStep(LoopState* st);
+  absl::Duration NextWake(absl::Duration now, const LoopState& st);
   absl::Status PublishHeartbeat(const Heartbeat& hb);
   void Notify();
 
@@ -105,6 +133,13 @@ class EtcdSession {
   std::unique_ptr<etcd::Session> session_ ABSL_GUARDED_BY(mu_);
   // The heartbeat Lease as last written (re-read after a failure).
   std::optional<kube::Lease> heartbeat_ ABSL_GUARDED_BY(mu_);
+
+  struct Lost {
+    int64_t id;
+    absl::Duration release_at;
+  };
+  // Lost sessions whose keys are still to be released (loop thread only).
+  std::vector<Lost> lost_;
 
   std::atomic<bool> stopping_{false};
   Wakeup wake_;  // an event the loop reacts to

@@ -20,49 +20,54 @@ bool Unreachable(const absl::Status& s) {
 }  // namespace
 
 Executor::Executor(LockWriter* locks, KeyWriter* keys, KeyCache* key_cache,
-                   const LockReconciler* reconciler, Clock* clock,
-                   Metrics* metrics, Hooks hooks)
+                   ReplicaEpoch* epoch, const LockReconciler* reconciler,
+                   Clock* clock, Metrics* metrics, Hooks hooks)
     : locks_(locks),
       keys_(keys),
       key_cache_(key_cache),
+      epoch_(epoch),
       reconciler_(reconciler),
       clock_(clock),
       metrics_(metrics),
       hooks_(std::move(hooks)) {}
 
-bool Executor::Execute(const std::string& key,
-                       const kube::MultiClusterLease* cur, const Action& action,
-                       int64_t session_id, LockSlot& slot) {
+Executor::Outcome Executor::Execute(const std::string& key,
+                                    const kube::MultiClusterLease* cur,
+                                    const Action& action,
+                                    const SessionView& session,
+                                    LockSlot& slot) {
+  if (std::holds_alternative<std::monostate>(action)) return Outcome::kDone;
+  // The replica fence, on the monotonic clock, right before the write.
+  if (!MayAct()) return Outcome::kNotActing;
   const std::string ek = key_cache_->EtcdKey(key);
+  const int64_t sid = session.id;
   if (const auto* a = std::get_if<TxnCreate>(&action)) {
     metrics_->contention_attempts++;
-    return Txn(key, etcd::CreateIfAbsent(ek, a->value, session_id),
-               "txn-create", false, a->value, session_id);
+    return Txn(key, etcd::CreateIfAbsent(ek, a->value, sid), "txn-create",
+               false, a->value, sid);
   }
   if (const auto* a = std::get_if<TxnRepoint>(&action)) {
-    return Txn(
-        key,
-        etcd::PutIfOwned(ek, a->expected_mod_revision, a->value, session_id),
-        "txn-repoint", false, a->value, session_id);
+    return Txn(key,
+               etcd::PutIfOwned(ek, a->expected_mod_revision, a->value, sid),
+               "txn-repoint", false, a->value, sid);
   }
   if (const auto* a = std::get_if<TxnDelete>(&action)) {
     return Txn(key, etcd::DeleteIfOwned(ek, a->expected_mod_revision),
-               "txn-delete", true, "", session_id);
+               "txn-delete", true, "", sid);
   }
-  if (std::holds_alternative<std::monostate>(action)) return true;
-  if (cur == nullptr) return false;  // CR writes need the CR
+  if (cur == nullptr) return Outcome::kFailed;  // CR writes need the CR
   if (std::holds_alternative<AddFinalizer>(action)) {
     return Finalizer(key, *cur, true, slot);
   }
   if (std::holds_alternative<RemoveFinalizer>(action)) {
     return Finalizer(key, *cur, false, slot);
   }
-  return Status(key, *cur, std::get<WriteStatus>(action), slot);
+  return Status(key, *cur, std::get<WriteStatus>(action), session, slot);
 }
 
-bool Executor::Finalizer(const std::string& key,
-                         const kube::MultiClusterLease& cur, bool add,
-                         LockSlot& slot) {
+Executor::Outcome Executor::Finalizer(const std::string& key,
+                                      const kube::MultiClusterLease& cur,
+                                      bool add, LockSlot& slot) {
   kube::MultiClusterLease obj = cur;
   auto& f = obj.metadata.finalizers;
   f.erase(std::remove(f.begin(), f.end(), contract::kFinalizer), f.end());
@@ -71,22 +76,30 @@ bool Executor::Finalizer(const std::string& key,
   auto r = locks_->Update(obj);
   if (r.ok()) {
     slot.written = std::move(*r);
-    return true;
+    return Outcome::kDone;
   }
-  if (absl::IsNotFound(r.status())) return true;
+  if (absl::IsNotFound(r.status())) return Outcome::kDone;
   if (!kube::IsConflict(r.status())) {
     LogWarn("finalizer update failed",
             {{"lock", key}, {"error", std::string(r.status().message())}});
   }
-  return false;
+  return Outcome::kFailed;
 }
 
-bool Executor::Status(const std::string& key,
-                      const kube::MultiClusterLease& cur, const WriteStatus& w,
-                      LockSlot& slot) {
+Executor::Outcome Executor::Status(const std::string& key,
+                                   const kube::MultiClusterLease& cur,
+                                   const WriteStatus& w,
+                                   const SessionView& session, LockSlot& slot) {
   kube::MultiClusterLease obj = cur;
   obj.status = w.status;
   obj.metadata.resource_version = w.precondition_rv;
+  // A grant's status carries a confirmation (design.md §Confirmation): it
+  // counts as an attempt to publish it, landed or not (§Stand-down).
+  if (!w.status.session.empty() &&
+      !w.status.confirmed_resource_version.empty() &&
+      hooks_.on_publish_attempt) {
+    hooks_.on_publish_attempt(session.confirmed_sent_at);
+  }
   metrics_->status_writes++;
   auto r = locks_->UpdateStatus(obj);
   WriteOutcome outcome = WriteOutcome::kApplied;
@@ -98,7 +111,7 @@ bool Executor::Status(const std::string& key,
   reconciler_->OnStatusResult(w, outcome, slot.memory);
   if (r.ok()) {
     slot.written = std::move(*r);
-    return true;
+    return Outcome::kDone;
   }
   if (outcome == WriteOutcome::kConflict) {
     metrics_->status_conflicts++;
@@ -107,12 +120,13 @@ bool Executor::Status(const std::string& key,
     LogWarn("status write failed",
             {{"lock", key}, {"error", std::string(r.status().message())}});
   }
-  return false;
+  return Outcome::kFailed;
 }
 
-bool Executor::Txn(const std::string& key, const etcd::Txn& txn,
-                   const char* what, bool is_delete, const std::string& value,
-                   int64_t session_id) {
+Executor::Outcome Executor::Txn(const std::string& key, etcd::Txn txn,
+                                const char* what, bool is_delete,
+                                const std::string& value, int64_t session_id) {
+  epoch_->Guard(txn);
   const absl::Duration t0 = clock_->Monotonic();
   auto r = keys_->Commit(txn);
   metrics_->etcd_requests++;
@@ -132,7 +146,7 @@ bool Executor::Txn(const std::string& key, const etcd::Txn& txn,
             {{"lock", key},
              {"action", what},
              {"error", std::string(r.status().message())}});
-    return false;
+    return Outcome::kFailed;
   }
   if (hooks_.on_etcd_result) hooks_.on_etcd_result(true);
   if (r->succeeded) {
@@ -144,10 +158,10 @@ bool Executor::Txn(const std::string& key, const etcd::Txn& txn,
       key_cache_->Apply(
           key, KeyEntry{true, r->revision, session_id, value, r->revision});
     }
-    return true;
+    return Outcome::kDone;
   }
-  // Lost the race (or the key changed under us): learn the current state from
-  // the Else branch's Get.
+  // Lost the race, the key changed under us, or another replica holds a newer
+  // epoch. Learn the key's state from the Else branch's first read.
   if (!r->results.empty() && !r->results[0].range.kvs.empty()) {
     const auto& kv = r->results[0].range.kvs[0];
     key_cache_->Apply(key, KeyEntry{true, kv.mod_revision, kv.lease, kv.value,
@@ -155,7 +169,52 @@ bool Executor::Txn(const std::string& key, const etcd::Txn& txn,
   } else {
     key_cache_->Apply(key, KeyEntry{false, 0, 0, "", r->revision});
   }
-  return true;  // reconcile again at once with what we learned
+  if (!epoch_->CheckGuard(*r)) return Outcome::kNotActing;  // deposed
+  return Outcome::kDone;  // reconcile again at once with what we learned
+}
+
+absl::Status Executor::ReleaseHeld(int64_t session_id) {
+  constexpr size_t kPerRequest = 64;
+  // These releases skip the revocations: no status naming this session may
+  // ever be confirmed again, so it must never be adopted (replica_epoch.h).
+  if (absl::Status st = epoch_->Abandon(session_id); !st.ok()) return st;
+  std::vector<std::pair<std::string, int64_t>> held =
+      key_cache_->HeldBy(session_id);
+  for (size_t at = 0; at < held.size(); at += kPerRequest) {
+    const size_t end = std::min(held.size(), at + kPerRequest);
+    etcd::Txn txn;
+    for (size_t i = at; i < end; ++i) {
+      txn.Then(etcd::Op::Nested(etcd::DeleteIfOwned(
+          key_cache_->EtcdKey(held[i].first), held[i].second, session_id)));
+    }
+    epoch_->Guard(txn);
+    const absl::Duration t0 = clock_->Monotonic();
+    auto r = keys_->Commit(txn);
+    metrics_->etcd_requests++;
+    metrics_->etcd_latency.Observe(clock_->Monotonic() - t0);
+    if (!r.ok()) {
+      metrics_->etcd_errors++;
+      if (Unreachable(r.status()) && hooks_.on_etcd_result) {
+        hooks_.on_etcd_result(false);
+      }
+      return r.status();
+    }
+    if (!r->succeeded) {
+      epoch_->CheckGuard(*r);
+      return absl::AbortedError(
+          "deposed: another replica holds the replica epoch; its keys are not "
+          "ours to release");
+    }
+    for (size_t i = at; i < end; ++i) {
+      const size_t j = i - at;
+      if (j < r->results.size() && r->results[j].txn_succeeded) {
+        metrics_->releases++;
+        key_cache_->Apply(held[i].first,
+                          KeyEntry{false, 0, 0, "", r->revision});
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace mcl::controller

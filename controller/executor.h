@@ -9,8 +9,15 @@
 // delete-if-owned (mod_revision), each reading the key in its Else branch so a
 // lost race teaches the current holder in the same round trip.
 //
-// Threads: called by the worker that holds the lock's key; stateless apart
-// from its collaborators, which are thread-safe.
+// Fencing (PLAN decision 5): nothing is written unless may_act() says this
+// replica may act (its replica Lease fence has not passed, it is not deposed,
+// it is not standing down), checked right before each write on the
+// monotonic clock; and every etcd Txn is guarded by the replica epoch, so a
+// write of a replica that was paused between that check and the Txn fails.
+//
+// Threads: called by the worker that holds the lock's key, and by the
+// lifecycle thread for releases; stateless apart from its collaborators,
+// which are thread-safe.
 #ifndef MCL_CONTROLLER_EXECUTOR_H_
 #define MCL_CONTROLLER_EXECUTOR_H_
 
@@ -25,92 +32,65 @@
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
 #include "common/kube/typed_client.h"
+#include "controller/executor_io.h"
 #include "controller/key_cache.h"
 #include "controller/lock_reconciler.h"
 #include "controller/lock_table.h"
 #include "controller/metrics.h"
+#include "controller/replica_epoch.h"
+#include "controller/session_tracker.h"
 
 namespace mcl::controller {
-
-// The apiserver side: MultiClusterLease writes.
-class LockWriter {
- public:
-  virtual ~LockWriter() = default;
-  // Conditional on metadata.resource_version (kube::IsConflict when stale).
-  virtual absl::StatusOr<kube::MultiClusterLease> Update(
-      const kube::MultiClusterLease& obj) = 0;
-  virtual absl::StatusOr<kube::MultiClusterLease> UpdateStatus(
-      const kube::MultiClusterLease& obj) = 0;
-};
-
-class KubeLockWriter : public LockWriter {
- public:
-  KubeLockWriter(kube::KubeClient* client, Metrics* metrics)
-      : leases_(client), metrics_(metrics) {}
-  absl::StatusOr<kube::MultiClusterLease> Update(
-      const kube::MultiClusterLease& obj) override {
-    metrics_->apiserver_writes++;
-    return leases_.Update(obj);
-  }
-  absl::StatusOr<kube::MultiClusterLease> UpdateStatus(
-      const kube::MultiClusterLease& obj) override {
-    metrics_->apiserver_writes++;
-    return leases_.UpdateStatus(obj);
-  }
-
- private:
-  kube::MultiClusterLeaseClient leases_;
-  Metrics* metrics_;
-};
-
-// The etcd side: one Txn.
-class KeyWriter {
- public:
-  virtual ~KeyWriter() = default;
-  virtual absl::StatusOr<etcd::TxnResult> Commit(const etcd::Txn& txn) = 0;
-};
-
-class EtcdKeyWriter : public KeyWriter {
- public:
-  explicit EtcdKeyWriter(etcd::Client* client) : kv_(client) {}
-  absl::StatusOr<etcd::TxnResult> Commit(const etcd::Txn& txn) override {
-    return kv_.Commit(txn);
-  }
-
- private:
-  etcd::KV kv_;
-};
 
 class Executor {
  public:
   struct Hooks {
+    // May this replica write now? (fence, epoch, not standing down)
+    std::function<bool()> may_act;
     // An etcd call answered (true) or found etcd unreachable (false).
     std::function<void(bool ok)> on_etcd_result;
     // A grant was written to etcd: confirm it soon (EtcdSession::ConfirmSoon).
     std::function<void()> confirm_soon;
+    // A status write carried the confirmation whose S is `sent_at`
+    // (EtcdSession::NotePublishAttempt).
+    std::function<void(absl::Duration sent_at)> on_publish_attempt;
+  };
+  enum class Outcome {
+    kDone,       // applied, or taught us something new: reconcile again
+    kFailed,     // retry with backoff
+    kNotActing,  // this replica may not act (or was just deposed): drop it
   };
   Executor(LockWriter* locks, KeyWriter* keys, KeyCache* key_cache,
-           const LockReconciler* reconciler, Clock* clock, Metrics* metrics,
-           Hooks hooks);
+           ReplicaEpoch* epoch, const LockReconciler* reconciler, Clock* clock,
+           Metrics* metrics, Hooks hooks);
 
   // Runs `action` for lock `key` (`cur`: the CR it was computed from, null
-  // when gone) with the session `session_id`. False when it failed (the
-  // caller retries with backoff); a lost race or a conflict that taught us
-  // something new is a success (reconcile again at once).
-  bool Execute(const std::string& key, const kube::MultiClusterLease* cur,
-               const Action& action, int64_t session_id, LockSlot& slot);
+  // when gone), planned with `session`.
+  Outcome Execute(const std::string& key, const kube::MultiClusterLease* cur,
+                  const Action& action, const SessionView& session,
+                  LockSlot& slot);
+
+  // Deletes every key attached to `session_id`, each only if unchanged since
+  // its grant, all guarded by the epoch, in requests of up to 64 (nested
+  // txns). For releases that need no acks: the session's release deadline
+  // has passed (standing down, shutdown, a lost session). OK once none is
+  // left; ABORTED when deposed (nothing of ours may be touched any more).
+  absl::Status ReleaseHeld(int64_t session_id);
 
  private:
-  bool Finalizer(const std::string& key, const kube::MultiClusterLease& cur,
-                 bool add, LockSlot& slot);
-  bool Status(const std::string& key, const kube::MultiClusterLease& cur,
-              const WriteStatus& w, LockSlot& slot);
-  bool Txn(const std::string& key, const etcd::Txn& txn, const char* what,
-           bool is_delete, const std::string& value, int64_t session_id);
+  Outcome Finalizer(const std::string& key, const kube::MultiClusterLease& cur,
+                    bool add, LockSlot& slot);
+  Outcome Status(const std::string& key, const kube::MultiClusterLease& cur,
+                 const WriteStatus& w, const SessionView& session,
+                 LockSlot& slot);
+  Outcome Txn(const std::string& key, etcd::Txn txn, const char* what,
+              bool is_delete, const std::string& value, int64_t session_id);
+  bool MayAct() const { return !hooks_.may_act || hooks_.may_act(); }
 
   LockWriter* const locks_;
   KeyWriter* const keys_;
   KeyCache* const key_cache_;
+  ReplicaEpoch* const epoch_;
   const LockReconciler* const reconciler_;
   Clock* const clock_;
   Metrics* const metrics_;

@@ -12,10 +12,12 @@
 namespace mcl::controller {
 
 KeyCache::KeyCache(etcd::Client* etcd, Clock* clock, std::string prefix,
-                   Metrics* metrics, Callbacks callbacks)
+                   absl::Duration watch_silence, Metrics* metrics,
+                   Callbacks callbacks)
     : etcd_(etcd),
       clock_(clock),
       prefix_(std::move(prefix)),
+      watch_silence_(watch_silence),
       metrics_(metrics),
       callbacks_(std::move(callbacks)),
       kv_(etcd),
@@ -90,6 +92,16 @@ int64_t KeyCache::KeysHeldBy(int64_t lease) const {
   return n;
 }
 
+std::vector<std::pair<std::string, int64_t>> KeyCache::HeldBy(
+    int64_t lease) const {
+  absl::MutexLock l(&mu_);
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const auto& [k, e] : keys_) {
+    if (e.present && e.lease == lease) out.emplace_back(k, e.mod_revision);
+  }
+  return out;
+}
+
 std::vector<std::string> KeyCache::PresentKeys() const {
   absl::MutexLock l(&mu_);
   std::vector<std::string> out;
@@ -132,8 +144,31 @@ void KeyCache::Run() {
   }
 }
 
-absl::Status KeyCache::ListAndWatch() {
-  watch_.reset();  // never from its own callback: this is the cache's thread
+std::string KeyCache::Classify(const std::string& etcd_key,
+                               int64_t mod_revision, EpochNews* epochs) {
+  std::string lk = LockKeyOf(etcd_key);
+  if (!lk.empty()) return lk;
+  std::string cluster = contract::ClusterOfReplicaEpochKey(prefix_, etcd_key);
+  if (!cluster.empty()) {
+    epochs->emplace_back(std::move(cluster), mod_revision);
+  } else {
+    WarnStray(etcd_key);
+  }
+  return "";
+}
+
+void KeyCache::Announce(const EpochNews& epochs,
+                        const std::vector<std::string>& touched) {
+  if (callbacks_.on_epoch) {
+    for (const auto& [cluster, rev] : epochs) callbacks_.on_epoch(cluster, rev);
+  }
+  if (callbacks_.on_change) callbacks_.on_change();
+  if (callbacks_.on_key) {
+    for (const auto& lk : touched) callbacks_.on_key(lk);
+  }
+}
+
+absl::StatusOr<int64_t> KeyCache::List() {
   etcd::RangeOptions ro;
   ro.prefix = true;
   const absl::Duration t0 = clock_->Monotonic();
@@ -144,15 +179,13 @@ absl::Status KeyCache::ListAndWatch() {
     metrics_->etcd_errors++;
     return list.status();
   }
+  EpochNews epochs;
   {
     absl::MutexLock l(&mu_);
     std::set<std::string> seen;
     for (const auto& kv : list->kvs) {
-      const std::string lk = LockKeyOf(kv.key);
-      if (lk.empty()) {
-        WarnStray(kv.key);
-        continue;
-      }
+      const std::string lk = Classify(kv.key, kv.mod_revision, &epochs);
+      if (lk.empty()) continue;
       seen.insert(lk);
       keys_[lk] =
           KeyEntry{true, kv.mod_revision, kv.lease, kv.value, kv.mod_revision};
@@ -163,35 +196,44 @@ absl::Status KeyCache::ListAndWatch() {
     known_ = true;
     needs_restart_ = false;
   }
-  if (callbacks_.on_change) callbacks_.on_change();
+  // The keys listed are queued by on_resync (Run), not one by one here.
+  Announce(epochs, {});
+  return list->revision;
+}
+
+void KeyCache::OnWatchEvents(const std::vector<etcd::Event>& events) {
+  std::vector<std::string> touched;
+  EpochNews epochs;
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& ev : events) {
+      const std::string lk = Classify(ev.kv.key, ev.kv.mod_revision, &epochs);
+      if (lk.empty()) continue;
+      if (ev.type == etcd::Event::Type::kPut) {
+        ApplyLocked(lk, KeyEntry{true, ev.kv.mod_revision, ev.kv.lease,
+                                 ev.kv.value, ev.kv.mod_revision});
+      } else {
+        ApplyLocked(lk, KeyEntry{false, 0, 0, "", ev.kv.mod_revision});
+      }
+      touched.push_back(lk);
+    }
+  }
+  Announce(epochs, touched);
+}
+
+absl::Status KeyCache::ListAndWatch() {
+  watch_.reset();  // never from its own callback: this is the cache's thread
+  absl::StatusOr<int64_t> revision = List();
+  if (!revision.ok()) return revision.status();
   etcd::WatchOptions wo;
   wo.key = prefix_ + "/";
   wo.prefix = true;
-  wo.start_revision = list->revision + 1;
+  wo.start_revision = *revision + 1;
+  wo.silence_timeout = watch_silence_;
+  wo.require_leader = true;
   etcd::WatchCallbacks cb;
   cb.on_events = [this](const std::vector<etcd::Event>& events, int64_t) {
-    std::vector<std::string> touched;
-    {
-      absl::MutexLock l(&mu_);
-      for (const auto& ev : events) {
-        const std::string lk = LockKeyOf(ev.kv.key);
-        if (lk.empty()) {
-          WarnStray(ev.kv.key);
-          continue;
-        }
-        if (ev.type == etcd::Event::Type::kPut) {
-          ApplyLocked(lk, KeyEntry{true, ev.kv.mod_revision, ev.kv.lease,
-                                   ev.kv.value, ev.kv.mod_revision});
-        } else {
-          ApplyLocked(lk, KeyEntry{false, 0, 0, "", ev.kv.mod_revision});
-        }
-        touched.push_back(lk);
-      }
-    }
-    if (callbacks_.on_change) callbacks_.on_change();
-    if (callbacks_.on_key) {
-      for (const auto& lk : touched) callbacks_.on_key(lk);
-    }
+    OnWatchEvents(events);
   };
   cb.on_created = [this](int64_t) {
     bool was;

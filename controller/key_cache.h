@@ -23,9 +23,11 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
@@ -56,9 +58,13 @@ class KeyCache {
     std::function<void()> on_resync;
     // Any change that may alter KeysHeldBy() (for waiters).
     std::function<void()> on_change;
+    // A replica-epoch key (contract.h) was written or deleted at `revision`.
+    std::function<void(const std::string& cluster, int64_t revision)> on_epoch;
   };
+  // `watch_silence`: a watch that receives nothing for this long (not even an
+  // answer to its progress requests) is re-established (etcd/watch.h).
   KeyCache(etcd::Client* etcd, Clock* clock, std::string prefix,
-           Metrics* metrics, Callbacks callbacks);
+           absl::Duration watch_silence, Metrics* metrics, Callbacks callbacks);
   ~KeyCache();  // Stop()
 
   // Starts the list + watch thread.
@@ -71,8 +77,10 @@ class KeyCache {
   // Drops a key's entry if it says "absent" (nothing left to remember).
   void ForgetTombstone(const std::string& lock_key);
   bool known() const;
-  // Keys present and attached to `lease`.
+  // Keys present and attached to `lease`: how many, and which (lock key and
+  // mod_revision).
   int64_t KeysHeldBy(int64_t lease) const;
+  std::vector<std::pair<std::string, int64_t>> HeldBy(int64_t lease) const;
   // Lock keys present in etcd.
   std::vector<std::string> PresentKeys() const;
 
@@ -81,8 +89,23 @@ class KeyCache {
   std::string EtcdKey(const std::string& lock_key) const;
 
  private:
+  // Replica-epoch keys seen (cluster, mod_revision), announced outside mu_.
+  using EpochNews = std::vector<std::pair<std::string, int64_t>>;
+
   void Run();
+  // Lists the prefix into the cache, then watches from the list's revision.
   absl::Status ListAndWatch();
+  // The list step: the cache's revision.
+  absl::StatusOr<int64_t> List();
+  // The watch's events (etcd's watch thread).
+  void OnWatchEvents(const std::vector<etcd::Event>& events);
+  // The lock key of an etcd key, or "" for a replica-epoch key (added to
+  // `epochs`) or a stray one (warned about once).
+  std::string Classify(const std::string& etcd_key, int64_t mod_revision,
+                       EpochNews* epochs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The callbacks for news applied (outside mu_).
+  void Announce(const EpochNews& epochs,
+                const std::vector<std::string>& touched);
   // Logs a key under the prefix that names no lock, once per key.
   void WarnStray(const std::string& etcd_key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -92,6 +115,7 @@ class KeyCache {
   etcd::Client* const etcd_;
   Clock* const clock_;
   const std::string prefix_;
+  const absl::Duration watch_silence_;
   Metrics* const metrics_;
   const Callbacks callbacks_;
   etcd::KV kv_;

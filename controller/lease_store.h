@@ -11,6 +11,7 @@
 #include "common/kube/client.h"
 #include "common/kube/objects.h"
 #include "common/kube/typed_client.h"
+#include "controller/apiserver_health.h"
 #include "controller/metrics.h"
 
 namespace mcl::controller {
@@ -28,27 +29,30 @@ class LeaseStore {
   virtual absl::StatusOr<kube::Lease> Update(const kube::Lease& lease) = 0;
 };
 
-// The apiserver's Leases; counts each write in metrics.apiserver_writes.
+// The apiserver's Leases; counts each write in metrics.apiserver_writes and
+// reports each call's outcome to `health` (may be null).
 class KubeLeaseStore : public LeaseStore {
  public:
-  KubeLeaseStore(kube::KubeClient* client, Metrics* metrics)
-      : leases_(client), metrics_(metrics) {}
+  KubeLeaseStore(kube::KubeClient* client, Metrics* metrics,
+                 ApiserverHealth* health)
+      : leases_(client), metrics_(metrics), health_(health) {}
   absl::StatusOr<kube::Lease> Get(const std::string& ns,
                                   const std::string& name) override {
-    return leases_.Get(ns, name);
+    return TrackedCall(health_, [&] { return leases_.Get(ns, name); });
   }
   absl::StatusOr<kube::Lease> Create(const kube::Lease& lease) override {
     metrics_->apiserver_writes++;
-    return leases_.Create(lease);
+    return TrackedCall(health_, [&] { return leases_.Create(lease); });
   }
   absl::StatusOr<kube::Lease> Update(const kube::Lease& lease) override {
     metrics_->apiserver_writes++;
-    return leases_.Update(lease);
+    return TrackedCall(health_, [&] { return leases_.Update(lease); });
   }
 
  private:
   kube::LeaseClient leases_;
   Metrics* metrics_;
+  ApiserverHealth* health_;
 };
 
 }  // namespace mcl::controller

@@ -12,9 +12,20 @@
 namespace mcl::controller {
 
 using internal::HasFinalizer;
-using internal::HolderOf;
+using internal::HolderOfKey;
 using internal::Purpose;
 using internal::Seconds;
+
+std::string Holder::ToString() const {
+  if (instance.empty()) return identity;
+  return absl::StrCat(identity, " (instance ", instance, ")");
+}
+
+std::optional<Holder> HolderOf(const kube::MultiClusterLease& cr) {
+  const auto& h = cr.spec.holder_identity;
+  if (!h.has_value() || h->empty()) return std::nullopt;
+  return Holder{*h, cr.spec.holder_instance.value_or("")};
+}
 
 const char* ActionName(const Action& a) {
   struct Name {
@@ -41,7 +52,7 @@ const char* ActionName(const Action& a) {
 absl::Duration LockReconciler::AckDeadline(const Grantee& g,
                                            const SessionView& s,
                                            const LockMemory& mem) const {
-  return mem.liveness.LastRenewal(g.holder) +
+  return mem.liveness.LastRenewal(g.holder.Key()) +
          contract::LapseAfterObservedRenewal(s.ttl);
 }
 
@@ -53,7 +64,8 @@ bool LockReconciler::Acked(const Grantee& g, const SessionView& s,
   }
   // Resigned after the grant (design.md §Ack), even if another local holder has
   // taken over since.
-  if (g.generation > 0 && mem.liveness.ResignedAt(g.holder) > g.generation) {
+  if (g.generation > 0 &&
+      mem.liveness.ResignedAt(g.holder.Key()) > g.generation) {
     return true;
   }
   return now >= AckDeadline(g, s, mem);
@@ -68,7 +80,7 @@ Plan LockReconciler::Reconcile(const kube::MultiClusterLease* cr,
   if (cr == nullptr) return CrGone(c, mem);
   DesiredConditions(c, mem);
   if (c.ours) {
-    if (c.want_hold && *c.holder == c.kv->holder) return Grant(c, mem);
+    if (c.want_hold && *c.holder == HolderOfKey(*c.kv)) return Grant(c, mem);
     if (c.want_hold) return Repoint(c, mem);
     return Release(c, mem);
   }
@@ -87,8 +99,10 @@ void LockReconciler::Observe(Ctx& c, LockMemory& mem) const {
   const kube::MultiClusterLease* cr = c.cr;
   const SessionView& s = c.s;
   if (cr != nullptr) {
-    mem.liveness.Observe(cr->metadata.uid, cr->metadata.generation,
-                         HolderOf(*cr), c.now);
+    const std::optional<Holder> h = HolderOf(*cr);
+    mem.liveness.Observe(
+        cr->metadata.uid, cr->metadata.generation,
+        h ? std::optional<std::string>(h->Key()) : std::nullopt, c.now);
     if (!mem.initialized) {
       mem.initialized = true;
       mem.max_token_seen = cr->status.fencing_token;
@@ -98,8 +112,9 @@ void LockReconciler::Observe(Ctx& c, LockMemory& mem) const {
       if (!cr->status.leader.empty() &&
           cr->status.leader_cluster == config_.cluster && s.alive &&
           cr->status.session == SessionHex(s.id)) {
-        mem.announced = Grantee{cr->status.leader, cr->status.fencing_token,
-                                cr->metadata.generation};
+        mem.announced =
+            Grantee{Holder{cr->status.leader, cr->status.leader_instance},
+                    cr->status.fencing_token, cr->metadata.generation};
       }
     }
     // An ack of a revocation: a spec write by the grantee after our revoking
@@ -162,14 +177,15 @@ void LockReconciler::DesiredConditions(Ctx& c, LockMemory& mem) const {
                          : config_.default_lease_duration;
   absl::Duration stale_at = absl::ZeroDuration();
   if (c.holder.has_value() && !deleting) {
-    stale_at = mem.liveness.LastRenewal(*c.holder) + c.lease_duration;
+    stale_at = mem.liveness.LastRenewal(c.holder->Key()) + c.lease_duration;
     c.candidate_live = c.now < stale_at;
   }
   if (c.candidate_live) c.Requeue(stale_at);
   c.want_hold = c.candidate_live && !s.shutting_down;
-  mem.liveness.Prune(c.holder, mem.announced ? std::optional<std::string>(
-                                                   mem.announced->holder)
-                                             : std::nullopt);
+  mem.liveness.Prune(
+      c.holder ? std::optional<std::string>(c.holder->Key()) : std::nullopt,
+      mem.announced ? std::optional<std::string>(mem.announced->holder.Key())
+                    : std::nullopt);
 
   LockStatus& d = c.desired;
   d = cr.status;
@@ -193,14 +209,14 @@ void LockReconciler::DesiredConditions(Ctx& c, LockMemory& mem) const {
     SetCondition(d, kCandidateLive, false, "NoHolder",
                  "spec.holderIdentity is not set", c.wall);
   } else if (c.candidate_live) {
-    SetCondition(
-        d, kCandidateLive, true, "Renewing",
-        absl::StrCat(*c.holder, " renews within ", Seconds(c.lease_duration)),
-        c.wall);
+    SetCondition(d, kCandidateLive, true, "Renewing",
+                 absl::StrCat(c.holder->ToString(), " renews within ",
+                              Seconds(c.lease_duration)),
+                 c.wall);
   } else {
     SetCondition(d, kCandidateLive, false, "Stale",
-                 absl::StrCat("no renewal by ", *c.holder, " observed for ",
-                              Seconds(c.lease_duration)),
+                 absl::StrCat("no renewal by ", c.holder->ToString(),
+                              " observed for ", Seconds(c.lease_duration)),
                  c.wall);
   }
 }
@@ -244,8 +260,8 @@ Plan LockReconciler::Contend(Ctx& c) const {
       return c.plan;
     }
     c.plan.action = TxnCreate{contract::EncodeKeyValue(
-        {config_.cluster, *c.holder, SessionHex(c.s.id),
-         kube::FormatMicroTime(clock_->WallNow())})};
+        {config_.cluster, c.holder->identity, SessionHex(c.s.id),
+         kube::FormatMicroTime(clock_->WallNow()), c.holder->instance})};
     c.plan.why = "contend";
     return c.plan;
   }

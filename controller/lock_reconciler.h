@@ -53,8 +53,36 @@ struct ReconcilerConfig {
   absl::Duration default_lease_duration = absl::Seconds(15);
 };
 
+// A candidacy: spec.holderIdentity with spec.holderInstance (contract.h). Two
+// candidacies of one identity differ by instance, and a change of instance is a
+// change of holder: the old one must stop (ack or timeout) before the new one
+// is granted, with a new token (design.md §"Instances").
+struct Holder {
+  std::string identity;
+  std::string instance;  // "" for a candidacy that names none
+
+  bool operator==(const Holder& o) const {
+    return identity == o.identity && instance == o.instance;
+  }
+  bool operator!=(const Holder& o) const { return !(*this == o); }
+  // The name under which LivenessTracker records this holder's renewals.
+  std::string Key() const { return LivenessKey(identity, instance); }
+  // For messages: "pod-a" or "pod-a (instance 9f3a)".
+  std::string ToString() const;
+  // identity and instance never contain a space (the CRD's patterns), so the
+  // key names exactly one candidacy.
+  static std::string LivenessKey(const std::string& identity,
+                                 const std::string& instance) {
+    return instance.empty() ? identity : identity + " " + instance;
+  }
+};
+
+// The holder the CR's spec names; nullopt when holderIdentity is absent or
+// empty.
+std::optional<Holder> HolderOf(const kube::MultiClusterLease& cr);
+
 struct Grantee {
-  std::string holder;
+  Holder holder;
   int64_t token = 0;
   // The CR generation the grant was computed from. A resign by `holder` at a
   // later generation is its ack: the grant's status write was preconditioned on

@@ -29,11 +29,8 @@ inline bool HasFinalizer(const kube::MultiClusterLease& cr) {
   return std::find(f.begin(), f.end(), contract::kFinalizer) != f.end();
 }
 
-// spec.holderIdentity; an empty one counts as absent.
-inline std::optional<std::string> HolderOf(const kube::MultiClusterLease& cr) {
-  const auto& h = cr.spec.holder_identity;
-  if (!h.has_value() || h->empty()) return std::nullopt;
-  return h;
+inline Holder HolderOfKey(const contract::KeyValue& kv) {
+  return Holder{kv.holder, kv.instance};
 }
 
 }  // namespace internal
@@ -53,7 +50,7 @@ struct LockReconciler::Ctx {
   bool ours = false;  // the key is attached to our live session
 
   // Set by DesiredConditions (cr != nullptr).
-  std::optional<std::string> holder;
+  std::optional<Holder> holder;
   bool candidate_live = false;
   bool want_hold = false;  // live candidate and not shutting down
   absl::Duration lease_duration;

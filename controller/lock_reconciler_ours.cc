@@ -11,6 +11,7 @@
 
 namespace mcl::controller {
 
+using internal::HolderOfKey;
 using internal::Purpose;
 
 // The key is ours and names the live local candidate: the status announces the
@@ -18,7 +19,7 @@ using internal::Purpose;
 Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
   const kube::MultiClusterLease& cr = *c.cr;
   const SessionView& s = c.s;
-  const std::string& key_holder = c.kv->holder;
+  const Holder key_holder = HolderOfKey(*c.kv);
   const int64_t token = c.key.mod_revision;
   std::optional<Grantee>& announced = mem.announced;
   if (announced && announced->holder != key_holder) {
@@ -27,8 +28,8 @@ Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
     // told.
     if (!Acked(*announced, s, mem, c.now)) {
       c.Requeue(AckDeadline(*announced, s, mem));
-      c.plan.why =
-          absl::StrCat("waiting for ", announced->holder, " to stop leading");
+      c.plan.why = absl::StrCat("waiting for ", announced->holder.ToString(),
+                                " to stop leading");
       return c.plan;
     }
     announced.reset();
@@ -36,7 +37,8 @@ Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
   }
   LockStatus& d = c.desired;
   c.CountToken(token, mem);
-  d.leader = key_holder;
+  d.leader = key_holder.identity;
+  d.leader_instance = key_holder.instance;
   d.leader_cluster = config_.cluster;
   d.acquire_time = c.kv->acquire_time;
   d.fencing_token = token;
@@ -53,7 +55,7 @@ Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
     }
   }
   SetCondition(d, kGlobalLockHeld, true, "Granted",
-               absl::StrCat("held by ", key_holder, " in cluster ",
+               absl::StrCat("held by ", key_holder.ToString(), " in cluster ",
                             config_.cluster, " with fencing token ", token),
                c.wall);
   // Announced from the moment the write may land (a lost answer may still have
@@ -61,11 +63,14 @@ Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
   announced = Grantee{key_holder, token, cr.metadata.generation};
   mem.revoke.reset();
   if (c.WriteIfChanged(Purpose::kGrant)) {
-    if (cr.status.fencing_token != token || cr.status.leader != key_holder) {
+    if (cr.status.fencing_token != token ||
+        cr.status.leader != key_holder.identity ||
+        cr.status.leader_instance != key_holder.instance) {
       c.plan.events.push_back(
           {false, "Granted",
-           absl::StrCat("global lock granted to ", key_holder, " in cluster ",
-                        config_.cluster, ", fencing token ", token)});
+           absl::StrCat("global lock granted to ", key_holder.ToString(),
+                        " in cluster ", config_.cluster, ", fencing token ",
+                        token)});
     }
     c.plan.why = "grant";
   }
@@ -75,13 +80,14 @@ Plan LockReconciler::Grant(Ctx& c, LockMemory& mem) const {
 // Rule 4: a local replica took over the candidacy. The old grantee must stop
 // first; then the key moves to the new holder with a new token.
 Plan LockReconciler::Repoint(Ctx& c, LockMemory& mem) const {
-  const std::string& holder = *c.holder;
+  const Holder& holder = *c.holder;
   std::optional<Grantee>& announced = mem.announced;
   if (announced && announced->holder != holder) {
     if (!Acked(*announced, c.s, mem, c.now)) {
       c.Requeue(AckDeadline(*announced, c.s, mem));
-      c.plan.why = absl::StrCat("holder changed to ", holder, "; waiting for ",
-                                announced->holder, " to stop leading");
+      c.plan.why = absl::StrCat("holder changed to ", holder.ToString(),
+                                "; waiting for ", announced->holder.ToString(),
+                                " to stop leading");
       return c.plan;
     }
     announced.reset();
@@ -93,12 +99,14 @@ Plan LockReconciler::Repoint(Ctx& c, LockMemory& mem) const {
   }
   c.plan.action = TxnRepoint{
       c.key.mod_revision,
-      contract::EncodeKeyValue({config_.cluster, holder, SessionHex(c.s.id),
-                                kube::FormatMicroTime(clock_->WallNow())})};
+      contract::EncodeKeyValue(
+          {config_.cluster, holder.identity, SessionHex(c.s.id),
+           kube::FormatMicroTime(clock_->WallNow()), holder.instance})};
   c.plan.events.push_back(
       {false, "HolderChanged",
-       absl::StrCat("global lock moves from ", c.kv->holder, " to ", holder,
-                    " within cluster ", config_.cluster)});
+       absl::StrCat("global lock moves from ", HolderOfKey(*c.kv).ToString(),
+                    " to ", holder.ToString(), " within cluster ",
+                    config_.cluster)});
   c.plan.why = "re-point to the new local holder";
   return c.plan;
 }
@@ -132,19 +140,20 @@ Plan LockReconciler::Release(Ctx& c, LockMemory& mem) const {
       w.revocation =
           Revocation{*announced, cr.metadata.generation,
                      !c.holder.has_value() &&
-                         mem.liveness.resigned() == announced->holder};
+                         mem.liveness.resigned() == announced->holder.Key()};
       c.plan.action = std::move(w);
       c.plan.events.push_back(
           {false, "Revoking",
-           absl::StrCat("revoking ", announced->holder, "'s grant (token ",
-                        announced->token, "): ", why)});
+           absl::StrCat("revoking ", announced->holder.ToString(),
+                        "'s grant (token ", announced->token, "): ", why)});
       c.plan.why = absl::StrCat("revoke: ", why);
       return c.plan;
     }
     if (!Acked(*announced, c.s, mem, c.now)) {
       c.Requeue(AckDeadline(*announced, c.s, mem));
-      c.plan.why = absl::StrCat("revoked; waiting for ", announced->holder,
-                                "'s ack or timeout");
+      c.plan.why =
+          absl::StrCat("revoked; waiting for ", announced->holder.ToString(),
+                       "'s ack or timeout");
       return c.plan;
     }
   }

@@ -91,19 +91,25 @@ class ReconcilerTest : public ::testing::Test {
     BumpRv();
     r_.OnStatusResult(W(p), WriteOutcome::kApplied, mem_);
   }
-  void KeyOurs(const std::string& holder, int64_t rev) {
+  void KeyOurs(const std::string& holder, int64_t rev,
+               const std::string& instance = "") {
     key_.present = true;
     key_.mod_revision = rev;
     key_.lease = kSession;
     key_.raw = contract::EncodeKeyValue(
-        {kCluster, holder, SessionHex(kSession), "t0"});
+        {kCluster, holder, SessionHex(kSession), "t0", instance});
+  }
+  // A spec write by `holder` as candidacy `instance`.
+  void SpecWriteAs(const std::string& holder, const std::string& instance) {
+    cr_.spec.holder_instance = instance;
+    SpecWrite(holder);
   }
   void KeyForeign(const std::string& cluster, const std::string& holder,
                   int64_t rev) {
     key_.present = true;
     key_.mod_revision = rev;
     key_.lease = 0x99;
-    key_.raw = contract::EncodeKeyValue({cluster, holder, "99", "t1"});
+    key_.raw = contract::EncodeKeyValue({cluster, holder, "99", "t1", ""});
   }
   void KeyAbsent() { key_ = KeyView{true, false, 0, 0, ""}; }
   // Brings the lock to "granted to pod-a with token `rev`, status written".
@@ -235,7 +241,7 @@ TEST_F(ReconcilerTest, KeyOfOurClusterUnderAnotherSessionIsNotOurs) {
   key_.present = true;
   key_.mod_revision = 50;
   key_.lease = 0x1234;  // a previous replica's session, not yet expired
-  key_.raw = contract::EncodeKeyValue({kCluster, "pod-a", "1234", "t"});
+  key_.raw = contract::EncodeKeyValue({kCluster, "pod-a", "1234", "t", ""});
   Plan p = Run();
   ASSERT_EQ(Kind(p), "write-status");
   EXPECT_EQ(W(p).status.leader, "pod-a");
@@ -365,7 +371,7 @@ TEST_F(ReconcilerTest, RecampaignBeforeTheRevocationKeepsTheGrant) {
   SpecWrite("pod-a");  // the same holder campaigns again on the old status
   p = Run();
   EXPECT_EQ(Kind(p), "none") << "key, holder and status agree again";
-  EXPECT_EQ(mem_.announced->holder, "pod-a");
+  EXPECT_EQ(mem_.announced->holder.identity, "pod-a");
 }
 
 TEST_F(ReconcilerTest, LocalHolderChangeWaitsForTheOldGranteeThenRepoints) {
@@ -406,7 +412,7 @@ TEST_F(ReconcilerTest, HolderChangeBackBeforeTheTimeoutKeepsTheGrant) {
   SpecWrite("pod-a");
   Plan p = Run();
   EXPECT_EQ(Kind(p), "none");
-  EXPECT_EQ(mem_.announced->holder, "pod-a");
+  EXPECT_EQ(mem_.announced->holder.identity, "pod-a");
   EXPECT_EQ(mem_.announced->token, 42);
 }
 
@@ -600,6 +606,89 @@ TEST_F(ReconcilerTest, ConditionTransitionTimeStaysWhileTheStatusDoesNot) {
   EXPECT_NE(Cond(p, kCandidateLive)->last_transition_time, t);
   EXPECT_EQ(Cond(p, kBackendReachable)->last_transition_time,
             FindCondition(cr_.status, kBackendReachable)->last_transition_time);
+}
+
+// design.md §Instances: one identity, two candidacies. The grant names the
+// instance; a new instance under the same identity is a change of holder: the
+// old instance must ack or time out (the new one's renewals are no ack), and
+// then the key is re-pointed, so the new instance gets a new token, never the
+// old one.
+TEST_F(ReconcilerTest, AnInstanceChangeIsAHolderChangeWithANewToken) {
+  cr_.spec.holder_instance = "aaaa";
+  KeyOurs("pod-a", 42, "aaaa");
+  Plan p = Run();
+  ASSERT_EQ(Kind(p), "write-status");
+  EXPECT_EQ(W(p).status.leader, "pod-a");
+  EXPECT_EQ(W(p).status.leader_instance, "aaaa");
+  Apply(p);
+  const absl::Duration a_last = clock_.Monotonic();
+
+  clock_.Advance(absl::Milliseconds(200));
+  SpecWriteAs("pod-a", "bbbb");  // a second candidacy of pod-a takes the spec
+  p = Run();
+  EXPECT_EQ(Kind(p), "none") << "the old token is never the new instance's";
+  ASSERT_TRUE(p.requeue_at.has_value());
+  EXPECT_EQ(*p.requeue_at, a_last + AckTimeout());
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(absl::Milliseconds(500));
+    SpecWriteAs("pod-a", "bbbb");
+    EXPECT_EQ(Kind(Run()), "none") << "bbbb's renewals are no ack of aaaa";
+  }
+  clock_.Advance(a_last + AckTimeout() - clock_.Monotonic());
+  p = Run();
+  ASSERT_EQ(Kind(p), "txn-repoint");
+  EXPECT_EQ(Expected(p), 42);
+  auto v = contract::ParseKeyValue(Value(p));
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->holder, "pod-a");
+  EXPECT_EQ(v->instance, "bbbb");
+  KeyOurs("pod-a", 57, "bbbb");
+  p = Run();
+  ASSERT_EQ(Kind(p), "write-status");
+  EXPECT_EQ(W(p).purpose, Purpose::kGrant);
+  EXPECT_EQ(W(p).status.leader_instance, "bbbb");
+  EXPECT_EQ(W(p).status.fencing_token, 57);
+  EXPECT_EQ(W(p).status.transitions, 2);
+}
+
+// The old instance resigning (consecutive generations) is its ack: the new
+// instance is granted at once.
+TEST_F(ReconcilerTest, TheOldInstancesResignAcksItAtOnce) {
+  cr_.spec.holder_instance = "aaaa";
+  KeyOurs("pod-a", 42, "aaaa");
+  Apply(Run());
+  SpecWrite(std::nullopt);
+  Plan p = Run();
+  ASSERT_EQ(W(p).purpose, Purpose::kRevoke);
+  EXPECT_TRUE(W(p).revocation->is_resign_ack);
+  EXPECT_EQ(W(p).status.leader_instance, "");
+  Apply(p);
+  SpecWriteAs("pod-a", "bbbb");
+  p = Run();
+  ASSERT_EQ(Kind(p), "txn-repoint") << "no timer: aaaa resigned";
+  EXPECT_EQ(contract::ParseKeyValue(Value(p))->instance, "bbbb");
+}
+
+// After a restart, a key granted to another instance of the same identity is
+// not announced to the instance now in the spec.
+TEST_F(ReconcilerTest, RestartDoesNotHandAnotherInstancesGrantOver) {
+  cr_.status.leader = "pod-a";
+  cr_.status.leader_instance = "aaaa";
+  cr_.status.leader_cluster = kCluster;
+  cr_.status.fencing_token = 42;
+  cr_.status.session = SessionHex(kSession);
+  cr_.spec.holder_instance = "bbbb";
+  KeyOurs("pod-a", 42, "aaaa");
+  Plan p = Run();
+  EXPECT_EQ(Kind(p), "none");
+  ASSERT_TRUE(mem_.announced.has_value());
+  EXPECT_EQ(mem_.announced->holder.instance, "aaaa");
+  const absl::Duration start = clock_.Monotonic();
+  clock_.Advance(absl::Seconds(1));
+  SpecWriteAs("pod-a", "bbbb");  // bbbb renews; aaaa never observed
+  EXPECT_EQ(Kind(Run()), "none");
+  clock_.Advance(start + AckTimeout() - clock_.Monotonic());
+  EXPECT_EQ(Kind(Run()), "txn-repoint");
 }
 
 TEST(StatusDiffersTest, IgnoresFieldsThatChangeWithEveryRenewal) {

@@ -18,9 +18,14 @@ void LockTable::With(const std::string& key,
                      const std::function<void(LockSlot&)>& fn) {
   Entry* e;
   std::vector<Observation> arrived;
+  bool restart = false;
   {
     absl::MutexLock l(&mu_);
     e = &entries_[key];
+    if (e->restarts != restarts_) {
+      restart = true;
+      e->restarts = restarts_;
+    }
     if (e->owned) {
       // The work queue hands a key to one worker at a time; two owners would
       // share a single-threaded LivenessTracker.
@@ -30,6 +35,11 @@ void LockTable::With(const std::string& key,
     }
     e->owned = true;
     arrived.swap(e->inbox);
+  }
+  if (restart) {
+    LockSlot fresh;
+    fresh.memory.liveness = std::move(e->slot.memory.liveness);
+    e->slot = std::move(fresh);
   }
   for (const Observation& o : arrived) {
     e->slot.memory.liveness.Observe(o.uid, o.generation, o.holder, o.at);
@@ -49,6 +59,11 @@ void LockTable::Forget(const std::string& key) {
     return;
   }
   entries_.erase(it);
+}
+
+void LockTable::Restart() {
+  absl::MutexLock l(&mu_);
+  ++restarts_;
 }
 
 std::vector<std::string> LockTable::Keys() const {

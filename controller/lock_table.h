@@ -57,6 +57,11 @@ class LockTable {
   void Forget(const std::string& key);
   // Every lock with a slot.
   std::vector<std::string> Keys() const;
+  // A new activation of this replica (after standing down, another replica
+  // may have acted): each slot's memory is rebuilt at its next With(), as
+  // after a restart (the reconciler's restart rule), keeping only the
+  // observations of renewals, which stay true.
+  void Restart();
 
  private:
   struct Observation {
@@ -69,11 +74,13 @@ class LockTable {
     LockSlot slot;                   // the owner's, outside mu_
     std::vector<Observation> inbox;  // mu_
     bool owned = false;              // mu_: inside With()
+    int64_t restarts = 0;            // mu_: the Restart() it is current with
   };
 
   mutable absl::Mutex mu_;
   // std::map: an Entry stays where it is while others are added.
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  int64_t restarts_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace mcl::controller

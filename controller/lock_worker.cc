@@ -17,6 +17,12 @@ int64_t RvNumber(const std::string& rv) {
 
 void LockWorker::Reconcile(const std::string& key) {
   if (key.find('/') == std::string::npos) return;
+  if (d_.may_act && !d_.may_act()) {
+    // Standby or standing down: keep the memory current (the inbox must not
+    // grow), act on nothing. Rejoining enqueues every lock again.
+    d_.table->With(key, [](LockSlot&) {});
+    return;
+  }
   for (int iteration = 0; iteration < 8 && !d_.stopping(); ++iteration) {
     Step step = Step::kDone;
     d_.table->With(key, [&](LockSlot& slot) { step = Once(key, slot); });
@@ -91,7 +97,10 @@ LockWorker::Step LockWorker::Once(const std::string& key, LockSlot& slot) {
                                     ? *cr->spec.holder_identity
                                     : ""},
                      {"session", SessionHex(sv.id)}});
-  if (!d_.executor->Execute(key, cr, plan.action, sv.id, slot)) {
+  const Executor::Outcome outcome =
+      d_.executor->Execute(key, cr, plan.action, sv, slot);
+  if (outcome == Executor::Outcome::kNotActing) return Step::kDone;
+  if (outcome == Executor::Outcome::kFailed) {
     const int n = ++slot.failures;
     slot.last_why.clear();
     const absl::Duration delay = std::min(

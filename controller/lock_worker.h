@@ -42,6 +42,9 @@ class LockWorker {
     Clock* clock;
     // True once the controller stops: no further step is taken.
     std::function<bool()> stopping;
+    // Whether this replica may act (active, fenced, epoch held). When it may
+    // not, a turn only applies the lock's pending observations.
+    std::function<bool()> may_act;
   };
   explicit LockWorker(Deps deps) : d_(std::move(deps)) {}
 

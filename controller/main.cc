@@ -13,15 +13,14 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/contract.h"
+#include "common/flags.h"
 #include "common/log.h"
 #include "common/stop_flag.h"
 #include "common/stop_signals.h"
@@ -64,7 +63,7 @@ ABSL_FLAG(std::string, etcd_password_file, "",
 ABSL_FLAG(std::string, key_prefix, mcl::contract::kDefaultKeyPrefix,
           "etcd key prefix; a lock's key is <prefix>/<namespace>/<name>.");
 ABSL_FLAG(absl::Duration, session_ttl, absl::Seconds(10),
-          "TTL of the controller's etcd session lease (>= 1s). Kept alive "
+          "TTL of the controller's etcd session lease (1s to 1h). Kept alive "
           "every TTL/3; a crashed controller's locks are free after it.");
 ABSL_FLAG(std::string, namespace, DefaultNamespace(),
           "Namespace of this controller's heartbeat Lease and "
@@ -93,98 +92,38 @@ ABSL_FLAG(int, workers, 8, "Locks reconciled in parallel.");
 
 namespace {
 
-// The flags in --help order, as spelled on the command line.
-constexpr const char* kFlags[] = {
-    "kubeconfig",
-    "cluster-name",
-    "etcd-endpoints",
-    "etcd-ca",
-    "etcd-cert",
-    "etcd-key",
-    "etcd-username",
-    "etcd-password-file",
-    "key-prefix",
-    "session-ttl",
-    "namespace",
-    "watch-namespaces",
-    "identity",
-    "metrics-address",
-    "election-lease-duration",
-    "default-lease-duration",
-    "shutdown-timeout",
-    "workers",
-};
-
-absl::CommandLineFlag* Find(absl::string_view dashed) {
-  for (const char* f : kFlags) {
-    if (dashed == f) {
-      return absl::FindCommandLineFlag(absl::StrReplaceAll(f, {{"-", "_"}}));
-    }
-  }
-  return nullptr;
+// The flags in --help order (absl names; spelled with dashes).
+mcl::flags::FlagSet Flags() {
+  mcl::flags::FlagSet set;
+  set.names = {
+      "kubeconfig",
+      "cluster_name",
+      "etcd_endpoints",
+      "etcd_ca",
+      "etcd_cert",
+      "etcd_key",
+      "etcd_username",
+      "etcd_password_file",
+      "key_prefix",
+      "session_ttl",
+      "namespace",
+      "watch_namespaces",
+      "identity",
+      "metrics_address",
+      "election_lease_duration",
+      "default_lease_duration",
+      "shutdown_timeout",
+      "workers",
+  };
+  return set;
 }
 
-void Usage() {
-  fprintf(stdout,
-          "mcl-controller: multi-cluster leader election controller for one "
-          "cluster.\n"
-          "Watches MultiClusterLeases, contends for one etcd key per lock on "
-          "behalf of the live\n"
-          "local candidate, and writes the outcome into each lease's "
-          "status.\n\nFlags (--name=value or --name value):\n");
-  for (const char* f : kFlags) {
-    const absl::CommandLineFlag* flag = Find(f);
-    fprintf(stdout, "  --%s (default \"%s\")\n      %s\n", f,
-            flag->DefaultValue().c_str(), flag->Help().c_str());
-  }
-}
-
-// Parses argv into the absl flags above. Returns -1 to go on, or the exit
-// code (0 after --help, 2 for bad input, with a message saying what to fix).
-int ParseFlags(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--help" || arg == "-h" || arg == "-help" ||
-        arg == "--helpfull") {
-      Usage();
-      return 0;
-    }
-    if (arg.rfind("-", 0) != 0) {
-      fprintf(stderr, "unexpected argument \"%s\" (see --help)\n", arg.c_str());
-      return 2;
-    }
-    std::string name = arg.substr(arg.rfind("--", 0) == 0 ? 2 : 1);
-    std::string value;
-    const size_t eq = name.find('=');
-    const bool has_value = eq != std::string::npos;
-    if (has_value) {
-      value = name.substr(eq + 1);
-      name = name.substr(0, eq);
-    }
-    absl::CommandLineFlag* flag = Find(name);
-    if (flag == nullptr) {
-      fprintf(stderr, "unknown flag --%s (see --help)\n", name.c_str());
-      return 2;
-    }
-    if (!has_value) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "--%s needs a value\n", name.c_str());
-        return 2;
-      }
-      value = argv[++i];
-    }
-    std::string error;
-    if (!flag->ParseFrom(value, &error)) {
-      const char* want = flag->IsOfType<absl::Duration>()
-                             ? "a duration such as 2s, 500ms or 1m30s"
-                         : flag->IsOfType<int>() ? "an integer"
-                                                 : "a valid value";
-      fprintf(stderr, "--%s=%s: not %s\n", name.c_str(), value.c_str(), want);
-      return 2;
-    }
-  }
-  return -1;
-}
+constexpr char kAbout[] =
+    "mcl-controller: multi-cluster leader election controller for one "
+    "cluster.\n"
+    "Watches MultiClusterLeases, contends for one etcd key per lock on "
+    "behalf of the live\n"
+    "local candidate, and writes the outcome into each lease's status.";
 
 std::vector<std::string> SplitList(const std::string& v) {
   std::vector<std::string> out;
@@ -205,7 +144,13 @@ int main(int argc, char** argv) {
   // Debian builds abseil without NDEBUG, so every absl::Mutex (ours and
   // gRPC's) runs deadlock detection, a debug aid. Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  if (const int code = ParseFlags(argc, argv); code >= 0) return code;
+  // Exit 0 after --help, 2 for bad input (with what to fix).
+  if (const int code = mcl::flags::ParseMain(Flags(), argc, argv, kAbout,
+                                             /*help_code=*/0,
+                                             /*error_code=*/2);
+      code >= 0) {
+    return code;
+  }
 
   mcl::controller::ControllerOptions o;
   o.kubeconfig = absl::GetFlag(FLAGS_kubeconfig);

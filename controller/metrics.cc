@@ -57,8 +57,18 @@ std::string Metrics::Render() const {
         events_pending ? events_pending() : 0);
   gauge("mcl_controller_backend_reachable", "1 when etcd answers.",
         backend_reachable && backend_reachable() ? 1 : 0);
-  gauge("mcl_controller_active", "1 on the active replica.",
+  gauge("mcl_controller_active",
+        "1 while this replica acts for the cluster (active, fenced, epoch "
+        "held).",
         active && active() ? 1 : 0);
+  gauge("mcl_controller_standing_down",
+        "1 while this replica stands down (releasing, then standby).",
+        standing_down && standing_down() ? 1 : 0);
+  absl::StrAppend(&out,
+                  "# HELP mcl_build_info The build of this process.\n"
+                  "# TYPE mcl_build_info gauge\n"
+                  "mcl_build_info{component=\"controller\",version=\"",
+                  kVersion, "\"} 1\n");
   // Live heap (glibc), to tell data from allocator slack when reading RSS.
   gauge("mcl_controller_heap_inuse_bytes",
         "Bytes allocated and not freed (glibc mallinfo2).",
@@ -75,6 +85,10 @@ std::string Metrics::Render() const {
           etcd_errors.load());
   counter("mcl_controller_keepalives_total", "Answered session keepalives.",
           keepalives.load());
+  counter("mcl_controller_stand_downs_total",
+          "Times this replica stood down (Lease lost, deposed, apiserver "
+          "gone).",
+          stand_downs.load());
   counter("mcl_controller_status_writes_total", "Status writes sent.",
           status_writes.load());
   counter("mcl_controller_status_write_errors_total",

@@ -15,6 +15,9 @@
 
 namespace mcl::controller {
 
+// The version of this build (the chart's appVersion; mcl_build_info).
+inline constexpr char kVersion[] = "0.1.0";
+
 class Histogram {
  public:
   static constexpr std::array<double, 12> kBounds = {
@@ -45,6 +48,7 @@ struct Metrics {
   std::atomic<int64_t> heartbeats{0};
   std::atomic<int64_t> reconciles{0};
   std::atomic<int64_t> keepalives{0};
+  std::atomic<int64_t> stand_downs{0};
   Histogram etcd_latency;
   std::function<int64_t()> locks_held;  // gauge, computed on scrape
   std::function<int64_t()> locks_known;
@@ -54,6 +58,7 @@ struct Metrics {
   std::function<int64_t()> events_written;  // creates + count updates
   std::function<bool()> backend_reachable;
   std::function<bool()> active;
+  std::function<bool()> standing_down;
 
   std::string Render() const;
 };

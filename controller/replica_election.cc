@@ -155,11 +155,12 @@ std::optional<absl::Duration> ReplicaElection::RenewStep() {
   return std::min(next_renewal_, fence);
 }
 
-ReplicaElection::Outcome ReplicaElection::Renew() {
-  while (!stop_.IsSet()) {
+ReplicaElection::Outcome ReplicaElection::Renew(const StopFlag* stop) {
+  const StopFlag* wait_on = stop != nullptr ? stop : &stop_;
+  while (!stop_.IsSet() && !wait_on->IsSet()) {
     std::optional<absl::Duration> next = RenewStep();
     if (!next) return Outcome::kLost;
-    stop_.WaitUntil(*next);
+    wait_on->WaitUntil(*next);
   }
   return Outcome::kStopped;
 }

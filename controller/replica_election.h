@@ -53,9 +53,10 @@ class ReplicaElection {
   // `stop` (false). Polls the Lease every min(1 s, duration/4). `stop` (may be
   // null) must run on the same clock.
   bool Acquire(const StopFlag* stop = nullptr);
-  // Renews about every duration/3 until Stop() or until the Lease is lost.
-  // After kLost, Fence() is in the past; Acquire() may be called again.
-  Outcome Renew();
+  // Renews about every duration/3 until Stop() or `stop` (kStopped), or until
+  // the Lease is lost (kLost). After kLost, Fence() is in the past; Acquire()
+  // may be called again. `stop` (may be null) must run on the same clock.
+  Outcome Renew(const StopFlag* stop = nullptr);
   // Gives the Lease up (holderIdentity cleared) so a standby can take over at
   // once. Only after Renew() returned.
   void Release();

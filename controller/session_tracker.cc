@@ -24,8 +24,13 @@ void SessionTracker::RecordProcessed(int64_t rv, absl::Duration now) {
 
 void SessionTracker::Started(int64_t id, absl::Duration ttl,
                              absl::Duration valid_from,
-                             absl::Duration remaining) {
+                             absl::Duration remaining, bool adopted) {
   id_ = id;
+  started_at_ = valid_from;
+  frozen_ = false;
+  last_taken_.reset();
+  attempted_sent_at_.reset();
+  if (adopted) attempted_sent_at_ = valid_from;
   ttl_ = ttl;
   lost_ = false;
   // Loss is judged as if the lease had `remaining` of its TTL left at
@@ -61,6 +66,7 @@ void SessionTracker::OnRenewed(int64_t id, int64_t ttl_seconds,
   if (!processed_.empty() && processed_.front().first <= sent_at) {
     if (!has_confirmation_ || processed_.front().second > confirmed_rv_) {
       confirmed_rv_ = processed_.front().second;
+      confirmed_sent_at_ = sent_at;  // the first keepalive to confirm it
       has_confirmation_ = true;
     }
   }
@@ -112,24 +118,52 @@ SessionView SessionTracker::View(absl::Duration now) const {
   v.ttl = ttl_;
   v.alive = id_ != 0 && !Lost(now);
   v.reachable = Reachable(now);
-  v.confirmed_rv =
-      has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
+  if (frozen_ && last_taken_) {
+    // Offer no confirmation newer than the one the failing writes retry.
+    v.confirmed_rv =
+        last_taken_->confirmed_rv == "0" ? "" : last_taken_->confirmed_rv;
+    v.confirmed_sent_at = last_taken_->sent_at;
+  } else {
+    v.confirmed_rv =
+        has_confirmation_ ? absl::StrFormat("%d", confirmed_rv_) : "";
+    v.confirmed_sent_at = confirmed_sent_at_;
+  }
   v.shutting_down = shutting_down_;
+  v.frozen = frozen_;
   return v;
 }
 
 std::optional<Heartbeat> SessionTracker::TakeHeartbeat(absl::Duration now) {
   // Shutting down: confirm nothing new, so every local leader lapses within
-  // TTL·(1−rho)−m of the shutdown and the session can then be revoked whatever
+  // TTL·(1+rho)+m of the shutdown and the keys can then be released whatever
   // the state of each lock.
   if (id_ == 0 || Lost(now) || shutting_down_) return std::nullopt;
+  if (frozen_ && last_taken_) return last_taken_;  // a retry, same S
   // A new session is published at once, before it confirms anything (c = 0
   // covers no write): a standby learns which session to adopt from it.
   const int64_t rv = has_confirmation_ ? confirmed_rv_ : 0;
   if (published_session_ == id_ && published_rv_ == rv) return std::nullopt;
   published_session_ = id_;
   published_rv_ = rv;
-  return Heartbeat{id_, absl::StrFormat("%d", rv), ttl_};
+  last_taken_ =
+      Heartbeat{id_, absl::StrFormat("%d", rv), ttl_, confirmed_sent_at_};
+  if (has_confirmation_) NotePublishAttempt(confirmed_sent_at_);
+  return last_taken_;
+}
+
+void SessionTracker::PublishFailed() {
+  if (last_taken_) frozen_ = true;
+}
+
+void SessionTracker::NotePublishAttempt(absl::Duration sent_at) {
+  if (!attempted_sent_at_ || sent_at > *attempted_sent_at_) {
+    attempted_sent_at_ = sent_at;
+  }
+}
+
+absl::Duration SessionTracker::ReleaseDeadline() const {
+  if (!attempted_sent_at_) return started_at_;
+  return *attempted_sent_at_ + contract::LapseAfterObservedRenewal(ttl_);
 }
 
 }  // namespace mcl::controller

@@ -15,6 +15,18 @@
 // reports every event (Handlers::on_synced), so a keepalive sent right after a
 // grant confirms the renewal the grant was based on.
 //
+// Publication and release (design.md §"Stand-down"). A confirmation is
+// (session, c) with S, the send time of the first keepalive that confirmed c:
+// every write w <= c was observed before S, so a sidecar counting from its own
+// T_w < S is valid until before S + TTL·(1−rho) − m on its clock, hence before
+// S + TTL·(1+rho) + m on ours. We remember the largest S whose confirmation we
+// *tried* to publish (a heartbeat write or a status write, whether or not it
+// landed). While heartbeat writes fail, retries carry the same confirmation
+// and status writes are offered no newer one ("frozen"), so that S stops
+// moving; ReleaseDeadline() = S + TTL·(1+rho) + m is then the moment no local
+// candidate can still count itself leader on any confirmation of ours, and
+// the keys can be released without acks.
+//
 // Loss. etcd refreshed the lease no earlier than the last answered keepalive's
 // sent_at (S), so it may expire at S + TTL by etcd's clock; by ours, allowing
 // clock-rate drift rho and margin m, from S + TTL·(1−rho) − m on. From then on
@@ -42,9 +54,15 @@ struct SessionView {
   bool reachable = false;  // etcd answers (keepalives answered recently, last
                            // KV call worked)
   absl::Duration ttl = absl::Seconds(10);
-  // c of the last answered keepalive ("" before the first).
+  // c of the last answered keepalive ("" before the first); while heartbeat
+  // writes fail, the one those writes retry (see the file comment).
   std::string confirmed_rv;
+  // S of confirmed_rv: report it with NotePublishAttempt when a status write
+  // carries confirmed_rv.
+  absl::Duration confirmed_sent_at;
   bool shutting_down = false;
+  // Heartbeat writes are failing: confirmations no longer move forward.
+  bool frozen = false;
 };
 
 // What the heartbeat Lease publishes (design.md §Objects "Heartbeat Lease").
@@ -52,6 +70,7 @@ struct Heartbeat {
   int64_t session = 0;
   std::string confirmed_rv;
   absl::Duration ttl;
+  absl::Duration sent_at;  // S of confirmed_rv (see the file comment)
 };
 
 std::string SessionHex(int64_t id);
@@ -64,9 +83,11 @@ class SessionTracker {
 
   // A new (or adopted) session. `valid_from`: a monotonic time before which
   // etcd had granted or refreshed the lease (Grant's sent_at; for an adopted
-  // lease, the sent_at of the TimeToLive that reported `remaining`).
+  // lease, the sent_at of the TimeToLive that reported `remaining`). An
+  // adopted session may carry confirmations its previous owner published,
+  // all sent before `valid_from`: they count as attempted at valid_from.
   void Started(int64_t id, absl::Duration ttl, absl::Duration valid_from,
-               absl::Duration remaining);
+               absl::Duration remaining, bool adopted = false);
   // An answered keepalive of session `id`. ttl_seconds <= 0 means etcd says the
   // lease is gone.
   void OnRenewed(int64_t id, int64_t ttl_seconds, absl::Duration sent_at,
@@ -95,10 +116,19 @@ class SessionTracker {
 
   // A confirmation not yet published (session or c changed since the last
   // TakeHeartbeat). A new session is published at once with c = "0", which
-  // confirms no write.
+  // confirms no write. While frozen, the failed heartbeat again (a retry).
+  // Counts as an attempt to publish it.
   std::optional<Heartbeat> TakeHeartbeat(absl::Duration now);
-  // The heartbeat write failed: publish again with the next TakeHeartbeat.
-  void PublishFailed() { published_rv_ = -1; }
+  // The heartbeat write failed: freeze (retries carry the same confirmation).
+  void PublishFailed();
+  // A heartbeat write landed: confirmations move forward again.
+  void PublishSucceeded() { frozen_ = false; }
+  // A status write carried the confirmation whose S is `sent_at`.
+  void NotePublishAttempt(absl::Duration sent_at);
+  // S + TTL·(1+rho) + m for the newest confirmation we tried to publish (see
+  // the file comment); for a session that never published one, its start.
+  absl::Duration ReleaseDeadline() const;
+  bool frozen() const { return frozen_; }
 
  private:
   absl::Duration UnreachableAt() const;
@@ -112,10 +142,15 @@ class SessionTracker {
   absl::Duration last_answer_;
   bool call_failed_ = false;
   int64_t confirmed_rv_ = 0;
+  absl::Duration confirmed_sent_at_;
   bool has_confirmation_ = false;
   int64_t published_session_ = 0;
   int64_t published_rv_ = -1;
   bool shutting_down_ = false;
+  bool frozen_ = false;
+  std::optional<Heartbeat> last_taken_;  // what a frozen retry publishes
+  absl::Duration started_at_;
+  std::optional<absl::Duration> attempted_sent_at_;
 };
 
 }  // namespace mcl::controller

@@ -136,6 +136,56 @@ TEST(SessionTrackerTest, HeartbeatRepublishesAfterAFailedWrite) {
   EXPECT_TRUE(t.TakeHeartbeat(T0 + Ms(3)).has_value());
 }
 
+// design.md §Stand-down: while heartbeat writes fail, every retry and every
+// status write carries the confirmation of the first failed write, so the
+// newest S we tried to publish stops moving, and with it the moment from which
+// no local candidate can count itself leader.
+TEST(SessionTrackerTest, FailingHeartbeatsFreezeTheConfirmationAndItsDeadline) {
+  SessionTracker t;
+  t.Started(1, kTtl, T0, kTtl);
+  EXPECT_EQ(t.ReleaseDeadline(), T0) << "nothing ever published";
+  t.RecordProcessed(5, T0);
+  t.OnRenewed(1, 2, T0 + Ms(1), T0 + Ms(2));
+  auto hb = t.TakeHeartbeat(T0 + Ms(2));
+  ASSERT_TRUE(hb.has_value());
+  EXPECT_EQ(hb->confirmed_rv, "5");
+  EXPECT_EQ(hb->sent_at, T0 + Ms(1));
+  const absl::Duration lapse = contract::LapseAfterObservedRenewal(kTtl);
+  EXPECT_EQ(t.ReleaseDeadline(), T0 + Ms(1) + lapse);
+  t.PublishFailed();
+  EXPECT_TRUE(t.View(T0 + Ms(3)).frozen);
+  // Newer confirmations arrive; retries and statuses still carry rv 5.
+  t.RecordProcessed(9, T0 + Ms(100));
+  t.OnRenewed(1, 2, T0 + Ms(200), T0 + Ms(210));
+  auto retry = t.TakeHeartbeat(T0 + Ms(300));
+  ASSERT_TRUE(retry.has_value());
+  EXPECT_EQ(retry->confirmed_rv, "5");
+  EXPECT_EQ(t.View(T0 + Ms(300)).confirmed_rv, "5");
+  EXPECT_EQ(t.View(T0 + Ms(300)).confirmed_sent_at, T0 + Ms(1));
+  EXPECT_EQ(t.ReleaseDeadline(), T0 + Ms(1) + lapse);
+  // The apiserver answers again: the newest confirmation goes out.
+  t.PublishSucceeded();
+  EXPECT_EQ(t.View(T0 + Ms(310)).confirmed_rv, "9");
+  hb = t.TakeHeartbeat(T0 + Ms(310));
+  ASSERT_TRUE(hb.has_value());
+  EXPECT_EQ(hb->confirmed_rv, "9");
+  EXPECT_EQ(t.ReleaseDeadline(), T0 + Ms(200) + lapse);
+  // A status write that carried a confirmation counts as an attempt too.
+  t.NotePublishAttempt(T0 + Ms(250));
+  EXPECT_EQ(t.ReleaseDeadline(), T0 + Ms(250) + lapse);
+  t.NotePublishAttempt(T0 + Ms(5));
+  EXPECT_EQ(t.ReleaseDeadline(), T0 + Ms(250) + lapse) << "never earlier";
+}
+
+// An adopted session may carry its previous owner's confirmations, all sent
+// before we asked etcd about it.
+TEST(SessionTrackerTest, AnAdoptedSessionCountsItsPredecessorsConfirmations) {
+  SessionTracker t;
+  t.Started(7, kTtl, T0, Ms(1500), /*adopted=*/true);
+  EXPECT_EQ(t.ReleaseDeadline(),
+            T0 + contract::LapseAfterObservedRenewal(kTtl));
+}
+
 TEST(SessionTrackerTest, ShutdownStopsConfirmations) {
   SessionTracker t;
   t.Started(1, kTtl, T0, kTtl);
