@@ -5,15 +5,22 @@
 // Local replicas of one lock contend on the spec with optimistic concurrency
 // (every write is preconditioned on the resourceVersion it was computed from,
 // so exactly one of two racing writers wins and the other gets 409). A
+// candidacy is the pair (spec.holderIdentity, spec.holderInstance): each
+// Campaign stream has its own random instance, so two candidacies of one
+// identity (a copied pod name, a restarted sidecar) are two holders. A
 // candidate takes the spec over only when
 //   * the object does not exist (create), or
 //   * spec.holderIdentity is absent (the holder resigned), or
-//   * the holder's (holderIdentity, renewTime) pair has not changed for the
-//     holder's leaseDurationSeconds, measured on this sidecar's monotonic
-//     clock from when it first observed that pair. renewTime is compared only
-//     for change, never with a local clock (S3); a sidecar that just started
-//     counts from its start, which can only delay a take-over, never hasten
-//     it.
+//   * the holder's (holderIdentity, holderInstance, renewTime) has not
+//     changed for the holder's leaseDurationSeconds, measured on this
+//     sidecar's monotonic clock from when it first observed it. renewTime is
+//     compared only for change, never with a local clock (S3); a sidecar that
+//     just started counts from its start, which can only delay a take-over,
+//     never hasten it. This holds for a stale candidacy of my own identity
+//     too (a sidecar that crashed and restarted).
+// Another candidacy of my identity that *renews* while I watch is live: one
+// identity must not campaign twice for a lock, so duplicate() turns true and
+// the adapter ends this campaign (ALREADY_EXISTS).
 // The holder renews spec.renewTime every leaseDuration/4 (design.md
 // §Confirmation, Timing). Taking over never grants leadership by itself: the
 // controller grants the new holder only after the old grantee acked or timed
@@ -51,7 +58,8 @@ class Candidacy {
     std::string why;                        // for logs
   };
 
-  Candidacy(std::string identity, absl::Duration lease_duration, Clock* clock);
+  Candidacy(std::string identity, std::string instance,
+            absl::Duration lease_duration, Clock* clock);
 
   // The latest object version (or a deletion / "does not exist" with
   // exists=false). Older versions are ignored.
@@ -66,6 +74,11 @@ class Candidacy {
   Decision Next() const;
 
   const std::string& identity() const { return identity_; }
+  const std::string& instance() const { return instance_; }
+  // Another candidacy of my identity renewed the spec while I watched: it is
+  // live, and this one must give up. Its instance is other_instance().
+  bool duplicate() const { return duplicate_; }
+  const std::string& other_instance() const { return seen_instance_; }
   absl::Duration lease_duration() const { return lease_duration_; }
   // Every quarter of the lease; and, while the status names an etcd session
   // TTL (a grant to this cluster), at least every quarter of that TTL too: a
@@ -81,19 +94,21 @@ class Candidacy {
     return period;
   }
   bool synced() const { return latest_.has_value(); }
-  // spec.holderIdentity of the latest version is me.
+  // The latest version's spec names this candidacy (identity and instance).
   bool holding() const;
 
  private:
   std::string identity_;
+  std::string instance_;
   absl::Duration lease_duration_;
   Clock* clock_;
   std::optional<LeaseView> latest_;
   std::optional<absl::Duration> last_write_;
-  // The other holder's (identity, renewTime) as last seen, and when it was
-  // first seen.
-  std::string seen_holder_, seen_renew_;
+  // The other holder's (identity, instance, renewTime) as last seen, and when
+  // it was first seen.
+  std::string seen_holder_, seen_instance_, seen_renew_;
   absl::Duration seen_since_;
+  bool duplicate_ = false;
 };
 
 }  // namespace mcl::sidecar

@@ -7,11 +7,20 @@ namespace {
 
 using Action = Candidacy::Action;
 
+constexpr char kMyInstance[] = "a1";
+
+// A version whose spec names `holder` (with instance `instance`; "me" with no
+// instance given means this candidacy).
 LeaseView Spec(int64_t rv, const std::string& holder, const std::string& renew,
-               int32_t ld = 4) {
+               int32_t ld = 4, const std::string& instance = "") {
   LeaseView v;
   v.resource_version = rv;
   if (!holder.empty()) v.holder = holder;
+  if (!instance.empty()) {
+    v.holder_instance = instance;
+  } else if (holder == "me") {
+    v.holder_instance = kMyInstance;
+  }
   v.renew_time = renew;
   v.lease_duration_seconds = ld;
   return v;
@@ -20,7 +29,7 @@ LeaseView Spec(int64_t rv, const std::string& holder, const std::string& renew,
 class CandidacyTest : public ::testing::Test {
  protected:
   FakeClock clock_;
-  Candidacy c_{"me", absl::Seconds(8), &clock_};
+  Candidacy c_{"me", kMyInstance, absl::Seconds(8), &clock_};
 };
 
 TEST_F(CandidacyTest, DoesNothingBeforeItKnowsTheObject) {
@@ -135,6 +144,41 @@ TEST_F(CandidacyTest, DeletionLeadsToCreate) {
   c_.Observe(gone);
   EXPECT_FALSE(c_.holding());
   EXPECT_EQ(c_.Next().action, Action::kCreate);
+}
+
+// One identity, two candidacies: the other one is a holder like any other
+// (taken over when stale), and one that renews while I watch is live.
+TEST_F(CandidacyTest, AStaleCandidacyOfMyIdentityIsTakenOverAfterItsLease) {
+  c_.Observe(Spec(10, "me", "t1", 4, "b2"));  // a crashed sidecar's
+  EXPECT_FALSE(c_.holding());
+  Candidacy::Decision d = c_.Next();
+  EXPECT_EQ(d.action, Action::kNone);
+  ASSERT_TRUE(d.wake_at.has_value());
+  clock_.Advance(absl::Seconds(4));
+  d = c_.Next();
+  EXPECT_EQ(d.action, Action::kTakeOver);
+  EXPECT_EQ(d.precondition_rv, 10);
+  EXPECT_FALSE(c_.duplicate());
+}
+
+TEST_F(CandidacyTest, AnotherCandidacyOfMyIdentityThatRenewsIsADuplicate) {
+  c_.Observe(Spec(10, "me", "t1", 4, "b2"));
+  EXPECT_FALSE(c_.duplicate());
+  clock_.Advance(absl::Seconds(1));
+  c_.Observe(Spec(11, "me", "t2", 4, "b2"));  // it renewed: it is live
+  EXPECT_TRUE(c_.duplicate());
+  EXPECT_EQ(c_.other_instance(), "b2");
+}
+
+TEST_F(CandidacyTest, AnotherIdentityRenewingIsNoDuplicate) {
+  c_.Observe(Spec(10, "other", "t1"));
+  c_.Observe(Spec(11, "other", "t2"));
+  EXPECT_FALSE(c_.duplicate());
+  // Nor is my own candidacy renewing.
+  c_.Observe(Spec(12, "me", "t3"));
+  c_.Observe(Spec(13, "me", "t4"));
+  EXPECT_TRUE(c_.holding());
+  EXPECT_FALSE(c_.duplicate());
 }
 
 }  // namespace

@@ -51,6 +51,9 @@ struct LockMetrics {
   bool is_leader = false;
   int64_t transitions = 0;  // LEADER events of a new grant (not renewals)
   int64_t renew_errors = 0;
+  // Campaigns on this sidecar for the lock that have not ended (computed
+  // when read; 0 for a lock only observed, or whose campaigns all ended).
+  int64_t campaigns = 0;
 };
 
 class ElectionApi {

@@ -53,6 +53,14 @@ class ElectionTest : public ::testing::Test {
   }
 
   LockKey Key(const std::string& name = kLock) { return LockKey{kNs, name}; }
+  // Another sidecar of the same cluster: its own Election on the same
+  // apiserver and clock.
+  std::unique_ptr<Election> AnotherSidecar() {
+    ElectionOptions o;
+    o.default_namespace = kNs;
+    o.clock = &clock_;
+    return std::make_unique<Election>(o, kube_.Store(), kube_.Watches());
+  }
 
   std::shared_ptr<RecordingSink> Sink() {
     return std::make_shared<RecordingSink>(&clock_);
@@ -83,10 +91,12 @@ class ElectionTest : public ::testing::Test {
     Lease cur = kube_.Get(kNs, lock);
     EXPECT_TRUE(cur.has_value());
     const std::string holder = cur->spec.holder_identity.value_or("");
+    const std::string instance = cur->spec.holder_instance.value_or("");
     const int64_t confirmed = Rv(*cur);
     auto r =
         kube_.UpdateStatus(kNs, lock, [&](kube::MultiClusterLeaseStatus& s) {
           s.leader = holder;
+          s.leader_instance = instance;
           s.leader_cluster = "cluster-0";
           s.fencing_token = token;
           s.session = kSession;
@@ -151,19 +161,24 @@ TEST_F(ElectionTest, CampaignCreatesTheLockAndLeadsOnceGrantedAndConfirmed) {
   auto m = election_->Metrics();
   EXPECT_TRUE(m["default/lock-a"].is_leader);
   EXPECT_EQ(m["default/lock-a"].transitions, 1);
+  EXPECT_EQ(m["default/lock-a"].campaigns, 1);
 }
 
 TEST_F(ElectionTest, AGrantWithoutAConfirmationOfMyWriteIsNotLeadership) {
   auto sink = Campaign("a");
   ASSERT_TRUE(WaitHolder("a"));
-  auto r = kube_.UpdateStatus(kNs, kLock, [](kube::MultiClusterLeaseStatus& s) {
-    s.leader = "a";
-    s.leader_cluster = "cluster-0";
-    s.fencing_token = 7;
-    s.session = kSession;
-    s.heartbeat = absl::StrCat(kNs, "/", kHeartbeatName);
-    s.session_ttl_milliseconds = 2000;
-  });
+  const std::string instance =
+      kube_.Get(kNs, kLock)->spec.holder_instance.value_or("");
+  auto r =
+      kube_.UpdateStatus(kNs, kLock, [&](kube::MultiClusterLeaseStatus& s) {
+        s.leader = "a";
+        s.leader_instance = instance;
+        s.leader_cluster = "cluster-0";
+        s.fencing_token = 7;
+        s.session = kSession;
+        s.heartbeat = absl::StrCat(kNs, "/", kHeartbeatName);
+        s.session_ttl_milliseconds = 2000;
+      });
   ASSERT_TRUE(r.ok());
   ASSERT_TRUE(kube_.DrainWatches());
   EXPECT_FALSE(sink->WaitFor(LeaderState::kLeader, absl::Milliseconds(50)));
@@ -316,6 +331,8 @@ TEST_F(ElectionTest, ResignReleasesTheSpecThenEndsTheStream) {
   auto end = sink->WaitFinished();
   ASSERT_TRUE(end.has_value());
   EXPECT_TRUE(end->ok()) << *end;
+  // `mcl status` lists campaigns; this lock has none left.
+  EXPECT_EQ(election_->Metrics()["default/lock-a"].campaigns, 0);
   // Nothing left to resign.
   absl::Notification again;
   election_->Resign(Key(), "a", [&](absl::StatusOr<bool> r) {
@@ -381,12 +398,9 @@ TEST_F(ElectionTest, ALiveHolderIsTakenOverOnlyAfterItsLeaseWithoutRenewal) {
   auto a = Campaign("a");
   ASSERT_TRUE(WaitHolder("a"));
   // A second sidecar of the cluster, on the same apiserver.
-  ElectionOptions o;
-  o.default_namespace = kNs;
-  o.clock = &clock_;
-  Election other(o, kube_.Store(), kube_.Watches());
+  std::unique_ptr<Election> other = AnotherSidecar();
   auto bsink = Sink();
-  ASSERT_TRUE(other.StartCampaign(Key(), "b", kLease, bsink).ok());
+  ASSERT_TRUE(other->StartCampaign(Key(), "b", kLease, bsink).ok());
   // "a" renews every quarter of its lease: "b" never takes over.
   for (int i = 0; i < 8; ++i) {
     const int64_t before = kube_.rv();
@@ -443,9 +457,12 @@ TEST_F(ElectionTest, ShutdownResignsEveryCampaignAndEndsEveryStream) {
   ASSERT_TRUE(lost.has_value());
   EXPECT_EQ(lost->e.event.reason, "the sidecar is shutting down");
   EXPECT_FALSE(kube_.Get(kNs, kLock)->spec.holder_identity.has_value());
+  // UNAVAILABLE, not OK: the app did not ask to stop, so its library must
+  // campaign again (OK is Resign's).
   auto end = sink->WaitFinished();
   ASSERT_TRUE(end.has_value());
-  EXPECT_TRUE(end->ok());
+  EXPECT_TRUE(absl::IsUnavailable(*end)) << *end;
+  EXPECT_EQ(end->message(), "the sidecar is shutting down");
   auto oend = obs->WaitFinished();
   ASSERT_TRUE(oend.has_value());
   EXPECT_TRUE(absl::IsUnavailable(*oend)) << *oend;
@@ -461,7 +478,25 @@ TEST_F(ElectionTest, ShutdownGivesUpOnAHungReleaseAtItsGraceOnTheFakeClock) {
   ASSERT_TRUE(kube_.WaitForHeldWrites(1));
   clock_.Advance(absl::Seconds(3));
   shutdown.join();  // returns at the grace although the release still hangs
-  EXPECT_TRUE(sink->WaitFinished().has_value());
+  auto end = sink->WaitFinished();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_TRUE(absl::IsUnavailable(*end)) << *end;
+}
+
+// The first reason to end a stream wins: an app that resigned is not told to
+// campaign again because the sidecar began shutting down during the release.
+TEST_F(ElectionTest, AResignBeforeTheShutdownStillEndsTheStreamWithOk) {
+  absl::Duration t0;
+  auto sink = Lead("a", &t0);
+  kube_.HoldWrites(true);
+  election_->Resign(Key(), "a", [](absl::StatusOr<bool>) {});
+  ASSERT_TRUE(kube_.WaitForHeldWrites(1));  // the release is in flight
+  std::thread shutdown([&] { election_->Shutdown(absl::Seconds(30)); });
+  kube_.HoldWrites(false);
+  shutdown.join();
+  auto end = sink->WaitFinished();
+  ASSERT_TRUE(end.has_value());
+  EXPECT_TRUE(end->ok()) << *end;
 }
 
 TEST_F(ElectionTest, AFailingWatchIsReportedUntilItDeliversAgain) {
@@ -490,6 +525,71 @@ TEST_F(ElectionTest, LeaderAnswersFromTheCacheAndNotFoundWhenNobodyLeads) {
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(g->leader, "a");
   EXPECT_EQ(g->token, 7);
+}
+
+// One identity, two candidacies (PLAN decision 4): a second sidecar of the
+// cluster campaigns with an identity that another one's campaign holds.
+TEST_F(ElectionTest, ASecondLiveCandidacyOfOneIdentityEndsWithAlreadyExists) {
+  absl::Duration t0;
+  auto first = Lead("a", &t0);
+  const std::string first_instance =
+      kube_.Get(kNs, kLock)->spec.holder_instance.value_or("");
+  ASSERT_EQ(first_instance.size(), 16u);  // 64 random bits, hex
+  std::unique_ptr<Election> other = AnotherSidecar();
+  auto second = Sink();
+  ASSERT_TRUE(other->StartCampaign(Key(), "a", kLease, second).ok());
+  // The first renews: the second sees a live candidacy of its identity.
+  const int64_t before = kube_.rv();
+  clock_.Advance(kLease / 4);
+  ASSERT_TRUE(kube_.WaitFor(
+      kNs, kLock, [&](const Lease& l) { return l && Rv(*l) > before; }));
+  auto end = second->WaitFinished();
+  ASSERT_TRUE(end.has_value()) << second->Describe();
+  EXPECT_TRUE(absl::IsAlreadyExists(*end)) << *end;
+  EXPECT_THAT(std::string(end->message()),
+              HasSubstr("another candidacy of identity \"a\" is renewing "
+                        "lock default/lock-a"));
+  EXPECT_THAT(std::string(end->message()), HasSubstr(first_instance));
+  // It was never told LEADER, and never wrote the spec; the first still
+  // leads.
+  for (const auto& e : second->events())
+    EXPECT_NE(e.e.event.state, LeaderState::kLeader) << second->Describe();
+  EXPECT_EQ(kube_.Get(kNs, kLock)->spec.holder_instance, first_instance);
+  EXPECT_TRUE(election_->Metrics()["default/lock-a"].is_leader)
+      << first->Describe();
+}
+
+// A stale candidacy of one's own identity (a sidecar that crashed and came
+// back with the same pod name) is taken over after its lease like any other;
+// the new candidacy is a new holder, granted with a new token.
+TEST_F(ElectionTest, AStaleCandidacyOfOneIdentityIsTakenOverWithANewToken) {
+  absl::Duration t0;
+  auto first = Lead("a", &t0);
+  const std::string old_instance =
+      kube_.Get(kNs, kLock)->spec.holder_instance.value_or("");
+  election_.reset();  // crash: no release
+  std::unique_ptr<Election> restarted = AnotherSidecar();
+  auto sink = Sink();
+  ASSERT_TRUE(restarted->StartCampaign(Key(), "a", kLease, sink).ok());
+  // The old grant names the old instance: not this campaign's.
+  auto f = sink->Next();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->e.event.state, LeaderState::kFollower);
+  clock_.Advance(kLease);
+  ASSERT_TRUE(kube_.WaitFor(kNs, kLock, [&](const Lease& l) {
+    return l && l->spec.holder_instance.value_or(old_instance) != old_instance;
+  }));
+  EXPECT_FALSE(sink->WaitFinished(absl::Milliseconds(50)).has_value());
+  // The controller re-points the grant to the new holder with a new token.
+  Grant(8);
+  auto led = sink->WaitFor(LeaderState::kLeader);
+  ASSERT_TRUE(led.has_value()) << sink->Describe();
+  EXPECT_EQ(led->e.event.grant.token, 8);
+  for (const auto& e : sink->events()) {
+    if (e.e.event.state == LeaderState::kLeader) {
+      EXPECT_NE(e.e.event.grant.token, 7) << sink->Describe();
+    }
+  }
 }
 
 }  // namespace

@@ -36,6 +36,10 @@ std::string MetricsText(const std::map<std::string, LockMetrics>& m,
   Family(&out, m, "mcl_sidecar_is_leader", "gauge",
          "1 while a campaign on this sidecar is told LEADER for the lock.",
          [](const LockMetrics& v) { return v.is_leader ? 1 : 0; });
+  Family(&out, m, "mcl_sidecar_campaigns", "gauge",
+         "Campaigns on this sidecar for the lock that have not ended (what "
+         "`mcl status` lists).",
+         [](const LockMetrics& v) { return v.campaigns; });
   Family(&out, m, "mcl_sidecar_leader_transitions_total", "counter",
          "LEADER events of a new leadership sent to campaigns (renewals of "
          "the bound not counted).",

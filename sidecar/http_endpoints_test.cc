@@ -12,7 +12,7 @@ HttpSources Sources(absl::Status apiserver) {
   HttpSources s;
   s.metrics = [] {
     std::map<std::string, LockMetrics> m;
-    m["default/a"] = LockMetrics{true, 3, 1};
+    m["default/a"] = LockMetrics{true, 3, 1, 2};
     m["team/b\"x"] = LockMetrics{false, 0, 0};
     return m;
   };
@@ -32,6 +32,9 @@ TEST(HttpEndpointsTest, MetricsPerLockAndApiserverReachability) {
   EXPECT_THAT(
       r.body,
       HasSubstr("mcl_sidecar_renew_errors_total{lock=\"default/a\"} 1"));
+  EXPECT_THAT(r.body, HasSubstr("mcl_sidecar_campaigns{lock=\"default/a\"} 2"));
+  EXPECT_THAT(r.body,
+              HasSubstr("mcl_sidecar_campaigns{lock=\"team/b\\\"x\"} 0"));
   EXPECT_THAT(r.body, HasSubstr("mcl_sidecar_apiserver_reachable 1\n"));
   r = ServeHttp("/metrics", Sources(absl::UnavailableError("refused")));
   EXPECT_THAT(r.body, HasSubstr("mcl_sidecar_apiserver_reachable 0\n"));

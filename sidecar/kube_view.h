@@ -14,9 +14,18 @@
 
 namespace mcl::sidecar {
 
+// A view of any version whose resourceVersion is an integer. A status session
+// TTL outside what a controller may be configured with (contract.h
+// CheckSessionTtl) is dropped (session_ttl_ms 0: the status confirms nothing)
+// and the reason is left in `refused_confirmation` for the caller to log.
 absl::StatusOr<LeaseView> ToLeaseView(const kube::MultiClusterLease& obj);
-// nullopt when the Lease carries no (complete, well-formed) confirmation.
-std::optional<Confirmation> ToConfirmation(const kube::Lease& lease);
+// nullopt when the Lease carries no confirmation yet (an annotation missing);
+// an error, which the caller logs, when it carries one that cannot be
+// believed: a number that does not parse, or a session TTL outside what a
+// controller may be configured with, which would let one corrupt or forged
+// heartbeat extend a sidecar's validity without bound.
+absl::StatusOr<std::optional<Confirmation>> ToConfirmation(
+    const kube::Lease& lease);
 
 }  // namespace mcl::sidecar
 

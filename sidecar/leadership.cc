@@ -62,7 +62,10 @@ void Leadership::ObserveConfirmation(const Confirmation& c) {
 }
 
 void Leadership::ApplyConfirmation(const Confirmation& c) {
-  if (c.session.empty() || c.confirmed_rv <= 0 || c.ttl <= absl::ZeroDuration())
+  // The TTL range again here, not only in the decoders: whatever feeds this
+  // state machine, one confirmation must not buy validity without bound.
+  if (c.session.empty() || c.confirmed_rv <= 0 ||
+      !contract::CheckSessionTtl(c.ttl).ok())
     return;
   auto it = confirmations_.find(c.session);
   if (it == confirmations_.end()) {
@@ -139,6 +142,20 @@ std::string Leadership::RuleFailure() const {
         "no longer the local candidate (spec.holderIdentity is ",
         v.holder ? *v.holder : "<none>", ")");
   }
+  if (v.holder_instance.value_or("") != options_.instance) {
+    return absl::StrCat("another candidacy of identity ", options_.identity,
+                        " holds the spec (spec.holderInstance ",
+                        v.holder_instance.value_or("<none>"),
+                        ", this campaign's is ", options_.instance, ")");
+  }
+  if (v.grant.instance != options_.instance) {
+    return v.grant.instance.empty()
+               ? "the grant names no candidacy (status.leaderInstance is "
+                 "empty: the controller is older than this sidecar)"
+               : absl::StrCat("the grant is for another candidacy of identity ",
+                              options_.identity, " (status.leaderInstance ",
+                              v.grant.instance, ")");
+  }
   if (v.grant.token <= 0) return "the grant carries no fencing token";
   if (v.session.empty()) return "the grant names no session";
   return "";
@@ -164,8 +181,12 @@ void Leadership::Evaluate() {
   std::optional<absl::Duration> until;  // then: its deadline
   Grant grant;
   if (latest_ && latest_->exists) grant = latest_->grant;
+  // A grant to another candidacy of my identity (another instance) is not
+  // mine: that one leads, this one follows. One that names no instance may
+  // be mine, but the rule cannot hold.
   if (!grant.empty() && grant.leader == options_.identity &&
-      (MyCluster().empty() || grant.cluster == MyCluster())) {
+      (MyCluster().empty() || grant.cluster == MyCluster()) &&
+      (grant.instance.empty() || grant.instance == options_.instance)) {
     mine = true;
     if (failure.empty()) {
       until = ValidUntil(latest_->session);

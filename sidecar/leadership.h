@@ -10,8 +10,9 @@
 // THE RULE. LEADER for token t iff all hold:
 //   * the candidacy is open (stream alive, not resigned);
 //   * the latest object version known (highest resourceVersion) has
-//       spec.holderIdentity == me, status.leader == me,
-//       status.leaderCluster == my cluster, status.fencingToken == t,
+//       spec.holderIdentity == me, spec.holderInstance == my instance,
+//       status.leader == me, status.leaderCluster == my cluster,
+//       status.leaderInstance == my instance, status.fencingToken == t,
 //       status.session == s;
 //   * now_mono < T_w* + V, where w* is my latest write with w* <= c for a
 //     confirmation (s, c, TTL), T_w* is the monotonic time taken *before*
@@ -46,6 +47,12 @@
 // (CheckWritePrecondition), so LOST is emitted before the write that acks the
 // revocation, and the controller releases the key only after that ack or
 // after a timeout that outlasts every validity this class can compute.
+//
+// One identity, two candidacies (a copied pod name, a restarted sidecar):
+// each Campaign stream has its own random instance, and the controller grants
+// the pair (identity, instance), a new instance always with a new token. A
+// grant is mine only if it names my instance, so two candidacies of one
+// identity can never both hold the rule, and never with the same token.
 //
 // Clock skew tolerated: none needed between wall clocks (they are never
 // compared, S3); the monotonic clock *rates* of sidecar, controller and etcd
@@ -111,6 +118,10 @@ class Leadership {
  public:
   struct Options {
     std::string identity;
+    // This campaign's candidacy instance (spec.holderInstance; random per
+    // Campaign stream). The rule requires spec.holderInstance and
+    // status.leaderInstance to name it.
+    std::string instance;
     // This sidecar's cluster. Empty: the cluster named by the local
     // controller's heartbeat Lease (status.heartbeat =
     // "ns/mcl-heartbeat-<cluster>"); the status is written only by the local

@@ -26,6 +26,9 @@ using ::testing::SizeIs;
 
 constexpr char kMe[] = "pod-a_uid-a";
 constexpr char kOther[] = "pod-b_uid-b";
+// This campaign's instance, and another candidacy's of the same identity.
+constexpr char kInstance[] = "1a2b3c";
+constexpr char kOtherInstance[] = "9f8e7d";
 constexpr char kSession[] = "7a1b";
 constexpr char kHeartbeat[] = "default/mcl-heartbeat-cluster-0";
 const absl::Duration kTtl = absl::Seconds(2);
@@ -34,10 +37,11 @@ const absl::Duration kV = contract::ValidityAfterConfirmedWrite(kTtl);
 
 class LeadershipTest : public ::testing::Test {
  protected:
-  LeadershipTest() : l_(Leadership::Options{kMe, ""}, &clock_) {}
+  LeadershipTest() : l_(Leadership::Options{kMe, kInstance, ""}, &clock_) {}
 
   // An object version whose status grants `leader` (token `token`) in
-  // cluster-0, spec holder `holder`.
+  // cluster-0, spec holder `holder`; a holder or leader that is kMe names
+  // kInstance.
   LeaseView View(int64_t rv, const std::string& holder,
                  const std::string& leader, int64_t token,
                  int64_t confirmed_rv = 0,
@@ -45,11 +49,13 @@ class LeadershipTest : public ::testing::Test {
     LeaseView v;
     v.resource_version = rv;
     if (!holder.empty()) v.holder = holder;
+    if (holder == kMe) v.holder_instance = kInstance;
     v.lease_duration_seconds = 2;
     v.renew_time = absl::StrCat("t", rv);
     v.grant.leader = leader;
     v.grant.cluster = leader.empty() ? "" : "cluster-0";
     v.grant.token = token;
+    if (leader == kMe) v.grant.instance = kInstance;
     if (!leader.empty()) {
       v.session = session;
       v.heartbeat = kHeartbeat;
@@ -496,7 +502,7 @@ TEST_F(LeadershipTest, CloseWhenNotLeadingEmitsNothing) {
 }
 
 TEST_F(LeadershipTest, GrantForMyIdentityInAnotherClusterIsNotMine) {
-  Leadership l(Leadership::Options{kMe, "cluster-1"}, &clock_);
+  Leadership l(Leadership::Options{kMe, kInstance, "cluster-1"}, &clock_);
   l.ObserveObject(View(5, "", "", 0));
   l.RecordWrite(10, clock_.Monotonic());
   l.ObserveObject(View(11, kMe, kMe, 42, 10));  // grant says cluster-0
@@ -505,7 +511,7 @@ TEST_F(LeadershipTest, GrantForMyIdentityInAnotherClusterIsNotMine) {
 }
 
 TEST_F(LeadershipTest, ExplicitClusterMatchingTheGrantLeads) {
-  Leadership l(Leadership::Options{kMe, "cluster-0"}, &clock_);
+  Leadership l(Leadership::Options{kMe, kInstance, "cluster-0"}, &clock_);
   l.RecordWrite(10, clock_.Monotonic());
   l.ObserveObject(View(11, kMe, kMe, 42, 10));
   EXPECT_EQ(l.state(), LeaderState::kLeader);
@@ -521,7 +527,7 @@ TEST_F(LeadershipTest,
 }
 
 TEST_F(LeadershipTest, RememberedWritesAreBounded) {
-  Leadership l(Leadership::Options{kMe, "", 4}, &clock_);
+  Leadership l(Leadership::Options{kMe, kInstance, "", 4}, &clock_);
   for (int64_t rv = 1; rv <= 10; ++rv) {
     l.RecordWrite(rv, clock_.Monotonic());
     clock_.Advance(absl::Milliseconds(10));
@@ -531,6 +537,46 @@ TEST_F(LeadershipTest, RememberedWritesAreBounded) {
   EXPECT_EQ(l.state(), LeaderState::kNoLeader);
   l.ObserveConfirmation(Confirm(8));
   EXPECT_EQ(l.state(), LeaderState::kLeader);
+}
+
+// One identity, two candidacies: only the grant of my instance is mine.
+TEST_F(LeadershipTest, AGrantToAnotherCandidacyOfMyIdentityIsNotMine) {
+  l_.ObserveObject(View(5, "", "", 0));
+  Write(10, View(10, kMe, "", 0));
+  LeaseView v = View(11, kMe, kMe, 42, /*confirmed_rv=*/11);
+  v.holder_instance = kOtherInstance;  // the other candidacy took the spec
+  v.grant.instance = kOtherInstance;   // and was granted
+  l_.ObserveObject(v);
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kFollower);
+  EXPECT_EQ(ev[0].grant.token, 42);
+}
+
+TEST_F(LeadershipTest, TheRuleNeedsMyInstanceInSpecAndStatus) {
+  BecomeLeader();
+  // The spec now names another candidacy of my identity; the status still
+  // names me: LOST before anything else.
+  LeaseView v = View(12, kMe, kMe, 42, /*confirmed_rv=*/11);
+  v.holder_instance = kOtherInstance;
+  l_.ObserveObject(v);
+  auto ev = l_.TakeEvents();
+  ASSERT_THAT(ev, SizeIs(1));
+  EXPECT_EQ(ev[0].state, LeaderState::kLost);
+  EXPECT_THAT(ev[0].reason, HasSubstr("another candidacy of identity"));
+  EXPECT_THAT(ev[0].reason, HasSubstr(kOtherInstance));
+}
+
+TEST_F(LeadershipTest, AGrantThatNamesNoInstanceIsNeverLeadership) {
+  // A controller older than this sidecar grants without leaderInstance: no
+  // candidacy can tell whether it is the one granted, so none leads.
+  l_.ObserveObject(View(5, "", "", 0));
+  Write(10, View(10, kMe, "", 0));
+  LeaseView v = View(11, kMe, kMe, 42, /*confirmed_rv=*/10);
+  v.grant.instance.clear();
+  l_.ObserveObject(v);
+  EXPECT_EQ(l_.state(), LeaderState::kNoLeader);
+  EXPECT_THAT(l_.TakeEvents(), IsEmpty());
 }
 
 }  // namespace

@@ -23,6 +23,10 @@ struct Grant {
   int64_t token = 0;
   // status.acquireTime (display only).
   absl::Time acquire_time = absl::InfinitePast();
+  // status.leaderInstance: which candidacy of `leader` the grant is for, when
+  // it is in this cluster (common/contract.h). Not part of SameAs: a new
+  // instance is a new grant with a new token.
+  std::string instance;
 
   bool empty() const { return leader.empty(); }
   // Same grant: same holder, cluster and token (acquire time is informational).
@@ -39,6 +43,8 @@ struct LeaseView {
   // spec (written by candidates' sidecars).
   // spec.holderIdentity; absent = no local candidate.
   std::optional<std::string> holder;
+  // spec.holderInstance: which candidacy of `holder` writes the spec.
+  std::optional<std::string> holder_instance;
   int32_t lease_duration_seconds = 0;
   // spec.renewTime, compared only for change (S3).
   std::string renew_time;
@@ -49,7 +55,10 @@ struct LeaseView {
   std::string session;
   // status.heartbeat: "namespace/name" of the controller's heartbeat Lease.
   std::string heartbeat;
+  // status.sessionTTLMilliseconds; 0 when absent or refused.
   int64_t session_ttl_ms = 0;
+  // Why the status's session TTL was refused (empty: it was not).
+  std::string refused_confirmation;
   // status.confirmedResourceVersion; 0 when absent.
   int64_t confirmed_rv = 0;
 };

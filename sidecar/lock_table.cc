@@ -10,6 +10,16 @@
 
 namespace mcl::sidecar {
 
+namespace {
+
+constexpr char kShuttingDown[] = "the sidecar is shutting down";
+
+}  // namespace
+
+absl::Status LockTable::ShuttingDown() {
+  return absl::UnavailableError(kShuttingDown);
+}
+
 LockTable::LockTable(Options options, Hooks hooks)
     : options_(std::move(options)), hooks_(std::move(hooks)) {}
 
@@ -68,16 +78,32 @@ void LockTable::Apply(Lock& lock, const LeaseView& view,
   // The write invariant: every campaign applies this version (and its events
   // go out) before the writer can base a write on it — both happen under mu_,
   // and NextWrite writes only from lock.obj.
+  std::vector<Campaign*> duplicates;
   for (auto& [id, c] : lock.campaigns) {
     if (c->ended) continue;
     c->leadership->ObserveObject(view);
     c->candidacy->Observe(view);
     Flush(lock, *c);
+    if (c->candidacy->duplicate()) duplicates.push_back(c.get());
   }
   NotifyObservers(lock);
   if (view.exists && !view.heartbeat.empty())
     SetHeartbeat(lock, view.heartbeat);
   hooks_.write_due();
+  // Last: removing the last campaign may drop `lock`.
+  for (Campaign* c : duplicates) {
+    FailCampaign(
+        lock, *c,
+        absl::AlreadyExistsError(absl::StrCat(
+            "another candidacy of identity \"", c->identity,
+            "\" is renewing lock ", lock.key.str(),
+            " in this cluster (spec.holderInstance ",
+            c->candidacy->other_instance(), "; this campaign's is ",
+            c->instance,
+            "): one identity must not campaign twice for a lock. Give each "
+            "candidate its own identity (the default, <pod name>_<pod uid>, "
+            "is unique per pod), or stop the other one")));
+  }
 }
 
 void LockTable::ApplyObjectLocked(const kube::MultiClusterLease& obj) {
@@ -90,6 +116,12 @@ void LockTable::ApplyObjectLocked(const kube::MultiClusterLease& obj) {
         "ignoring a MultiClusterLease version",
         {{"lock", key.str()}, {"error", std::string(v.status().message())}});
     return;
+  }
+  if (!v->refused_confirmation.empty()) {
+    LogWarn(
+        "a MultiClusterLease status whose confirmation cannot be "
+        "believed; it confirms nothing",
+        {{"lock", key.str()}, {"error", v->refused_confirmation}});
   }
   Apply(it->second, *v, &obj);
 }
@@ -184,83 +216,6 @@ void LockTable::NotifyObservers(Lock& lock) {
   for (auto& [id, sink] : lock.observers) sink->Send(se);
 }
 
-absl::StatusOr<uint64_t> LockTable::StartCampaign(
-    const LockKey& key, const std::string& identity,
-    absl::Duration lease_duration, std::shared_ptr<EventSink> sink,
-    LeaseWatch* cache) {
-  absl::MutexLock l(&mu_);
-  if (shut_down_) return absl::UnavailableError("the sidecar is shutting down");
-  Lock& lock = EnsureLock(key, cache);
-  for (auto& [id, c] : lock.campaigns) {
-    if (c->identity != identity) continue;
-    if (!c->ended) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "identity \"", identity, "\" already campaigns for lock ", key.str(),
-          " on this sidecar; cancel that Campaign stream (or call Resign) "
-          "before starting another, or campaign with a different identity"));
-    }
-    return absl::UnavailableError(
-        absl::StrCat("the previous campaign of \"", identity, "\" for lock ",
-                     key.str(), " is still resigning; retry in a moment"));
-  }
-  auto c = std::make_unique<Campaign>();
-  c->id = next_id_++;
-  c->key = key;
-  c->identity = identity;
-  c->lease_duration = lease_duration;
-  c->leadership = std::make_unique<Leadership>(
-      Leadership::Options{identity, options_.cluster}, options_.clock);
-  c->candidacy =
-      std::make_unique<Candidacy>(identity, lease_duration, options_.clock);
-  c->sink = std::move(sink);
-  if (lock.view) {
-    c->leadership->ObserveObject(*lock.view);
-    c->candidacy->Observe(*lock.view);
-  }
-  if (!lock.heartbeat.empty()) {
-    if (auto latest = hooks_.heartbeat(lock.heartbeat, key.ns))
-      c->leadership->ObserveConfirmation(*latest);
-  }
-  // The first event states the current view instead of the way there.
-  c->leadership->TakeEvents();
-  c->sink->Send(
-      StreamEvent{key, c->leadership->Current(), options_.clock->WallNow()});
-  ArmDeadline(*c);
-  uint64_t id = c->id;
-  LogInfo("campaign started",
-          {{"lock", key.str()},
-           {"identity", identity},
-           {"lease_duration", absl::FormatDuration(lease_duration)}});
-  campaign_locks_[id] = key;
-  lock.campaigns[id] = std::move(c);
-  hooks_.write_due();
-  return id;
-}
-
-absl::StatusOr<uint64_t> LockTable::StartObserve(
-    const LockKey& key, std::shared_ptr<EventSink> sink, LeaseWatch* cache) {
-  absl::MutexLock l(&mu_);
-  if (shut_down_) return absl::UnavailableError("the sidecar is shutting down");
-  Lock& lock = EnsureLock(key, cache);
-  uint64_t id = next_id_++;
-  LeadershipEvent e;
-  e.state =
-      lock.observed.empty() ? LeaderState::kNoLeader : LeaderState::kFollower;
-  e.grant = lock.observed;
-  sink->Send(StreamEvent{key, e, options_.clock->WallNow()});
-  lock.observers[id] = std::move(sink);
-  observer_locks_[id] = key;
-  return id;
-}
-
-std::optional<Grant> LockTable::CachedGrant(const LockKey& key) {
-  absl::MutexLock l(&mu_);
-  auto it = locks_.find(key);
-  if (it == locks_.end()) return std::nullopt;
-  if (it->second.view && it->second.view->exists) return it->second.view->grant;
-  return Grant{};
-}
-
 LockTable::Campaign* LockTable::FindCampaign(uint64_t id) {
   auto k = campaign_locks_.find(id);
   if (k == campaign_locks_.end()) return nullptr;
@@ -270,27 +225,12 @@ LockTable::Campaign* LockTable::FindCampaign(uint64_t id) {
   return c == l->second.campaigns.end() ? nullptr : c->second.get();
 }
 
-void LockTable::EndCampaign(uint64_t id, const std::string& reason) {
-  absl::MutexLock l(&mu_);
-  if (Campaign* c = FindCampaign(id))
-    EndCampaignLocked(*c, reason, /*finish_stream=*/false);
-}
-
-void LockTable::EndObserve(uint64_t id) {
-  absl::MutexLock l(&mu_);
-  auto k = observer_locks_.find(id);
-  if (k == observer_locks_.end()) return;
-  auto it = locks_.find(k->second);
-  if (it != locks_.end()) it->second.observers.erase(id);
-  LockKey key = k->second;
-  observer_locks_.erase(k);
-  MaybeDropLock(key);
-}
-
 void LockTable::EndCampaignLocked(Campaign& c, const std::string& reason,
-                                  bool finish_stream) {
+                                  std::optional<absl::Status> finish_with) {
   if (c.ended) {
-    c.finish_stream = c.finish_stream || finish_stream;
+    // The first reason to end the stream wins: a Resign before the shutdown
+    // still ends it with OK.
+    if (!c.finish_with) c.finish_with = std::move(finish_with);
     return;
   }
   auto it = locks_.find(c.key);
@@ -299,7 +239,7 @@ void LockTable::EndCampaignLocked(Campaign& c, const std::string& reason,
   c.leadership->Close(reason);
   if (it != locks_.end()) Flush(it->second, c);
   c.ended = true;
-  c.finish_stream = finish_stream;
+  c.finish_with = std::move(finish_with);
   c.retry_at = -absl::InfiniteDuration();
   c.backoff.Reset();
   // Releasing is worth retrying only while the spec could still make the
@@ -311,46 +251,6 @@ void LockTable::EndCampaignLocked(Campaign& c, const std::string& reason,
   hooks_.write_due();
 }
 
-bool LockTable::Resign(const LockKey& key, const std::string& identity,
-                       std::function<void(absl::StatusOr<bool>)> done) {
-  struct Aggregate {
-    int remaining = 0;
-    bool was_leader = false;
-    absl::Status error;
-    std::function<void(absl::StatusOr<bool>)> done;
-  };
-  absl::MutexLock l(&mu_);
-  auto it = locks_.find(key);
-  std::vector<Campaign*> matching;
-  if (it != locks_.end()) {
-    for (auto& [id, c] : it->second.campaigns) {
-      if (identity.empty() || c->identity == identity)
-        matching.push_back(c.get());
-    }
-  }
-  if (matching.empty()) return false;
-  auto agg = std::make_shared<Aggregate>();
-  agg->done = std::move(done);
-  agg->remaining = static_cast<int>(matching.size());
-  for (Campaign* c : matching) {
-    c->waiters.push_back([agg](absl::StatusOr<bool> r) {
-      if (r.ok()) {
-        agg->was_leader = agg->was_leader || *r;
-      } else if (agg->error.ok()) {
-        agg->error = r.status();
-      }
-      if (--agg->remaining > 0) return;
-      if (agg->error.ok()) {
-        agg->done(agg->was_leader);
-      } else {
-        agg->done(agg->error);
-      }
-    });
-    EndCampaignLocked(*c, "resigned", /*finish_stream=*/true);
-  }
-  return true;
-}
-
 void LockTable::CompleteRelease(Lock& lock, Campaign& c,
                                 absl::StatusOr<bool> result) {
   for (auto& w : c.waiters) deferred_.push_back([w, result] { w(result); });
@@ -360,7 +260,7 @@ void LockTable::CompleteRelease(Lock& lock, Campaign& c,
     // background.
     return;
   }
-  if (c.finish_stream) c.sink->Finish(absl::OkStatus());
+  if (c.finish_with) c.sink->Finish(*c.finish_with);
   RemoveCampaign(lock, c);
 }
 
@@ -420,8 +320,7 @@ void LockTable::BeginShutdown(absl::Duration release_until) {
   shut_down_ = true;
   for (auto& [k, lock] : locks_) {
     for (auto& [id, c] : lock.campaigns) {
-      EndCampaignLocked(*c, "the sidecar is shutting down",
-                        /*finish_stream=*/true);
+      EndCampaignLocked(*c, kShuttingDown, ShuttingDown());
       c->release_until = std::min(c->release_until, release_until);
     }
   }
@@ -435,17 +334,23 @@ size_t LockTable::campaigns() {
 void LockTable::FinishStreams() {
   absl::MutexLock l(&mu_);
   for (auto& [k, lock] : locks_) {
-    for (auto& [id, c] : lock.campaigns) c->sink->Finish(absl::OkStatus());
-    for (auto& [id, sink] : lock.observers) {
-      sink->Finish(absl::UnavailableError("the sidecar is shutting down"));
-    }
+    // Campaigns whose release did not finish within the grace.
+    for (auto& [id, c] : lock.campaigns) c->sink->Finish(ShuttingDown());
+    for (auto& [id, sink] : lock.observers) sink->Finish(ShuttingDown());
   }
 }
 
 std::map<std::string, LockMetrics> LockTable::Metrics() {
   absl::MutexLock l(&mu_);
   std::map<std::string, LockMetrics> out = retired_metrics_;
-  for (auto& [k, lock] : locks_) out[k.str()] = lock.metrics;
+  for (auto& [k, lock] : locks_) {
+    LockMetrics m = lock.metrics;
+    m.campaigns = 0;
+    for (const auto& [id, c] : lock.campaigns) {
+      if (!c->ended) m.campaigns++;
+    }
+    out[k.str()] = m;
+  }
   return out;
 }
 

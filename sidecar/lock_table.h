@@ -143,17 +143,28 @@ class LockTable {
   std::map<std::string, LockMetrics> Metrics();
 
  private:
+  // How a stream ends when this sidecar goes away: UNAVAILABLE, so every
+  // client library reconnects with backoff and campaigns again (through
+  // another sidecar, or this one restarted). OK is kept for Resign, which the
+  // app asked for.
+  static absl::Status ShuttingDown();
   struct Campaign {
     uint64_t id = 0;
     LockKey key;
     std::string identity;
+    // This candidacy's random instance (spec.holderInstance).
+    std::string instance;
     absl::Duration lease_duration;
     std::unique_ptr<Leadership> leadership;
     std::unique_ptr<Candidacy> candidacy;
     std::shared_ptr<EventSink> sink;
     bool ended = false;  // resigned or stream gone: release the spec, then drop
-    bool was_leader = false;     // at the time it ended
-    bool finish_stream = false;  // end the stream with OK after release
+    bool was_leader = false;  // at the time it ended
+    // How to end the stream once the spec is released: OK after Resign (the
+    // app asked to stop), UNAVAILABLE when the sidecar shuts down (the app
+    // should campaign again, through another sidecar); none when the stream
+    // is already gone.
+    std::optional<absl::Status> finish_with;
     absl::Duration retry_at = -absl::InfiniteDuration();
     // Give up releasing after this.
     absl::Duration release_until = absl::InfiniteDuration();
@@ -176,7 +187,10 @@ class LockTable {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDropLock(const LockKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes `view` (and `obj`, null for a deletion) the latest version of
-  // `lock` if it is newer, and applies it everywhere.
+  // `lock` if it is newer, and applies it everywhere. It may end campaigns
+  // (another live candidacy of their identity renews) and so drop `lock`:
+  // callers must not use `lock` or its campaigns afterwards without looking
+  // them up again.
   void Apply(Lock& lock, const LeaseView& view,
              const kube::MultiClusterLease* obj)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -189,7 +203,8 @@ class LockTable {
   void UpdateIsLeader(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void NotifyObservers(Lock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EndCampaignLocked(Campaign& c, const std::string& reason,
-                         bool finish_stream) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                         std::optional<absl::Status> finish_with)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Campaign* FindCampaign(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CompleteRelease(Lock& lock, Campaign& c, absl::StatusOr<bool> result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

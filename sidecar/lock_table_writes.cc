@@ -42,8 +42,11 @@ std::optional<LockTable::Write> LockTable::WriteFor(Lock& lock, Campaign& c,
   Write w;
   w.campaign = c.id;
   if (c.ended) {
+    // Release only what this candidacy holds: never another instance's spec.
     bool holding = lock.view && lock.view->exists && lock.view->holder &&
-                   *lock.view->holder == c.identity && lock.obj;
+                   *lock.view->holder == c.identity &&
+                   lock.view->holder_instance.value_or("") == c.instance &&
+                   lock.obj;
     if (!holding || now >= c.release_until) {
       *done = true;
       return std::nullopt;
@@ -51,6 +54,7 @@ std::optional<LockTable::Write> LockTable::WriteFor(Lock& lock, Campaign& c,
     w.release = true;
     w.obj = *lock.obj;
     w.obj.spec.holder_identity.reset();
+    w.obj.spec.holder_instance.reset();
     w.obj.spec.renew_time = kube::FormatMicroTime(options_.clock->WallNow());
     return w;
   }
@@ -70,6 +74,7 @@ std::optional<LockTable::Write> LockTable::WriteFor(Lock& lock, Campaign& c,
     w.obj = *lock.obj;
   }
   w.obj.spec.holder_identity = c.identity;
+  w.obj.spec.holder_instance = c.instance;
   w.obj.spec.lease_duration_seconds =
       static_cast<int32_t>(absl::ToInt64Seconds(c.lease_duration));
   w.obj.spec.renew_time = kube::FormatMicroTime(options_.clock->WallNow());
@@ -125,7 +130,11 @@ void LockTable::WriteDone(const Write& w, absl::Duration sent_at,
   Campaign* c = FindCampaign(w.campaign);
   auto it = locks_.find(key);
   if (r.ok()) {
-    if (it != locks_.end()) ApplyObjectLocked(*r);
+    if (it != locks_.end()) {
+      ApplyObjectLocked(*r);  // may end the campaign and drop the lock
+      c = FindCampaign(w.campaign);
+      it = locks_.find(key);
+    }
     if (c == nullptr) return;
     auto rv = kube::ParseResourceVersion(r->metadata.resource_version);
     if (rv.ok()) c->leadership->RecordWrite(*rv, sent_at);

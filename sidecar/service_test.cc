@@ -180,7 +180,8 @@ TEST_F(ServiceTest, CampaignStreamsTheCoresEventsAndEndsWithItsStatus) {
   StreamEvent e;
   e.lock = LockKey{"pod-ns", "lock-a"};
   e.event.state = LeaderState::kLeader;
-  e.event.grant = Grant{"me", "east", 42, absl::FromUnixSeconds(1700000000)};
+  e.event.grant =
+      Grant{"me", "east", 42, absl::FromUnixSeconds(1700000000), ""};
   e.time = absl::FromUnixMillis(1790000000123);
   election_.sink(1)->Send(e);
   e.event.state = LeaderState::kLost;
@@ -215,7 +216,7 @@ TEST_F(ServiceTest, LeaderEventsCarryTheirBoundStampedWithTheSendTime) {
   StreamEvent e;
   e.lock = LockKey{"pod-ns", "lock-a"};
   e.event.state = LeaderState::kLeader;
-  e.event.grant = Grant{"me", "east", 42, absl::InfinitePast()};
+  e.event.grant = Grant{"me", "east", 42, absl::InfinitePast(), ""};
   e.event.valid_until = now + absl::Milliseconds(1830);
   election_.sink(1)->Send(e);
   auto led = reader->Next(absl::Seconds(10));
@@ -318,7 +319,7 @@ TEST_F(ServiceTest, ObserveStreamsAndCancellingItTellsTheCore) {
   StreamEvent e;
   e.lock = LockKey{"team", "lock-a"};
   e.event.state = LeaderState::kFollower;
-  e.event.grant = Grant{"other", "west", 9, absl::InfinitePast()};
+  e.event.grant = Grant{"other", "west", 9, absl::InfinitePast(), ""};
   election_.sink(1)->Send(e);
   auto f = reader->Next(absl::Seconds(10));
   ASSERT_TRUE(f.has_value());
@@ -354,7 +355,7 @@ TEST_F(ServiceTest, ResignAndLeaderMapTheCoresAnswers) {
     EXPECT_EQ(stub_->Leader(&ctx, lr, &lresp).error_code(),
               grpc::StatusCode::NOT_FOUND);
   }
-  election_.leader_result = Grant{"me", "east", 42, absl::InfinitePast()};
+  election_.leader_result = Grant{"me", "east", 42, absl::InfinitePast(), ""};
   {
     grpc::ClientContext ctx;
     ASSERT_TRUE(stub_->Leader(&ctx, lr, &lresp).ok());

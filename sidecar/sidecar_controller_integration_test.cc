@@ -2,7 +2,8 @@
 // (global etcd, two real kube-apiservers): a candidate in cluster A campaigns
 // and wins; when it resigns, cancels its stream or its sidecar gets SIGTERM,
 // the candidate in cluster B is told LEADER — after A was told LOST — by watch,
-// well before any lease could have expired.
+// well before any lease could have expired. And one identity campaigning on
+// two sidecars of one cluster leads once.
 #include <signal.h>
 #include <stdlib.h>
 
@@ -231,6 +232,40 @@ TEST_F(SidecarWithControllerTest, SigtermOfTheSidecarIsResign) {
   auto code = sidecars_[0]->process().Wait(absl::Seconds(15));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(*code, 0);
+}
+
+// One identity, two candidacies (PLAN decision 4; issue 15), with the real
+// controller: two sidecars of cluster 0 campaign with one identity. At most
+// one app is told LEADER, the other's stream ends with ALREADY_EXISTS, and no
+// token is told to two apps. It needs the controller side of the decision
+// (status.leaderInstance, a new instance as a change of holder).
+TEST_F(SidecarWithControllerTest, OneIdentityTwiceInOneClusterLeadsOnce) {
+  const std::string lock = UniqueName("twin");
+  auto extra = Sidecar::Start(
+      "sidecar-0b", dir_,
+      {"--kubeconfig=" + tb_.kubeconfig(0, Identity::kSidecar),
+       "--namespace=" + ns_, "--cluster-name=" + tb_.cluster(0).name,
+       "--identity=app-0"});
+  ASSERT_TRUE(extra.ok()) << extra.status();
+  auto a = StreamReader::Campaign(sidecars_[0]->stub(), Campaign(lock));
+  auto b = StreamReader::Campaign((*extra)->stub(), Campaign(lock));
+  auto [refused, winner] = FirstToEnd(a.get(), b.get(), kEventTimeout);
+  ASSERT_NE(refused, nullptr)
+      << "A: " << Describe(a->History()) << "\nB: " << Describe(b->History());
+  auto end = refused->WaitEnd(absl::ZeroDuration());
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << end->error_message();
+  auto led = winner->WaitFor(mcl::v1::LEADER, kEventTimeout);
+  ASSERT_TRUE(led.has_value()) << Describe(winner->History()) << "\n"
+                               << controllers_[0]->Log();
+  for (const auto& e : refused->History()) {
+    // Never LEADER, so never a token told to two apps.
+    EXPECT_NE(e.event.state(), mcl::v1::LEADER) << Describe(refused->History());
+  }
+  EXPECT_FALSE(winner->WaitEnd(absl::Seconds(1)).ok())
+      << Describe(winner->History());
+  (void)(*extra)->process().Stop(absl::Seconds(10));
 }
 
 }  // namespace

@@ -586,6 +586,48 @@ TEST_F(SidecarTest, ThreeSidecarsOneLocalHolderKillFailsOverAndObserversAgree) {
                          ") FOLLOWER(", next_id, "/", token2, ")"));
 }
 
+// One identity, two candidacies (PLAN decision 4; issue 15): two sidecars of
+// one cluster campaign with the same identity. The controller (FakeController
+// here, following the design) grants one candidacy (identity, instance); the
+// other sees it renew and ends with ALREADY_EXISTS. At most one app is ever
+// told LEADER, and no token is told to two apps.
+TEST_F(SidecarTest, OneIdentityOnTwoSidecarsLeadsOnceAndTheOtherIsRefused) {
+  auto ctl = StartController();
+  const std::string lock = UniqueName("twin");
+  ctl->Manage(lock);
+  auto a = StartSidecar("twin-a");
+  auto b = StartSidecar("twin-b");
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  auto ca = StreamReader::Campaign(a->stub(), Campaign(lock, "twin"));
+  auto cb = StreamReader::Campaign(b->stub(), Campaign(lock, "twin"));
+  auto [refused, winner] = FirstToEnd(ca.get(), cb.get(), kEventTimeout);
+  ASSERT_NE(refused, nullptr)
+      << "A: " << Describe(ca->History()) << "\nB: " << Describe(cb->History());
+  auto end = refused->WaitEnd(absl::ZeroDuration());
+  ASSERT_TRUE(end.ok());
+  EXPECT_EQ(end->error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << end->error_message();
+  EXPECT_THAT(end->error_message(),
+              HasSubstr(absl::StrCat("another candidacy of identity \"twin\" "
+                                     "is renewing lock default/",
+                                     lock)));
+  auto led = winner->WaitFor(mcl::v1::LEADER, kEventTimeout);
+  ASSERT_TRUE(led.has_value()) << Describe(winner->History());
+  for (const auto& e : refused->History()) {
+    EXPECT_NE(e.event.state(), mcl::v1::LEADER) << Describe(refused->History());
+  }
+  // The winner keeps leading with its one token.
+  EXPECT_FALSE(winner->WaitEnd(absl::Milliseconds(500)).ok());
+  for (const auto& e : winner->History()) {
+    if (e.event.state() == mcl::v1::LEADER) {
+      EXPECT_EQ(e.event.leader().fencing_token(),
+                led->event.leader().fencing_token());
+    }
+  }
+  EXPECT_EQ(ctl->grants(), 1);
+}
+
 TEST_F(SidecarTest, CancellingTheStreamResignsAtOnce) {
   auto ctl = StartController();
   const std::string lock = UniqueName("cancel");
@@ -812,6 +854,11 @@ TEST_F(SidecarTest, SigtermResignsEveryLockAndExitsZero) {
     auto lost = c->WaitFor(mcl::v1::LOST, absl::Seconds(5));
     ASSERT_TRUE(lost.has_value()) << Describe(c->History());
     EXPECT_EQ(lost->event.reason(), "the sidecar is shutting down");
+    // UNAVAILABLE (not Resign's OK): the client libraries campaign again.
+    auto end = c->WaitEnd(absl::Seconds(5));
+    ASSERT_TRUE(end.ok()) << end.status();
+    EXPECT_EQ(end->error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_EQ(end->error_message(), "the sidecar is shutting down");
   }
   EXPECT_EQ(Holder(a), "");
   EXPECT_EQ(Holder(b), "");
@@ -839,6 +886,9 @@ TEST_F(SidecarTest, MetricsAndHealthz) {
                   "mcl_sidecar_leader_transitions_total{lock=\"default/", lock,
                   "\"} 1")));
   EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_renew_errors_total"));
+  EXPECT_THAT(metrics->output,
+              HasSubstr(absl::StrCat("mcl_sidecar_campaigns{lock=\"default/",
+                                     lock, "\"} 1")));
   EXPECT_THAT(metrics->output, HasSubstr("mcl_sidecar_apiserver_reachable 1"));
   EXPECT_EQ(HttpCode(port, "/healthz"), "200");
   EXPECT_EQ(HttpCode(port, "/readyz"), "200");

@@ -87,14 +87,39 @@ std::optional<Confirmation> Subscriptions::Heartbeat(
 
 void Subscriptions::OnHeartbeat(const std::string& heartbeat,
                                 const kube::Lease& lease) {
-  std::optional<Confirmation> c = ToConfirmation(lease);
-  if (!c) return;
+  absl::StatusOr<std::optional<Confirmation>> c = ToConfirmation(lease);
+  if (!c.ok()) {
+    // Confirms nothing: the confirmations already counted keep their own
+    // bounds, and leadership lapses at them unless a good heartbeat follows.
+    std::string refused(c.status().message());
+    bool log = false;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = heartbeats_.find(heartbeat);
+      if (it != heartbeats_.end() && it->second.refused != refused) {
+        it->second.refused = refused;
+        log = true;
+      }
+    }
+    if (log) {
+      LogWarn(
+          "ignoring a heartbeat that cannot be believed (it confirms "
+          "nothing); is the controller's heartbeat Lease written by "
+          "something else?",
+          {{"lease", heartbeat}, {"error", refused}});
+    }
+    return;
+  }
+  if (!c->has_value()) return;
   {
     absl::MutexLock l(&mu_);
     auto it = heartbeats_.find(heartbeat);
-    if (it != heartbeats_.end()) it->second.latest = c;
+    if (it != heartbeats_.end()) {
+      it->second.latest = *c;
+      it->second.refused.clear();
+    }
   }
-  table_->ApplyConfirmation(heartbeat, *c);
+  table_->ApplyConfirmation(heartbeat, **c);
 }
 
 void Subscriptions::Stop() {

@@ -61,6 +61,9 @@ class Subscriptions {
   struct HeartbeatSub {
     std::unique_ptr<HeartbeatWatch> watch;
     std::optional<Confirmation> latest;
+    // The last refusal logged, so a bad heartbeat rewritten every few seconds
+    // logs once per distinct problem.
+    std::string refused;
   };
   void SetFailing(const std::string& ns, const absl::Status& failing);
   void OnHeartbeat(const std::string& heartbeat, const kube::Lease& lease);

@@ -5,13 +5,11 @@
 //  * no crash, whatever the JSON;
 //  * a LeaseView's versions are the object's (never invented);
 //  * a Confirmation only from complete, well-formed annotations, with a
-//    positive session TTL.
-// Not yet checked: that the TTL is one a controller could have written (at
-// most an hour, the longest lease). ToConfirmation takes any positive
-// mcl.dev/session-ttl-ms, and the sidecar's LEADER validity is counted from
-// it: reported in /work/coord/findings.md (regressions/ has no reproducer for
-// it until it is fixed, so the replay test stays meaningful). Tighten the
-// check below when it is.
+//    session TTL a controller could have been configured with
+//    (contract::kMinSessionTtl..kMaxSessionTtl); a LeaseView's session TTL
+//    is 0 or in that range. Before this was checked, any positive
+//    mcl.dev/session-ttl-ms was believed (findings.md: 2^63-1 ms), and the
+//    sidecar's LEADER validity is counted from it.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/contract.h"
 #include "common/fuzz/check.h"
 #include "common/kube/json.h"
 #include "common/kube/objects.h"
@@ -32,6 +31,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (auto mcl = kube::MultiClusterLease::FromJson(*j); mcl.ok()) {
     auto view = sidecar::ToLeaseView(*mcl);
     if (view.ok()) {
+      FUZZ_CHECK(view->session_ttl_ms == 0 ||
+                     contract::CheckSessionTtl(
+                         absl::Milliseconds(view->session_ttl_ms))
+                         .ok(),
+                 "status session TTL %lld ms accepted",
+                 static_cast<long long>(view->session_ttl_ms));
       FUZZ_CHECK(absl::StrCat(view->resource_version) ==
                      mcl->metadata.resource_version,
                  "resourceVersion \"%s\" read as %lld",
@@ -40,10 +45,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   if (auto lease = kube::Lease::FromJson(*j); lease.ok()) {
-    if (auto c = sidecar::ToConfirmation(*lease)) {
-      FUZZ_CHECK(c->ttl > absl::ZeroDuration(),
+    auto c = sidecar::ToConfirmation(*lease);
+    if (c.ok() && c->has_value()) {
+      FUZZ_CHECK(contract::CheckSessionTtl((*c)->ttl).ok(),
                  "heartbeat session TTL %s accepted",
-                 absl::FormatDuration(c->ttl).c_str());
+                 absl::FormatDuration((*c)->ttl).c_str());
     }
   }
   return 0;

@@ -141,19 +141,27 @@ void FakeController::Heartbeat() {
 void FakeController::Reconcile(const std::string& lock, const std::string& c) {
   std::optional<kube::MultiClusterLease> obj = informer_->Get(o_.ns, lock);
   if (!obj) return;
-  const std::string holder = obj->spec.holder_identity.value_or("");
+  // The holder is the candidacy: (identity, instance) (common/contract.h).
+  const std::string holder_id = obj->spec.holder_identity.value_or("");
+  const std::string holder_instance = obj->spec.holder_instance.value_or("");
+  const std::string holder =
+      holder_id.empty() ? "" : absl::StrCat(holder_id, "#", holder_instance);
   Observed& seen = observed_[lock];
   if (holder != seen.holder || obj->spec.renew_time != seen.renew) {
     seen = Observed{holder, obj->spec.renew_time, absl::Now()};
   }
   const absl::Duration ld = absl::Seconds(obj->spec.lease_duration_seconds);
   const bool live = !holder.empty() && absl::Now() - seen.seen < ld;
-  const std::string leader = obj->status.leader;
+  const std::string leader =
+      obj->status.leader.empty()
+          ? ""
+          : absl::StrCat(obj->status.leader, "#", obj->status.leader_instance);
   kube::MultiClusterLease next = *obj;
   bool write = false;
   if (leader.empty()) {
     if (live) {
-      next.status.leader = holder;
+      next.status.leader = holder_id;
+      next.status.leader_instance = holder_instance;
       next.status.leader_cluster = o_.cluster;
       next.status.fencing_token = ++next_token_;
       next.status.acquire_time = kube::FormatMicroTime(absl::Now());
@@ -170,14 +178,16 @@ void FakeController::Reconcile(const std::string& lock, const std::string& c) {
     next.status.transitions = obj->status.transitions;
     write = true;
   } else if (holder != leader) {
-    // A new local holder: re-point only after the old grantee's timeout (§Ack);
-    // it cannot ack since its spec is no longer its own.
+    // A new local holder (another identity, or another candidacy of the same
+    // one): re-point only after the old grantee's timeout (§Ack), with a new
+    // token; it cannot ack since the spec is no longer its own.
     auto it = last_renewal_.find(lock);
     absl::Time old_renewal =
         it == last_renewal_.end() ? absl::Now() : it->second;
     absl::Time safe = old_renewal + contract::LapseAfterObservedRenewal(o_.ttl);
     if (absl::Now() >= safe && live) {
-      next.status.leader = holder;
+      next.status.leader = holder_id;
+      next.status.leader_instance = holder_instance;
       next.status.fencing_token = ++next_token_;
       next.status.acquire_time = kube::FormatMicroTime(absl::Now());
       next.status.confirmed_resource_version = c;
@@ -191,7 +201,9 @@ void FakeController::Reconcile(const std::string& lock, const std::string& c) {
   if (!write) return;
   kube::MultiClusterLeaseClient mcls(client_.get());
   auto r = mcls.UpdateStatus(next);
-  if (r.ok() && !next.status.leader.empty() && next.status.leader != leader) {
+  if (r.ok() && !next.status.leader.empty() &&
+      absl::StrCat(next.status.leader, "#", next.status.leader_instance) !=
+          leader) {
     absl::MutexLock l(&mu_);
     ++grants_;
   }

@@ -1,8 +1,11 @@
 // FakeController: a test thread that plays the election controller of one
 // cluster exactly as docs/design.md describes it, with the CONTROLLER identity
 // on a real kube-apiserver, for the locks a test names. It grants the local
-// spec holder (token = a strictly increasing counter), re-points a grant to a
-// new local holder only after the old grantee acked or timed out (§Ack), clears
+// spec holder, the candidacy (holderIdentity, holderInstance), naming its
+// instance in status.leaderInstance (token = a strictly increasing counter),
+// re-points a grant to a new local holder (another identity, or another
+// instance of the same one) only after the old grantee acked or timed out
+// (§Ack), always with a new token, clears
 // the grant when the holder resigns, and publishes confirmations in its
 // heartbeat Lease every TTL/4: it reads c = the informer's processed
 // resourceVersion *before* its "keepalive" and publishes (session, c) after it

@@ -8,6 +8,23 @@ namespace mcl::sidecar::testing {
 
 std::string SidecarBinary() { return testbed::Runfile("sidecar/mcl-sidecar"); }
 
+std::pair<StreamReader*, StreamReader*> FirstToEnd(StreamReader* a,
+                                                   StreamReader* b,
+                                                   absl::Duration timeout) {
+  std::pair<StreamReader*, StreamReader*> out{nullptr, nullptr};
+  testbed::WaitUntil(
+      [&] {
+        if (a->WaitEnd(absl::ZeroDuration()).ok()) {
+          out = {a, b};
+        } else if (b->WaitEnd(absl::ZeroDuration()).ok()) {
+          out = {b, a};
+        }
+        return out.first != nullptr;
+      },
+      timeout);
+  return out;
+}
+
 mcl::v1::LockRef Lock(const std::string& name, const std::string& ns) {
   mcl::v1::LockRef l;
   l.set_name(name);

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -85,6 +86,12 @@ class Sidecar {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<mcl::v1::Election::Stub> stub_;
 };
+
+// Waits until one of two streams has ended: {the one that ended, the other}.
+// {nullptr, nullptr} when neither ends within `timeout`.
+std::pair<StreamReader*, StreamReader*> FirstToEnd(StreamReader* a,
+                                                   StreamReader* b,
+                                                   absl::Duration timeout);
 
 std::string SidecarBinary();
 mcl::v1::LockRef Lock(const std::string& name, const std::string& ns = "");
