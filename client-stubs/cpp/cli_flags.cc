@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <map>
+#include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/reflection.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
 #include "client-stubs/cpp/leadership.h"
+#include "common/flags.h"
 
 ABSL_FLAG(std::string, lock, "", "name of the lock (a DNS-1123 subdomain)");
 ABSL_FLAG(std::string, namespace, "",
@@ -55,65 +54,17 @@ absl::Status Usage(const std::string& sub, const std::string& what) {
       absl::StrCat(what, " (see: mcl ", sub, " --help)"));
 }
 
-std::string FlagSpelling(const std::string& name) {
-  return absl::StrCat("--", absl::StrReplaceAll(name, {{"_", "-"}}));
-}
-
-// One flag occurrence: sets the absl flag, or says what is wrong.
-absl::Status SetFlag(const std::string& sub,
-                     const std::vector<std::string>& allowed,
-                     const std::vector<std::string>& args, size_t* i) {
-  std::string arg = args[*i];
-  std::string name, value;
-  bool has_value = false;
-  if (arg == "-o") {
-    name = "output";
-  } else {
-    arg = arg.substr(arg[1] == '-' ? 2 : 1);
-    const size_t eq = arg.find('=');
-    name = absl::StrReplaceAll(arg.substr(0, eq), {{"-", "_"}});
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      has_value = true;
-    }
-  }
-  if (name == "help" || name == "h") return absl::CancelledError("help");
-  bool negated = false;
-  if (std::find(allowed.begin(), allowed.end(), name) == allowed.end() &&
-      absl::StartsWith(name, "no") &&
-      std::find(allowed.begin(), allowed.end(), name.substr(2)) !=
-          allowed.end()) {
-    name = name.substr(2);
-    negated = true;
-  }
-  if (std::find(allowed.begin(), allowed.end(), name) == allowed.end()) {
-    const bool known = absl::FindCommandLineFlag(name) != nullptr;
-    return Usage(sub,
-                 absl::StrCat("unknown flag ", args[*i], " for mcl ", sub,
-                              known ? " (another subcommand takes it)" : ""));
-  }
-  absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
-  if (flag->IsOfType<bool>()) {
-    if (negated && has_value) {
-      return Usage(sub, absl::StrCat(args[*i], ": use ", FlagSpelling(name),
-                                     "=false or --no", name));
-    }
-    if (!has_value) value = negated ? "false" : "true";
-  } else if (negated) {
-    return Usage(sub, absl::StrCat(args[*i], ": ", FlagSpelling(name),
-                                   " is not a true/false flag"));
-  } else if (!has_value) {
-    if (*i + 1 >= args.size()) {
-      return Usage(sub, absl::StrCat(FlagSpelling(name), " needs a value"));
-    }
-    value = args[++*i];
-  }
-  std::string error;
-  if (!flag->ParseFrom(value, &error)) {
-    return Usage(sub, absl::StrCat("bad value \"", value, "\" for ",
-                                   FlagSpelling(name), ": ", error));
-  }
-  return absl::OkStatus();
+// The flags `sub` takes; -o is --output (named even where --output is not
+// taken, so that `mcl run -o` says another subcommand takes it).
+flags::FlagSet FlagsOf(const std::string& sub) {
+  flags::FlagSet set;
+  set.program = absl::StrCat("mcl ", sub);
+  set.names = Subcommands().at(sub);
+  set.aliases = {{"o", "output"}};
+  set.elsewhere = "another subcommand takes it";
+  set.takes_command = true;  // "mcl observe -- x" gets its own message
+  if (sub == "run") set.positional_hint = "; put the command after \"--\"";
+  return set;
 }
 
 absl::Status CheckValues(const std::string& sub, const Flags& f) {
@@ -175,32 +126,17 @@ absl::StatusOr<Flags> ParseFlags(const std::string& sub,
   }
   // Start from the defaults: one process runs one subcommand, but tests parse
   // several in a row.
-  for (const std::string& n : Subcommands().at(sub)) {
-    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(n);
-    std::string error;
-    flag->ParseFrom(flag->DefaultValue(), &error);
-  }
+  const flags::FlagSet set = FlagsOf(sub);
+  flags::ResetToDefaults(set);
+  auto parsed = flags::Parse(set, args);
+  if (!parsed.ok()) return Usage(sub, std::string(parsed.status().message()));
   Flags f;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--") {
-      f.dashdash = true;
-      f.command.assign(args.begin() + static_cast<long>(i) + 1, args.end());
-      break;
-    }
-    if (a.size() < 2 || a[0] != '-') {
-      return Usage(
-          sub,
-          absl::StrCat("unexpected argument \"", a, "\"",
-                       sub == "run" ? "; put the command after \"--\"" : ""));
-    }
-    absl::Status s = SetFlag(sub, Subcommands().at(sub), args, &i);
-    if (absl::IsCancelled(s)) {
-      f.help = true;
-      return f;
-    }
-    if (!s.ok()) return s;
+  if (parsed->help) {
+    f.help = true;
+    return f;
   }
+  f.dashdash = parsed->dashdash;
+  f.command = std::move(parsed->command);
   f.lock = absl::GetFlag(FLAGS_lock);
   f.lock_namespace = absl::GetFlag(FLAGS_namespace);
   f.identity = absl::GetFlag(FLAGS_identity);
@@ -232,8 +168,8 @@ std::string Usage(const std::string& sub) {
        "The sidecar: $MCL_SIDECAR_ADDR (HOST:PORT or unix:///path; default "
        "127.0.0.1:7400).\n"
        "Exit codes: 0 ok, 1 no leader (mcl leader), 2 bad input, 3 sidecar "
-       "unreachable, 4 refused by the sidecar, 5 campaign resigned from "
-       "outside (mcl run);\nmcl run also exits with CMD's status when CMD "
+       "unreachable, 4 refused by the sidecar;\nmcl run also exits with CMD's "
+       "status when CMD "
        "exits by itself, 126/127 when CMD cannot be run.\n"
        "mcl COMMAND --help for a command's flags.\n"},
       {"run",
@@ -280,21 +216,13 @@ std::string Usage(const std::string& sub) {
        "Resigns the campaigns for the lock on this sidecar (only ID's with "
        "--identity; without it, every campaign\n"
        "for the lock on this sidecar). An `mcl run` whose campaign is "
-       "resigned stops CMD and exits 5.\n"},
+       "resigned stops CMD and campaigns again\n(a step-down; stop mcl run "
+       "itself to end its candidacy).\n"},
   };
   auto it = text->find(sub);
   if (it == text->end()) return text->at("");
   std::string out = it->second;
-  if (!sub.empty()) {
-    absl::StrAppend(&out, "\nFlags:\n");
-    for (const std::string& n : Subcommands().at(sub)) {
-      absl::CommandLineFlag* flag = absl::FindCommandLineFlag(n);
-      absl::StrAppend(
-          &out, "  ", FlagSpelling(n), n == "output" ? ", -o" : "", "  ",
-          flag->Help(), " (default: ",
-          flag->DefaultValue().empty() ? "\"\"" : flag->DefaultValue(), ")\n");
-    }
-  }
+  if (!sub.empty()) absl::StrAppend(&out, "\n", flags::Help(FlagsOf(sub)));
   return out;
 }
 

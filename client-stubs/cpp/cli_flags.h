@@ -1,5 +1,5 @@
 // The `mcl` command's flags and exit codes (README.md, "The mcl command").
-// Flags are absl flags, parsed here per subcommand rather than by
+// Flags are absl flags, parsed per subcommand by common/flags.h rather than by
 // absl::ParseCommandLine, so that an unknown flag, a flag another subcommand
 // owns or a malformed value gets mcl's message and exit code 2 instead of
 // abseil's generic exit.
@@ -19,11 +19,12 @@ namespace mcl::cli {
 // status when CMD exits by itself; see README.md).
 enum ExitCode {
   kOk = 0,
-  kNoLeader = 1,      // `mcl leader`: nobody leads the lock now
-  kUsage = 2,         // malformed input: says what to fix
-  kUnreachable = 3,   // the sidecar (or its /metrics) did not answer
-  kRefused = 4,       // the sidecar refused, or the campaign failed for good
-  kResigned = 5,      // `mcl run`: the campaign was resigned from outside
+  kNoLeader = 1,     // `mcl leader`: nobody leads the lock now
+  kUsage = 2,        // malformed input: says what to fix
+  kUnreachable = 3,  // the sidecar (or its /metrics) did not answer
+  kRefused = 4,      // the sidecar refused, or the campaign failed for good
+  // 5 was `mcl run`'s "resigned from outside": a resign is now a step-down
+  // (mcl run campaigns again), as in every mcl client library.
   kCannotExec = 126,  // `mcl run`: CMD is not executable
   kNotFound = 127,    // `mcl run`: CMD was not found
 };

@@ -18,6 +18,15 @@ namespace mcl::client {
 namespace {
 
 // Stream endings after which campaigning again cannot help.
+// Why a Campaign stream ended, for on_disconnect and cancellation reasons. An
+// OK end has no message of its own; say what it means.
+absl::Status StreamEnd(const grpc::Status& status, const std::string& lock) {
+  if (!status.ok()) return FromGrpc(status);
+  return absl::CancelledError(
+      absl::StrCat("the sidecar ended the campaign for lock ", lock,
+                   " (resigned through the Resign RPC); campaigning again"));
+}
+
 bool Permanent(grpc::StatusCode code) {
   switch (code) {
     case grpc::StatusCode::INVALID_ARGUMENT:
@@ -267,8 +276,8 @@ grpc::Status Leadership::Impl::OneStream(bool* got_event) {
   absl::MutexLock l(&mu_);
   stream_ctx_ = nullptr;
   state_.OnStreamEnd();
-  ended_by_ =
-      absl::StrCat("the Campaign stream ended: ", FromGrpc(status).ToString());
+  ended_by_ = absl::StrCat("the Campaign stream ended: ",
+                           StreamEnd(status, lock_).ToString());
   supervisor_wake_.Notify();
   return status;
 }
@@ -296,12 +305,17 @@ void Leadership::Impl::StreamLoop() {
     {
       absl::MutexLock l(&mu_);
       if (OverLocked() || close_stream_) continue;
-      if (status.ok()) {
-        EndLocked(absl::CancelledError(absl::StrCat(
-            "the sidecar ended the campaign for lock ", lock_,
-            " (it was resigned through the Resign RPC, or the sidecar shut "
-            "down)")));
-      } else if (Permanent(status.error_code())) {
+      // An OK end (a Resign RPC, e.g. `mcl resign`) is not permanent: like
+      // every client library, campaign again; the app leads again only on a
+      // fresh LEADER of the new stream.
+      // ALREADY_EXISTS on the first stream is another live candidacy of this
+      // identity: misuse. After a stream that worked it may be our own
+      // previous candidacy, which the sidecar (restarted, or not yet aware
+      // the old stream ended) still counts as live: retry, as the other
+      // libraries do.
+      const bool own_previous =
+          ever && status.error_code() == grpc::StatusCode::ALREADY_EXISTS;
+      if (Permanent(status.error_code()) && !own_previous) {
         EndLocked(FromGrpc(status));
       } else if (!ever && options_.clock->Monotonic() - started >=
                               options_.connect_timeout) {
@@ -322,7 +336,9 @@ void Leadership::Impl::StreamLoop() {
                                     options_.clock->Monotonic());
       }
     }
-    if (options_.on_disconnect) options_.on_disconnect(FromGrpc(status), delay);
+    if (options_.on_disconnect) {
+      options_.on_disconnect(StreamEnd(status, lock_), delay);
+    }
     close_flag_.WaitFor(delay);
   }
 }

@@ -58,19 +58,22 @@
 //   - A reconnect never carries leadership over: after the stream ends the
 //     app leads again only on a fresh LEADER of the new stream.
 //
-// Reconnects: when the stream ends with a transient error (UNAVAILABLE — the
-// sidecar restarted or is not up yet — and any code not listed below), the
-// library campaigns again after a jittered exponential backoff
-// (common/backoff.h). Wait() returns, and the campaign is over, on:
+// Reconnects: when the stream ends with OK (the campaign was resigned through
+// the Resign RPC, e.g. `mcl resign`: a step-down, as in every mcl client
+// library), UNAVAILABLE (the sidecar shut down — "the sidecar is shutting
+// down" — restarted, or is not up yet) or any code not listed below, the
+// current term ends at once (the context is cancelled) and the library
+// campaigns again after a jittered exponential backoff (common/backoff.h).
+// Wait() returns, and the campaign is over, on:
 //   OK                   Stop() was called, or fn returned OK while leader;
 //   fn's error           fn returned an error while leader;
-//   CANCELLED            the sidecar ended the stream with OK: the campaign was
-//                        resigned through the Resign RPC (e.g. `mcl resign`)
-//                        or the sidecar shut down (SIGTERM);
 //   INVALID_ARGUMENT     bad options (from Start) or a request the sidecar
 //                        refused (the message names the field);
 //   NOT_FOUND            the lock's namespace does not exist;
-//   ALREADY_EXISTS       this identity already campaigns for the lock;
+//   ALREADY_EXISTS       this identity already campaigns for the lock (on
+//                        the first stream only: after a stream that worked,
+//                        it may be our own previous candidacy, and is
+//                        retried with backoff);
 //   FAILED_PRECONDITION  see "Safe defaults";
 //   PERMISSION_DENIED, UNAUTHENTICATED, UNIMPLEMENTED  from the sidecar;
 //   UNAVAILABLE          the sidecar was not reached within

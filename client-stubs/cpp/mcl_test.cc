@@ -343,7 +343,9 @@ TEST_F(MclTest, SigtermWhileFollowingResignsAtOnce) {
   EXPECT_EQ(Count("start"), 0);
 }
 
-TEST_F(MclTest, ResignFromOutsideStopsCmdAndExits5) {
+// A resign from outside is a step-down: CMD stops, and mcl run campaigns again
+// (as every mcl client library does on a stream that ends with OK).
+TEST_F(MclTest, ResignFromOutsideStopsCmdAndCampaignsAgain) {
   StartRun({});
   FakeStream* s = Campaign(0);
   ASSERT_NE(s, nullptr);
@@ -352,10 +354,15 @@ TEST_F(MclTest, ResignFromOutsideStopsCmdAndExits5) {
   testbed::CommandResult r = Mcl({"resign", "--lock=lock", "--identity=me"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("resigned lock (was the leader)"));
-  ExpectExit(kResigned);
-  EXPECT_EQ(Count("term"), 1);
+  ASSERT_TRUE(WaitCount("term", 1)) << RunLog();
   ASSERT_EQ(sidecar_->resigns().size(), 1u);
   EXPECT_EQ(sidecar_->resigns()[0].identity(), "me");
+  FakeStream* again = Campaign(1);
+  ASSERT_NE(again, nullptr);
+  again->Send(sidecar_->LeaderEvent(43, absl::Seconds(30)));
+  ASSERT_TRUE(WaitCount("start", 2)) << RunLog();
+  ASSERT_TRUE(run_->Signal(SIGTERM).ok());
+  ExpectExit(0);
 }
 
 TEST_F(MclTest, OldSidecarWithoutValidityIsRefusedWithoutStartingCmd) {
@@ -520,6 +527,7 @@ TEST(MetricsTest, ParsesTheSidecarsPerLockMetrics) {
       "mcl_sidecar_is_leader{lock=\"ns/b.c\"} 0\n"
       "mcl_sidecar_leader_transitions_total{lock=\"default/a\"} 3\n"
       "mcl_sidecar_renew_errors_total{lock=\"ns/b.c\"} 2\n"
+      "mcl_sidecar_campaigns{lock=\"default/a\"} 1\n"
       "mcl_sidecar_up 1\n"
       "process_cpu_seconds_total 4\n");
   ASSERT_TRUE(m.ok()) << m.status();
@@ -528,6 +536,8 @@ TEST(MetricsTest, ParsesTheSidecarsPerLockMetrics) {
   EXPECT_EQ(m->at("default/a").transitions, 3);
   EXPECT_FALSE(m->at("ns/b.c").is_leader);
   EXPECT_EQ(m->at("ns/b.c").renew_errors, 2);
+  EXPECT_EQ(m->at("default/a").campaigns, 1);
+  EXPECT_FALSE(m->at("ns/b.c").campaigns.has_value()) << "an older sidecar";
   EXPECT_FALSE(
       ParseSidecarMetrics("mcl_sidecar_is_leader{lock=\"a\"} x\n").ok());
 }

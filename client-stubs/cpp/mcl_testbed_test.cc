@@ -185,13 +185,14 @@ TEST_F(MclTestbedTest, FrozenSidecarStopsCmdBeforeAnotherCandidateIsGranted) {
   EXPECT_THAT(leader->output,
               ::testing::StartsWith(absl::StrCat(
                   "leader=run-a cluster=cluster-0 token=", token, " ")));
-  // `mcl status` on sidecar A lists the lock as led from here.
+  // `mcl status` on sidecar A lists the lock as led from here, with one
+  // campaign (mcl run's).
   auto status = testbed::RunCommand({Runfile("client-stubs/cpp/mcl"), "status"},
                                     absl::Seconds(20), "", EnvA());
   ASSERT_TRUE(status.ok()) << status.status();
   EXPECT_EQ(status->exit_code, 0) << status->output;
   EXPECT_THAT(status->output,
-              HasSubstr(absl::StrCat("default/", lock_, "\tyes\trun-a\t")));
+              HasSubstr(absl::StrCat("default/", lock_, "\t1\tyes\trun-a\t")));
 
   const absl::Duration frozen = MonoNow();
   ASSERT_EQ(kill(sidecar_a_->pid(), SIGSTOP), 0);

@@ -66,6 +66,7 @@ absl::StatusOr<std::map<std::string, LockMetrics>> ParseSidecarMetrics(
     if (name == "mcl_sidecar_is_leader") m.is_leader = value != 0;
     if (name == "mcl_sidecar_leader_transitions_total") m.transitions = value;
     if (name == "mcl_sidecar_renew_errors_total") m.renew_errors = value;
+    if (name == "mcl_sidecar_campaigns") m.campaigns = value;
   }
   return out;
 }

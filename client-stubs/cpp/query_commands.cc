@@ -223,8 +223,10 @@ int StatusMain(const Flags& f) {
   if (!c.ok()) return FailConnect(c.status());
 
   google::protobuf::ListValue list;
-  std::string table = "LOCK\tLEADING-HERE\tLEADER\tCLUSTER\tTOKEN\n";
+  std::string table = "LOCK\tCAMPAIGNS\tLEADING-HERE\tLEADER\tCLUSTER\tTOKEN\n";
   for (const auto& [lock, m] : *locks) {
+    // Locks only observed, or whose campaigns all ended, are not listed.
+    if (m.campaigns.has_value() && *m.campaigns == 0) continue;
     mcl::v1::LeaderRequest req;
     const size_t slash = lock.find('/');
     req.mutable_lock()->set_namespace_(lock.substr(0, slash));
@@ -237,13 +239,18 @@ int StatusMain(const Flags& f) {
       return RpcFailure(s, c->address);
     }
     const mcl::v1::Leader& l = resp.leader();
-    absl::StrAppend(&table, lock, "\t", m.is_leader ? "yes" : "no", "\t",
+    absl::StrAppend(&table, lock, "\t",
+                    m.campaigns.has_value() ? absl::StrCat(*m.campaigns) : "?",
+                    "\t", m.is_leader ? "yes" : "no", "\t",
                     s.ok() ? l.identity() : "-", "\t",
                     s.ok() ? l.cluster() : "-", "\t",
                     s.ok() ? absl::StrCat(l.fencing_token()) : "-", "\n");
     google::protobuf::Struct& o = *list.add_values()->mutable_struct_value();
     auto& fields = *o.mutable_fields();
     fields["lock"].set_string_value(lock);
+    if (m.campaigns.has_value()) {
+      fields["campaigns"].set_number_value(static_cast<double>(*m.campaigns));
+    }
     fields["leadingHere"].set_bool_value(m.is_leader);
     fields["leaderTransitions"].set_number_value(
         static_cast<double>(m.transitions));

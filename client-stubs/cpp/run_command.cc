@@ -204,8 +204,6 @@ int ExitFor(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kOk:
       return kOk;
-    case absl::StatusCode::kCancelled:
-      return kResigned;
     case absl::StatusCode::kUnavailable:
       return kUnreachable;
     case absl::StatusCode::kInvalidArgument:

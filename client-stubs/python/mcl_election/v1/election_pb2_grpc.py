@@ -72,6 +72,15 @@ class ElectionServicer:
         is reported as NO_LEADER. A caller that wants to stop campaigning cancels the stream or calls
         Resign.
 
+        How the sidecar ends the stream (after LOST, if the caller was leading, and after the local
+        MultiClusterLease no longer names this candidate, or the shutdown grace passed):
+        OK                  the campaign was resigned through Resign (e.g. `mcl resign`). The client
+        libraries treat it as a step-down and campaign again.
+        UNAVAILABLE         "the sidecar is shutting down" (SIGTERM). Reconnect with backoff; the
+        caller is not leader on the new stream until that stream sends LEADER.
+        an error below      the campaign cannot go on (see Errors).
+        Whatever the status, leadership never carries over to a new stream.
+
         The sidecar reports LEADER only while the election controller's confirmation that the grant is
         backed by a live global (etcd) lease is fresh by the sidecar's own monotonic clock, and reports
         LOST before that lease could have expired when confirmations stop. An app must stop acting as
@@ -91,7 +100,8 @@ class ElectionServicer:
         lease_duration_seconds outside [2, 3600].
         ALREADY_EXISTS      this identity already campaigns for this lock on this sidecar.
         UNAVAILABLE         the kube-apiserver is unreachable when the campaign starts, or the
-        previous campaign of this identity for this lock is still resigning.
+        previous campaign of this identity for this lock is still resigning,
+        or the sidecar is shutting down (also at the end of an open stream).
         NOT_FOUND           the lock's namespace does not exist in this cluster (the message names
         it); the stream ends with this status after its first event.
         ALREADY_EXISTS      also when another sidecar of this cluster holds the candidacy of the
