@@ -26,20 +26,31 @@ APT_PACKAGES=(
   # fuzzing with libFuzzer (clang, common/fuzz/README.md)
   clang-14 libclang-rt-14-dev
 )
+# Container images (built without an engine; these tools verify them) and the kubelet test bed.
+# Installed without their recommendations: podman's would pull in a user session stack.
+APT_PACKAGES_NO_RECOMMENDS=(containerd runc containernetworking-plugins iptables skopeo umoci podman)
 
-missing=()
+missing=(); missing_nr=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if ((${#missing[@]})); then
+for p in "${APT_PACKAGES_NO_RECOMMENDS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing_nr+=("$p")
+done
+if ((${#missing[@]} + ${#missing_nr[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
-    echo "setup: missing Debian packages: ${missing[*]}" >&2
-    echo "setup: run as root, or: sudo apt-get install -y ${missing[*]}" >&2
+    echo "setup: missing Debian packages: ${missing[*]} ${missing_nr[*]}" >&2
+    echo "setup: run as root, or: sudo apt-get install -y ${missing[*]}; sudo apt-get install -y --no-install-recommends ${missing_nr[*]}" >&2
     exit 1
   fi
-  log "installing Debian packages: ${missing[*]}"
+  log "installing Debian packages: ${missing[*]} ${missing_nr[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if ((${#missing[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if ((${#missing_nr[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_nr[@]}" >/dev/null
+  fi
 fi
 
 for tool in go npm; do
@@ -62,6 +73,18 @@ if [[ ! -x "$TOOLS/helm" || ! -x "$TOOLS/kubectl" ]]; then
   rm -rf "$TOOLS.tmp"
 fi
 
+# promtool (tests the chart's PrometheusRule), from Debian's prometheus package without installing
+# it: installing would start a Prometheus server listening on every address.
+if [[ ! -x "$TOOLS/promtool" ]]; then
+  log "extracting promtool from Debian's prometheus package"
+  rm -rf "$TOOLS/promtool.tmp" && mkdir -p "$TOOLS/promtool.tmp"
+  (cd "$TOOLS/promtool.tmp" && apt-get download -q prometheus >/dev/null 2>&1) ||
+    { echo "setup: apt-get download prometheus failed" >&2; exit 1; }
+  dpkg-deb --fsys-tarfile "$TOOLS"/promtool.tmp/prometheus_*.deb | tar -x -C "$TOOLS/promtool.tmp" ./usr/bin/promtool
+  install -m 0755 "$TOOLS/promtool.tmp/usr/bin/promtool" "$TOOLS/promtool"
+  rm -rf "$TOOLS/promtool.tmp"
+fi
+
 # cpprestsdk's source, from Debian's archive (built statically by Bazel: bazel/cpprest.BUILD). The
 # checksum is the one Debian's Sources index lists for cpprest 2.10.18-1.
 CPPREST_TGZ="$CACHE_DIR/src/cpprest_2.10.18.orig.tar.gz"
@@ -78,11 +101,19 @@ fi
 
 log "kube-apiserver (built once, cached in $CACHE_DIR)"
 KUBE_APISERVER=$("$here/testbed/build-kube-apiserver.sh")
+# The kubelet test bed's kubelet, kube-scheduler and kube-controller-manager (same module and pin;
+# minutes each, one after another, the first time only).
+log "kubelet, kube-scheduler, kube-controller-manager (built once, cached in $CACHE_DIR)"
+KUBE_NODE=($("$here/testbed/kubelet/build-kube.sh"))
 
 cat > "$CACHE_DIR/tools.env" <<ENV
 MCL_HELM=$TOOLS/helm
 MCL_KUBECTL=$TOOLS/kubectl
+MCL_PROMTOOL=$TOOLS/promtool
 MCL_KUBE_APISERVER=$KUBE_APISERVER
 MCL_ETCD=$(command -v etcd)
+MCL_KUBELET=${KUBE_NODE[0]}
+MCL_KUBE_SCHEDULER=${KUBE_NODE[1]}
+MCL_KUBE_CONTROLLER_MANAGER=${KUBE_NODE[2]}
 ENV
 log "ready: tools listed in $CACHE_DIR/tools.env"

@@ -57,6 +57,8 @@ run_suite "clang-format (Google style)" bash tools/lint.sh --format
 # libFuzzer targets built with clang, 15 s each (common/fuzz/README.md); one case per target.
 run_suite "fuzz (short run)" bash common/fuzz/run.sh --seconds 15
 [[ -x helm/test/helm_test.sh ]] && run_suite "helm chart" bash helm/test/helm_test.sh
+[[ -x bazel/images/images_test.sh ]] && run_suite "container images" bash bazel/images/images_test.sh
+[[ -x testbed/kubelet/kubelet_test.sh ]] && run_suite "chart on a real kubelet" bash testbed/kubelet/kubelet_test.sh
 [[ -x client-stubs/test/with_testbed.sh ]] && run_suite "client stubs" bash client-stubs/test/with_testbed.sh
 
 echo "$passed passed, $failed failed"

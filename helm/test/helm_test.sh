@@ -89,7 +89,7 @@ check "helm lint --strict with the optional features on" helm lint --strict "$ch
 
 packaged() {
   helm package "$chart" -d "$work/pkg" >/dev/null &&
-    tar tzf "$work/pkg/mcl-$(sed -n 's/^version: *//p' "$chart/Chart.yaml").tgz" | grep -qx 'mcl/crds/multiclusterleases.mcl.dev.yaml'
+    tar tzf "$work/pkg/mcl-$(sed -n 's/^version: *//p' "$chart/Chart.yaml").tgz" | grep -x 'mcl/crds/multiclusterleases.mcl.dev.yaml' >/dev/null
 }
 check "helm package: the chart packages with the CRD in crds/" packaged
 check_fails "missing clusterName fails with a clear message" \
@@ -110,9 +110,51 @@ check_fails "etcd.tls.insecureSkipVerify=true is refused" \
 check_fails "a non-loopback sidecar listen address is refused" \
   'sidecar listen address "0.0.0.0:7400" is refused: .*loopback only' \
   helm template t "$chart" "${REQ[@]}" --set sidecar.listen=0.0.0.0:7400
-check_fails "injection without the MutatingAdmissionPolicy API fails and says what to do" \
-  'injection.enabled=true needs the admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy API' \
-  helm template t "$chart" "${REQ[@]}" --set injection.enabled=true
+check_fails "a unix socket outside a directory is refused (it needs a volume of its own)" \
+  'sidecar listen address "unix:///sidecar.sock" is refused' \
+  helm template t "$chart" "${REQ[@]}" --set sidecar.listen=unix:///sidecar.sock
+check_fails "injection.mode=policy without the MutatingAdmissionPolicy API fails and says what to do" \
+  'injection.mode=policy needs the admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy API' \
+  helm template t "$chart" "${REQ[@]}" --set injection.mode=policy
+check_fails "cert-manager certificates without cert-manager fail and say what to do" \
+  'injection.webhook.certificate.source=cert-manager needs cert-manager' \
+  helm template t "$chart" "${REQ[@]}" --set injection.webhook.certificate.source=cert-manager
+check_fails "a ServiceMonitor without the Prometheus Operator fails and says what to do" \
+  'monitoring.serviceMonitor.enabled=true needs the Prometheus Operator' \
+  helm template t "$chart" "${REQ[@]}" --set monitoring.serviceMonitor.enabled=true
+# Values that cannot work: images without a usable reference, leases and grace periods too short.
+check_fails "an image repository with a tag in it is refused, saying where the tag goes" \
+  'controller.image.repository "registry.example/mcl-controller:latest" contains a tag or digest: set the repository alone and the rest in controller.image.tag or controller.image.digest' \
+  helm template t "$chart" "${REQ[@]}" --set controller.image.repository=registry.example/mcl-controller:latest
+check_fails "an image digest that is not sha256:<64 hex> is refused" \
+  'sidecar.image.digest "sha256:abc" is not a digest: give sha256:<64 hex digits>' \
+  helm template t "$chart" "${REQ[@]}" --set sidecar.image.digest=sha256:abc
+check_fails "an image tag with a slash is refused" 'controller.image.tag "v1/x" is not an image tag' \
+  helm template t "$chart" "${REQ[@]}" --set controller.image.tag=v1/x
+noappversion="$work/chart-without-appversion"
+cp -r "$chart" "$noappversion" && sed -i '/^appVersion:/d' "$noappversion/Chart.yaml"
+check_fails "an image without a tag or digest (and no appVersion to default to) is refused" \
+  'controller.image has neither a tag nor a digest, and the chart has no appVersion to default to: set controller.image.tag or controller.image.digest' \
+  helm template t "$noappversion" "${REQ[@]}"
+check_fails "controller.sessionTTL under 1s is refused with what to set" \
+  'controller.sessionTTL "500ms" is shorter than 1s.*Set it to 1s or more' \
+  helm template t "$chart" "${REQ[@]}" --set controller.sessionTTL=500ms
+check_fails "controller.sessionTTL over 1h is refused with what to set" \
+  'controller.sessionTTL "2h" is longer than 1h.*Set it to 1h or less' \
+  helm template t "$chart" "${REQ[@]}" --set controller.sessionTTL=2h
+check_fails "an election lease shorter than two renewal periods plus a request (under 3s) is refused" \
+  'controller.electionLeaseDuration "2s" is shorter than 3s: the active replica renews it every third of its duration' \
+  helm template t "$chart" "${REQ[@]}" --set controller.electionLeaseDuration=2s
+check_fails "a termination grace period shorter than the controller's handover is refused" \
+  'controller.terminationGracePeriodSeconds=12 is too short: a stopping controller needs up to 10.25s.*Set it to at least 16' \
+  helm template t "$chart" "${REQ[@]}" --set controller.terminationGracePeriodSeconds=12
+check_fails "an explicit shutdownTimeout counts instead of the TTL" \
+  'controller.terminationGracePeriodSeconds=30 is too short: a stopping controller needs up to 40.00s' \
+  helm template t "$chart" "${REQ[@]}" --set controller.shutdownTimeout=40s
+check_fails "a sidecar lease under 2s is refused" 'sidecar.leaseDuration "1s"' \
+  helm template t "$chart" "${REQ[@]}" --set sidecar.leaseDuration=1s
+check_fails "a socket mode that is not octal is refused" 'sidecar.socketMode "rw" is not an octal mode' \
+  helm template t "$chart" "${REQ[@]}" --set sidecar.socketMode=rw
 check_fails "values.schema.json: a misspelt value is refused (clustername)" \
   'Additional property clustername is not allowed' \
   helm template t "$chart" "${REQ[@]}" --set clustername=c1
@@ -127,24 +169,43 @@ check_fails "a sidecar.serviceAccounts entry without a namespace is refused" \
   helm template t "$chart" "${REQ[@]}" --set 'sidecar.serviceAccounts[0].name=app'
 
 if d="$(render "${REQ[@]}")" && [[ -n "$d" ]]; then ok "renders with only the required values"; else not_ok "renders with only the required values" "$d"; d="[]"; fi
-check_jq "default render: exactly the expected objects (no injection policy by default)" "$d" \
+check_jq "default render: exactly the expected objects (webhook injection, uninstall hook, no policy, no monitoring)" "$d" \
   '[.[] | "\(.kind)/\(.metadata.name)"] | sort == ["ClusterRole/t-mcl-controller","ClusterRole/t-mcl-sidecar",
-    "ClusterRoleBinding/t-mcl-controller","Deployment/t-mcl-controller","PodDisruptionBudget/t-mcl-controller",
-    "Role/t-mcl-controller-leases","Role/t-mcl-sidecar-heartbeat","RoleBinding/t-mcl-controller-leases",
-    "Service/t-mcl-controller-metrics","ServiceAccount/t-mcl-controller"]'
+    "ClusterRole/t-mcl-uninstall","ClusterRoleBinding/t-mcl-controller","ClusterRoleBinding/t-mcl-uninstall",
+    "ConfigMap/t-mcl-injector","Deployment/t-mcl-controller","Deployment/t-mcl-injector","Job/t-mcl-uninstall",
+    "MutatingWebhookConfiguration/t-mcl-sidecar-injection","PodDisruptionBudget/t-mcl-controller",
+    "PodDisruptionBudget/t-mcl-injector","Role/t-mcl-controller-leases","Role/t-mcl-sidecar-heartbeat",
+    "Role/t-mcl-uninstall","RoleBinding/t-mcl-controller-leases","RoleBinding/t-mcl-uninstall",
+    "Secret/t-mcl-injector-tls","Service/t-mcl-controller-metrics","Service/t-mcl-injector",
+    "ServiceAccount/t-mcl-controller","ServiceAccount/t-mcl-injector","ServiceAccount/t-mcl-uninstall"]'
 
 check_jq "release name mcl: the sidecar ClusterRole users bind is named mcl-sidecar" \
   "$(helm template mcl "$chart" "${REQ[@]}" | yaml2json)" \
-  '[.[] | select(.kind == "ClusterRole") | .metadata.name] | sort == ["mcl-controller", "mcl-sidecar"]'
+  '[.[] | select(.kind == "ClusterRole") | .metadata.name] | sort == ["mcl-controller", "mcl-sidecar", "mcl-uninstall"]'
 dep="$(obj "$d" Deployment t-mcl-controller)"
-check_jq "controller: 2 replicas, rolling update keeps a standby (maxUnavailable 0)" "$dep" \
-  '.spec.replicas == 2 and .spec.strategy.rollingUpdate.maxUnavailable == 0'
+check_jq "controller: 2 replicas, rolling update keeps a standby (maxSurge 1, maxUnavailable 0)" "$dep" \
+  '.spec.replicas == 2 and .spec.strategy.rollingUpdate.maxUnavailable == 0 and .spec.strategy.rollingUpdate.maxSurge == 1'
 check_jq "controller pod: runAsNonRoot, numeric non-root user, seccomp RuntimeDefault" "$dep" \
   '.spec.template.spec.securityContext | .runAsNonRoot == true and .runAsUser > 0 and .seccompProfile.type == "RuntimeDefault"'
 check_jq "controller container: read-only root fs, no privilege escalation, drops ALL capabilities" "$dep" \
   '.spec.template.spec.containers[0].securityContext | .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"] and .seccompProfile.type == "RuntimeDefault"'
 check_jq "controller container: resource requests and limits" "$dep" \
   '.spec.template.spec.containers[0].resources | (.requests.cpu and .requests.memory and .limits.cpu and .limits.memory) != null'
+check_jq "controller: image is repository:appVersion; the etcd-credentials checksum annotation is there" "$dep" \
+  '.spec.template.spec.containers[0].image == "mcl-controller:0.1.0" and .spec.template.metadata.annotations["checksum/etcd-credentials"] == "none"'
+dd="$(render "${REQ[@]}" --set controller.image.repository=registry.example/mcl/mcl-controller \
+  --set controller.image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef \
+  --set sidecar.image.tag=1.2.3 --set sidecar.image.digest=sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210)"
+check_jq "images by tag and digest: controller, injector and hook use repo:tag@digest; the injected sidecar too" "$dd" \
+  '([.[] | select(.kind == "Deployment" or .kind == "Job") | .spec.template.spec.containers[0].image] | unique ==
+     ["registry.example/mcl/mcl-controller:0.1.0@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"])
+   and ((.[] | select(.kind == "ConfigMap") | .data["config.json"] | fromjson | .sidecar.image) ==
+     "mcl-sidecar:1.2.3@sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210")'
+check_jq "controller args: election lease, shutdown timeout and the metrics host when set" \
+  "$(render "${REQ[@]}" --set controller.electionLeaseDuration=6s --set controller.shutdownTimeout=12s --set 'controller.metricsHost=[::]' |
+     jq -c '.[] | select(.kind == "Deployment" and .metadata.name == "t-mcl-controller")')" \
+  '.spec.template.spec.containers[0].args as $a | ["--election-lease-duration=6s", "--shutdown-timeout=12s",
+    "--metrics-address=[::]:8080"] - $a == []'
 check_jq "controller container: liveness on /healthz, readiness on /readyz (metrics port)" "$dep" \
   '.spec.template.spec.containers[0] | .livenessProbe.httpGet.path == "/healthz" and .readinessProbe.httpGet.path == "/readyz"
    and .livenessProbe.httpGet.port == "http-metrics" and (.ports[0] | .name == "http-metrics" and .containerPort == 8080)'
@@ -160,14 +221,15 @@ check_jq "controller: etcd TLS secret (default name) mounted read-only; no auth 
    and ($s.containers[0].volumeMounts | any(.name == "etcd-tls" and .readOnly == true))
    and ($s.containers[0].args | any(startswith("--etcd-password-file") or startswith("--etcd-username")) | not)'
 
-da="$(render "${REQ[@]}" --set etcd.auth.secretName=etcd-auth | jq -c '.[] | select(.kind == "Deployment")')"
+controller_of() { jq -c '.[] | select(.kind == "Deployment" and .metadata.name == "t-mcl-controller")'; }
+da="$(render "${REQ[@]}" --set etcd.auth.secretName=etcd-auth | controller_of)"
 check_jq "etcd auth: username from the secret by env, password as a mounted file only" "$da" \
   '.spec.template.spec as $s | ($s.containers[0].args | index("--etcd-username=$(MCL_ETCD_USERNAME)") != null
      and index("--etcd-password-file=/etc/mcl/etcd-auth/password") != null)
    and ($s.containers[0].env | any(.name == "MCL_ETCD_USERNAME" and .valueFrom.secretKeyRef.name == "etcd-auth"))
    and ($s.volumes | any(.name == "etcd-auth" and .secret.items == [{"key": "password", "path": "password"}]))'
 
-dp="$(render --set clusterName=c0 --set 'etcd.endpoints={http://127.0.0.1:2379}' --set etcd.tls.enabled=false | jq -c '.[] | select(.kind == "Deployment")')"
+dp="$(render --set clusterName=c0 --set 'etcd.endpoints={http://127.0.0.1:2379}' --set etcd.tls.enabled=false | controller_of)"
 check_jq "etcd.tls.enabled=false (explicit) allows http:// and mounts no TLS secret" "$dp" \
   '.spec.template.spec | (.volumes | any(.name == "etcd-tls") | not) and (.containers[0].args | any(startswith("--etcd-ca")) | not)'
 
@@ -197,24 +259,24 @@ check "controller rules match testbed/rbac.yaml mcl-controller (Leases: same ver
   rules_match "$(obj "$d" ClusterRole t-mcl-controller)" mcl-controller "[$(obj "$d" Role t-mcl-controller-leases)]"
 check "sidecar rules match testbed/rbac.yaml mcl-sidecar (Leases: same verbs, narrowed by name)" \
   rules_match "$(obj "$d" ClusterRole t-mcl-sidecar)" mcl-sidecar "[$(obj "$d" Role t-mcl-sidecar-heartbeat)]"
-check_jq "PodDisruptionBudget: at most one controller pod evicted at a time" "$(obj "$d" PodDisruptionBudget t-mcl-controller)" \
-  '.spec.maxUnavailable == 1 and .spec.selector.matchLabels["app.kubernetes.io/component"] == "controller"'
+check_jq "PodDisruptionBudget: at most one controller pod evicted at a time; unready ones always evictable" "$(obj "$d" PodDisruptionBudget t-mcl-controller)" \
+  '.spec.maxUnavailable == 1 and .spec.unhealthyPodEvictionPolicy == "AlwaysAllow" and .spec.selector.matchLabels["app.kubernetes.io/component"] == "controller"'
 check_jq "metrics Service targets the controller's metrics port" "$(obj "$d" Service t-mcl-controller-metrics)" \
   '.spec.ports == [{"name":"http-metrics","port":8080,"targetPort":"http-metrics","protocol":"TCP"}]
    and .spec.selector["app.kubernetes.io/component"] == "controller"'
-check_jq "one replica: no PodDisruptionBudget (it would block drains)" "$(render "${REQ[@]}" --set controller.replicas=1)" \
-  '[.[] | select(.kind == "PodDisruptionBudget")] == []'
+check_jq "one controller replica: no controller PodDisruptionBudget (it would block drains)" "$(render "${REQ[@]}" --set controller.replicas=1)" \
+  '[.[] | select(.kind == "PodDisruptionBudget") | .metadata.name] == ["t-mcl-injector"]'
 
 dw="$(render "${REQ[@]}" --set 'controller.watchNamespaces={team-a}')"
 check_jq "watchNamespaces with one namespace: controller bound only there, no ClusterRoleBinding" "$dw" \
-  '([.[] | select(.kind == "ClusterRoleBinding")] == []) and
+  '([.[] | select(.kind == "ClusterRoleBinding" and .roleRef.name == "t-mcl-controller")] == []) and
    ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-controller") | .metadata.namespace] == ["team-a"]) and
-   ((.[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a") != null)'
+   ((.[] | select(.kind == "Deployment" and .metadata.name == "t-mcl-controller") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a") != null)'
 dw="$(render "${REQ[@]}" --set 'controller.watchNamespaces={team-a,team-b}')"
 check_jq "watchNamespaces with several: cluster-wide binding (the controller watches all and filters)" "$dw" \
-  '([.[] | select(.kind == "ClusterRoleBinding") | .roleRef.name] == ["t-mcl-controller"]) and
+  '([.[] | select(.kind == "ClusterRoleBinding" and .roleRef.name != "t-mcl-uninstall") | .roleRef.name] == ["t-mcl-controller"]) and
    ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-controller")] == []) and
-   ((.[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a,team-b") != null)'
+   ((.[] | select(.kind == "Deployment" and .metadata.name == "t-mcl-controller") | .spec.template.spec.containers[0].args) | index("--watch-namespaces=team-a,team-b") != null)'
 
 ds="$(render "${REQ[@]}" --set 'sidecar.serviceAccounts[0].namespace=apps,sidecar.serviceAccounts[0].name=app' \
   --set 'sidecar.serviceAccounts[1].namespace=web,sidecar.serviceAccounts[1].name=front')"
@@ -224,22 +286,116 @@ check_jq "sidecar.serviceAccounts: a RoleBinding in each SA's namespace + heartb
    ([.[] | select(.kind == "RoleBinding" and .roleRef.name == "t-mcl-sidecar-heartbeat") | .metadata.namespace] == ["mcl-system"]) and
    ([.[] | select(.kind == "ClusterRoleBinding" and .roleRef.name == "t-mcl-sidecar")] == [])'
 
-di="$(render "${REQ[@]}" --set injection.enabled=true "${MAP_API[@]}")"
-check_jq "injection.enabled: MutatingAdmissionPolicy v1beta1 + binding + annotation ValidatingAdmissionPolicy" "$di" \
+# --- injection, webhook mode (the default) ---
+wh="$(obj "$d" MutatingWebhookConfiguration t-mcl-sidecar-injection)"
+check_jq "webhook: Pod CREATE only, opt-in by one Pod label, release and system namespaces excluded" "$wh" \
+  '.webhooks[0] | .rules == [{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE"],"resources":["pods"],"scope":"Namespaced"}]
+   and .objectSelector == {"matchLabels": {"mcl.dev/inject": "true"}}
+   and .namespaceSelector.matchExpressions == [
+     {"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["kube-system","kube-node-lease"]},
+     {"key":"kubernetes.io/metadata.name","operator":"NotIn","values":["mcl-system"]}]'
+check_jq "webhook: failurePolicy Fail, no side effects, v1 reviews, 5 s timeout, reinvoked after other webhooks" "$wh" \
+  '.webhooks[0] | .failurePolicy == "Fail" and .sideEffects == "None" and .admissionReviewVersions == ["v1"]
+   and .timeoutSeconds == 5 and .reinvocationPolicy == "IfNeeded"'
+check_jq "webhook: calls the injector Service's /mutate, trusting the CA of the generated Secret" \
+  "$(jq -c --argjson s "$(obj "$d" Secret t-mcl-injector-tls)" '[., $s]' <<<"$wh")" \
+  '.[0].webhooks[0].clientConfig as $c | .[1] as $s | $c.service == {"name":"t-mcl-injector","namespace":"mcl-system","path":"/mutate","port":443}
+   and $c.caBundle == $s.data["ca.crt"] and ($s.data["tls.crt"] | length > 100) and ($s.data["tls.key"] | length > 100)'
+certcheck() {  # the serving certificate is for the Service's DNS names and signed by the CA
+  jq -r '.data["ca.crt"]' <<<"$(obj "$d" Secret t-mcl-injector-tls)" | base64 -d >"$work/ca.crt" &&
+    jq -r '.data["tls.crt"]' <<<"$(obj "$d" Secret t-mcl-injector-tls)" | base64 -d >"$work/tls.crt" &&
+    openssl verify -CAfile "$work/ca.crt" "$work/tls.crt" &&
+    openssl x509 -in "$work/tls.crt" -noout -ext subjectAltName | grep -q 'DNS:t-mcl-injector.mcl-system.svc'
+}
+check "webhook: the generated certificate names t-mcl-injector.mcl-system.svc and chains to the CA" certcheck
+inj="$(obj "$d" Deployment t-mcl-injector)"
+check_jq "injector: the controller image's mcl-injector, no service-account token, non-root, read-only" "$inj" \
+  '.spec.replicas == 2 and .spec.template.spec.automountServiceAccountToken == false
+   and (.spec.template.spec.containers[0] | .image == "mcl-controller:0.1.0" and .command == ["/usr/bin/mcl-injector"]
+     and .securityContext.readOnlyRootFilesystem == true and .securityContext.runAsNonRoot == true
+     and .readinessProbe.httpGet.scheme == "HTTPS")
+   and (.spec.template.metadata.annotations["checksum/config"] | length == 16)'
+cfg="$(obj "$d" ConfigMap t-mcl-injector | jq -c '.data["config.json"] | fromjson')"
+check_jq "injector config: the sidecar on the unix socket, its token and socket volumes, the address and mount for apps" "$cfg" \
+  '.address == "unix:///var/run/mcl/sidecar.sock" and .appVolumeMount == {"name":"mcl-sidecar-socket","mountPath":"/var/run/mcl"}
+   and [.volumes[].name] == ["mcl-sidecar-kube-api-access","mcl-sidecar-socket"] and .volumes[1].emptyDir.medium == "Memory"
+   and (.sidecar | .name == "mcl-sidecar" and .restartPolicy == "Always"
+     and (.args | index("--listen=unix:///var/run/mcl/sidecar.sock") != null and index("--socket-mode=0666") != null)
+     and [.volumeMounts[].mountPath] == ["/var/run/mcl","/var/run/secrets/kubernetes.io/serviceaccount"])'
+dcm="$(render "${REQ[@]}" --set injection.webhook.certificate.source=cert-manager --api-versions cert-manager.io/v1/Certificate)"
+check_jq "cert-manager mode: a Certificate for the Service, CA injected by cert-manager, no chart-made Secret" "$dcm" \
+  '([.[] | select(.kind == "Certificate") | .metadata.name] | sort == ["t-mcl-injector", "t-mcl-injector-ca"])
+   and ([.[] | select(.kind == "Secret")] == [])
+   and (.[] | select(.kind == "MutatingWebhookConfiguration") | .metadata.annotations["cert-manager.io/inject-ca-from"] == "mcl-system/t-mcl-injector"
+        and (.webhooks[0].clientConfig.caBundle == null))'
+check_jq "injection.enabled=false: no webhook, no injector" "$(render "${REQ[@]}" --set injection.enabled=false)" \
+  '[.[] | select(.kind == "MutatingWebhookConfiguration" or (.metadata.name | test("injector")))] == []'
+check_jq "uninstall hook: a post-delete Job (mcl-uninstall) whose RBAC exists only while it runs" "$d" \
+  '[.[] | select(.metadata.name == "t-mcl-uninstall") | .metadata.annotations["helm.sh/hook"]] | length == 6 and all(. == "post-delete")'
+check_jq "uninstall hook: may only get, list and update locks, and list pods in the release namespace" "$d" \
+  '(.[] | select(.kind == "ClusterRole" and .metadata.name == "t-mcl-uninstall") | .rules) == [{"apiGroups":["mcl.dev"],"resources":["multiclusterleases"],"verbs":["get","list","update"]}]
+   and (.[] | select(.kind == "Role" and .metadata.name == "t-mcl-uninstall") | .rules) == [{"apiGroups":[""],"resources":["pods"],"verbs":["list"]}]'
+
+# --- injection, policy mode ---
+di="$(render "${REQ[@]}" --set injection.mode=policy "${MAP_API[@]}")"
+check_jq "injection.mode=policy: MutatingAdmissionPolicy v1beta1 + binding + annotation ValidatingAdmissionPolicy, no webhook" "$di" \
   '[.[] | select(.kind | test("AdmissionPolicy")) | "\(.apiVersion) \(.kind)"] | sort == [
     "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicy", "admissionregistration.k8s.io/v1 ValidatingAdmissionPolicyBinding",
     "admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicy", "admissionregistration.k8s.io/v1beta1 MutatingAdmissionPolicyBinding"]'
-check_jq "injection policy matches only Pod CREATE in labelled namespaces for labelled Pods" "$(obj "$di" MutatingAdmissionPolicy t-mcl-sidecar-injection)" \
+check_jq "injection policy matches only Pod CREATE for labelled Pods, with the webhook's namespace selector" "$(obj "$di" MutatingAdmissionPolicy t-mcl-sidecar-injection)" \
   '.spec.matchConstraints | .resourceRules == [{"apiGroups":[""],"apiVersions":["v1"],"operations":["CREATE"],"resources":["pods"]}]
-   and .namespaceSelector.matchLabels == {"mcl.dev/injection":"enabled"} and .objectSelector.matchLabels == {"mcl.dev/inject":"true"}'
+   and (.namespaceSelector.matchExpressions | length == 2) and .objectSelector.matchLabels == {"mcl.dev/inject":"true"}'
+check_jq "policy mode renders no webhook and no injector" "$di" \
+  '[.[] | select(.kind == "MutatingWebhookConfiguration" or (.metadata.name | test("injector")))] == []'
+
+# --- monitoring kit ---
+MON=(--set monitoring.serviceMonitor.enabled=true --set monitoring.podMonitor.enabled=true
+  --set monitoring.prometheusRule.enabled=true --set monitoring.grafanaDashboard.enabled=true
+  --api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PodMonitor
+  --api-versions monitoring.coreos.com/v1/PrometheusRule)
+dm="$(render "${REQ[@]}" "${MON[@]}")"
+check_jq "monitoring: ServiceMonitor for the controller's metrics port, PodMonitor for injected sidecars" "$dm" \
+  '(.[] | select(.kind == "ServiceMonitor") | .spec.endpoints[0].port == "http-metrics"
+     and .spec.selector.matchLabels["app.kubernetes.io/component"] == "controller")
+   and (.[] | select(.kind == "PodMonitor") | .spec.podMetricsEndpoints[0].port == "mcl-metrics"
+     and .spec.selector.matchLabels == {"mcl.dev/inject": "true"} and .spec.namespaceSelector.any == true)'
+check_jq "monitoring: the four alerts, and the Grafana dashboard as a labelled ConfigMap" "$dm" \
+  '([.[] | select(.kind == "PrometheusRule") | .spec.groups[0].rules[].alert] ==
+     ["MclLockWithoutLeader", "MclHeartbeatStale", "MclBackendUnreachable", "MclControllerNotActive"])
+   and (.[] | select(.kind == "ConfigMap" and .metadata.name == "t-mcl-dashboard") | .metadata.labels.grafana_dashboard == "1"
+     and (.data["mcl.json"] | fromjson | .uid == "mcl-overview" and (.panels | length > 10)))'
+# (setup.sh puts promtool in the cache; tools.env may come from a checkout that predates it)
+PROMTOOL="${MCL_PROMTOOL:-$(sed -n 's/^MCL_PROMTOOL=//p' "$CACHE_DIR/tools.env" 2>/dev/null)}"
+[[ -x "$PROMTOOL" ]] || PROMTOOL="$CACHE_DIR/tools/promtool"
+alert_tests() {  # promtool checks the rules and runs helm/test/alerts_test.yaml against them
+  mkdir -p "$work/alerts" && cp "$here/alerts_test.yaml" "$work/alerts/" &&
+    jq '.[] | select(.kind == "PrometheusRule") | .spec' <<<"$dm" >"$work/alerts/rules.yaml" &&
+    "$PROMTOOL" check rules "$work/alerts/rules.yaml" && "$PROMTOOL" test rules "$work/alerts/alerts_test.yaml"
+}
+check "monitoring: promtool accepts the rules, and each alert fires (and only) when it should (alerts_test.yaml)" alert_tests
 
 # The named template, as a user's chart uses it (a copy of _sidecar.tpl in their templates/).
 app="$work/app-chart"
 cp -r "$here/fixtures/app-chart" "$app" && cp "$chart/templates/_sidecar.tpl" "$app/templates/"
 appv="$(helm template a "$app" | yaml2json)"
 sc="$(jq -c '.[0].spec.template.spec.initContainers[0]' <<<"${appv:-[]}")"
-check_jq "mcl.sidecarContainer: a native sidecar (initContainer, restartPolicy Always) on loopback" "$sc" \
-  '.name == "mcl-sidecar" and .restartPolicy == "Always" and .args[0] == "--listen=127.0.0.1:7400"'
+check_jq "mcl.sidecarContainer: a native sidecar (initContainer, restartPolicy Always) on a unix socket in a volume" "$sc" \
+  '.name == "mcl-sidecar" and .restartPolicy == "Always" and .args[0:2] == ["--listen=unix:///var/run/mcl/sidecar.sock", "--socket-mode=0666"]
+   and .volumeMounts == [{"name": "mcl-sidecar-socket", "mountPath": "/var/run/mcl"}]'
+check_jq "mcl.sidecarVolumes / mcl.sidecarAppVolumeMounts / mcl.sidecarAddressEnv: the app shares the socket directory" \
+  "$(jq -c '.[0].spec.template.spec' <<<"${appv:-[]}")" \
+  '.volumes == [{"name": "mcl-sidecar-socket", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}]
+   and .containers[0].volumeMounts == [{"name": "mcl-sidecar-socket", "mountPath": "/var/run/mcl"}]
+   and .containers[0].env == [{"name": "MCL_SIDECAR_ADDR", "value": "unix:///var/run/mcl/sidecar.sock"}]'
+check_jq "mcl.sidecarContainer with a loopback listen address: no socket volume, no mounts" \
+  "$(helm template a "$app" --set sidecar.listen=127.0.0.1:7400 | yaml2json | jq -c '.[0].spec.template.spec')" \
+  '.volumes == null and .initContainers[0].volumeMounts == null and .containers[0].volumeMounts == null
+   and .containers[0].env == [{"name": "MCL_SIDECAR_ADDR", "value": "127.0.0.1:7400"}]'
+# The injector gets exactly the container a user's chart renders with the same settings.
+tmpl="$(helm template a "$app" --set sidecar.clusterName=c0 --set sidecar.tokenVolume=mcl-sidecar-kube-api-access |
+  yaml2json | jq -c '.[0].spec.template.spec.initContainers[0]')"
+check "the injector's sidecar is the mcl.sidecarContainer template's, byte for byte (same settings)" \
+  bash -c '[[ "$(jq -S -c .sidecar <<<"$0")" == "$(jq -S -c . <<<"$1")" ]] || { echo "injector: $(jq -S -c .sidecar <<<"$0")"; echo "template: $(jq -S -c . <<<"$1")"; exit 1; }' "$cfg" "$tmpl"
 check_jq "mcl.sidecarContainer: POD_NAME/POD_NAMESPACE/POD_UID from the downward API" "$sc" \
   '[.env[] | "\(.name)=\(.valueFrom.fieldRef.fieldPath)"] == ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace", "POD_UID=metadata.uid"]'
 check_jq "mcl.sidecarContainer: limits, non-root, read-only, no capabilities" "$sc" \
@@ -247,7 +403,7 @@ check_jq "mcl.sidecarContainer: limits, non-root, read-only, no capabilities" "$
    and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"])'
 appversion="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/Chart.yaml")"
 check_jq "mcl.sidecarContainer default image tag is the chart's appVersion ($appversion)" "$sc" ".image == \"mcl-sidecar:$appversion\""
-check_fails "mcl.sidecarContainer refuses a non-loopback listen address" 'must listen on loopback only' \
+check_fails "mcl.sidecarContainer refuses a non-loopback listen address" 'is refused: .*or on loopback only' \
   helm template a "$app" --set sidecar.listen=10.0.0.1:7400
 
 # === live: a real kube-apiserver =================================================================
@@ -290,10 +446,13 @@ prepare() {
 }
 check "namespaces, ServiceAccounts and the etcd secrets exist before the install" prepare
 
-check "helm install into the test bed (injection on)" helm install "$REL" "$chart" --namespace "$NS" \
+# Policy mode here; webhook mode below, with mcl-injector run on this machine (no kubelet runs the
+# injector's pods here; testbed/kubelet/kubelet_test.sh runs the chart's own). No uninstall hook:
+# its Job would never run (mcl-uninstall is checked below too).
+check "helm install into the test bed (policy injection)" helm install "$REL" "$chart" --namespace "$NS" \
   --wait=false --timeout 90s \
   --set clusterName="$CLUSTER" --set 'etcd.endpoints={https://127.0.0.1:2379}' --set etcd.auth.secretName=etcd-auth \
-  --set injection.enabled=true \
+  --set injection.mode=policy --set uninstallHook.enabled=false \
   --set 'sidecar.serviceAccounts[0].namespace=apps,sidecar.serviceAccounts[0].name=app-sa' \
   --set 'sidecar.serviceAccounts[1].namespace=inject,sidecar.serviceAccounts[1].name=app-sa'
 check_jq "NOTES.txt warns when etcd TLS is off (helm install --dry-run)" \
@@ -307,9 +466,15 @@ variant() {
     kubectl apply --dry-run=server -f - >/dev/null
 }
 check "variant accepted: injection with metricsPort=0 (no probes), leaseDuration=30, extraArgs, Ignore" \
-  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set injection.enabled=true --set sidecar.metricsPort=0 \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set injection.mode=policy --set sidecar.metricsPort=0 \
   --set sidecar.leaseDuration=30 --set 'sidecar.extraArgs={--request-timeout=3s}' --set injection.failurePolicy=Ignore \
   --set injection.validateAnnotations=false --set 'sidecar.listen=[::1]:7400'
+check "variant accepted: policy injection on the default unix socket (the CEL with the socket volume compiles)" \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set injection.mode=policy
+check "variant accepted: webhook injection with Ignore, a 10 s timeout, one injector replica, digests" \
+  variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set injection.failurePolicy=Ignore --set injection.timeoutSeconds=10 \
+  --set injection.webhook.replicas=1 \
+  --set controller.image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
 check "variant accepted: watchNamespaces, etcd auth, heartbeat readable namespace-wide, serviceAccounts" \
   variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set 'controller.watchNamespaces={apps,other}' \
   --set etcd.auth.secretName=etcd-auth --set sidecar.rbac.heartbeatByName=false \
@@ -320,6 +485,16 @@ check "variant accepted: plaintext etcd, 1 replica, no Service, existing Service
 check "variant accepted: TLS with the system trust store and no client certificate" \
   variant --set 'etcd.endpoints={https://127.0.0.1:2379}' --set etcd.tls.caKey= --set etcd.tls.certKey=
 check_jq "the release is deployed" "$(helm status "$REL" -n "$NS" -o json 2>&1 || echo '{}')" '.info.status == "deployed"'
+# Rotating the etcd credentials rolls the controller at the next upgrade (checksum of the Secrets).
+etcd_sum() { kubectl -n "$NS" get deployment "$REL-controller" -o jsonpath='{.spec.template.metadata.annotations.checksum/etcd-credentials}'; }
+sum1="$(etcd_sum)"
+rotate() {
+  kubectl -n "$NS" create secret generic "$REL-etcd-tls" --from-literal=ca.crt=x --from-literal=tls.crt=rotated \
+    --from-literal=tls.key=x --dry-run=client -o yaml | kubectl apply -f - >/dev/null &&
+    helm upgrade "$REL" "$chart" --namespace "$NS" --reuse-values --wait=false --timeout 90s >/dev/null &&
+    [[ -n "$sum1" && "$sum1" != none && "$(etcd_sum)" != "$sum1" ]] || { echo "before: $sum1, after: $(etcd_sum)"; return 1; }
+}
+check "a rotated etcd TLS Secret changes the controller's pod template at the next helm upgrade (checksum/etcd-credentials)" rotate
 check "the chart's CRD is installed and established" kubectl wait --for condition=established --timeout=60s crd/multiclusterleases.mcl.dev
 check_jq "the controller Deployment is stored (2 replicas, its ServiceAccount)" \
   "$(kubectl -n "$NS" get deployment "$REL-controller" -o json 2>&1 || echo '{}')" \
@@ -385,7 +560,8 @@ check_jq "controller SA writes /status (real request)" \
 controller_bin="${MCL_CONTROLLER_BIN:-}"
 build_controller() {
   [[ -n "$controller_bin" ]] && return 0
-  (cd "$repo" && timeout 1800 bazel build //controller:mcl-controller) >"$work/bazel-build.log" 2>&1 || return 1
+  (cd "$repo" && timeout 1800 bazel build //controller:mcl-controller //controller/injector:mcl-injector \
+    //controller/injector:mcl-uninstall) >"$work/bazel-build.log" 2>&1 || return 1
   controller_bin="$repo/bazel-bin/controller/mcl-controller"
   [[ -x "$controller_bin" ]]
 }
@@ -453,60 +629,71 @@ injected_dry_run() {  # true once the policy is active: a server-side dry run sh
 }
 check "the injection policy takes effect (server-side dry run, within 30 s)" poll 30 injected_dry_run
 
-# A Pod with its own init container, volume and env, and a container that sets the address itself.
-p="$(pod_json inject injected '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"15s"}' \
-  '{"initContainers": [{"name": "migrate", "image": "example.invalid/migrate:1"}],
-    "volumes": [{"name": "data", "emptyDir": {}}],
-    "containers": [{"name": "app", "image": "example.invalid/app:1", "env": [{"name": "FOO", "value": "bar"}]},
-                   {"name": "tool", "image": "example.invalid/tool:1", "env": [{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}]}]}' |
-  kubectl create -o json -f - 2>&1 || echo '{}')"
-check_jq "labelled Pod: sidecar is the first initContainer, a native sidecar (restartPolicy Always)" "$p" \
-  '[.spec.initContainers[].name] == ["mcl-sidecar", "migrate"] and .spec.initContainers[0].restartPolicy == "Always"'
-check_jq "labelled Pod: sidecar listens on loopback only (--listen=127.0.0.1:7400)" "$p" \
-  '.spec.initContainers[0].args | index("--listen=127.0.0.1:7400") != null and (map(select(startswith("--listen="))) | length == 1)'
-check_jq "labelled Pod: POD_NAME, POD_NAMESPACE, POD_UID from the downward API" "$p" \
-  '[.spec.initContainers[0].env[] | "\(.name)=\(.valueFrom.fieldRef.fieldPath)"] == ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace", "POD_UID=metadata.uid"]'
-check_jq "labelled Pod: annotation mcl.dev/lease-duration=15s becomes --lease-duration=15s" "$p" \
-  '.spec.initContainers[0].args | index("--lease-duration=15s") != null'
-check_jq "labelled Pod: the sidecar is told the cluster name (--cluster-name=$CLUSTER)" "$p" \
-  ".spec.initContainers[0].args | index(\"--cluster-name=$CLUSTER\") != null"
-check_jq "labelled Pod: sidecar resource limits and restricted security context" "$p" \
-  '.spec.initContainers[0] | .resources.limits == {"cpu": "200m", "memory": "64Mi"} and (.securityContext | .runAsNonRoot == true
-   and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"] and .seccompProfile.type == "RuntimeDefault")'
-check_jq "labelled Pod: sidecar gets its own projected service-account token" "$p" \
-  '(.spec.volumes | any(.name == "mcl-sidecar-kube-api-access" and (.projected.sources | any(.serviceAccountToken.path == "token"))))
-   and (.spec.initContainers[0].volumeMounts == [{"name": "mcl-sidecar-kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}])'
-check_jq "labelled Pod: app containers get MCL_SIDECAR_ADDR=127.0.0.1:7400 unless they set it" "$p" \
-  '[.spec.containers[] | {(.name): .env}] == [{"app": [{"name": "FOO", "value": "bar"}, {"name": "MCL_SIDECAR_ADDR", "value": "127.0.0.1:7400"}]},
-    {"tool": [{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}]}]'
-check_jq "labelled Pod: its own volumes are kept, the token volume is added after them" "$p" \
-  '[.spec.volumes[].name] == ["data", "mcl-sidecar-kube-api-access"]'
+# The same Pods through either injection path (MODE: "policy" or "webhook"); names get the suffix.
+injection_checks() {
+  local m="$1" x="-$1"
+  # A Pod with its own init container, volume and env, and a container that sets the address itself.
+  local p
+  p="$(pod_json inject "injected$x" '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"15s"}' \
+    '{"initContainers": [{"name": "migrate", "image": "example.invalid/migrate:1"}],
+      "volumes": [{"name": "data", "emptyDir": {}}],
+      "containers": [{"name": "app", "image": "example.invalid/app:1", "env": [{"name": "FOO", "value": "bar"}]},
+                     {"name": "tool", "image": "example.invalid/tool:1", "env": [{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}]}]}' |
+    kubectl create -o json -f - 2>&1 || echo '{}')"
+  check_jq "$m: labelled Pod: sidecar is the first initContainer, a native sidecar (restartPolicy Always)" "$p" \
+    '[.spec.initContainers[].name] == ["mcl-sidecar", "migrate"] and .spec.initContainers[0].restartPolicy == "Always"'
+  check_jq "$m: labelled Pod: sidecar serves on the unix socket in its volume only" "$p" \
+    '.spec.initContainers[0].args | index("--listen=unix:///var/run/mcl/sidecar.sock") != null and (map(select(startswith("--listen="))) | length == 1)'
+  check_jq "$m: labelled Pod: POD_NAME, POD_NAMESPACE, POD_UID from the downward API" "$p" \
+    '[.spec.initContainers[0].env[] | "\(.name)=\(.valueFrom.fieldRef.fieldPath)"] == ["POD_NAME=metadata.name", "POD_NAMESPACE=metadata.namespace", "POD_UID=metadata.uid"]'
+  check_jq "$m: labelled Pod: annotation mcl.dev/lease-duration=15s becomes --lease-duration=15s" "$p" \
+    '.spec.initContainers[0].args | index("--lease-duration=15s") != null'
+  check_jq "$m: labelled Pod: the sidecar is told the cluster name (--cluster-name=$CLUSTER)" "$p" \
+    ".spec.initContainers[0].args | index(\"--cluster-name=$CLUSTER\") != null"
+  check_jq "$m: labelled Pod: sidecar resource limits and restricted security context" "$p" \
+    '.spec.initContainers[0] | .resources.limits == {"cpu": "200m", "memory": "64Mi"} and (.securityContext | .runAsNonRoot == true
+     and .readOnlyRootFilesystem == true and .allowPrivilegeEscalation == false and .capabilities.drop == ["ALL"] and .seccompProfile.type == "RuntimeDefault")'
+  check_jq "$m: labelled Pod: sidecar gets its own projected service-account token and the socket directory" "$p" \
+    '(.spec.volumes | any(.name == "mcl-sidecar-kube-api-access" and (.projected.sources | any(.serviceAccountToken.path == "token"))))
+     and (.spec.initContainers[0].volumeMounts == [{"name": "mcl-sidecar-socket", "mountPath": "/var/run/mcl"},
+       {"name": "mcl-sidecar-kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}])'
+  check_jq "$m: labelled Pod: app containers get MCL_SIDECAR_ADDR (unless they set it) and the socket directory" "$p" \
+    '[.spec.containers[] | {(.name): [.env, .volumeMounts]}] == [
+      {"app": [[{"name": "FOO", "value": "bar"}, {"name": "MCL_SIDECAR_ADDR", "value": "unix:///var/run/mcl/sidecar.sock"}],
+               [{"name": "mcl-sidecar-socket", "mountPath": "/var/run/mcl"}]]},
+      {"tool": [[{"name": "MCL_SIDECAR_ADDR", "value": "[::1]:9000"}], [{"name": "mcl-sidecar-socket", "mountPath": "/var/run/mcl"}]]}]'
+  check_jq "$m: labelled Pod: its own volumes are kept, the token and socket volumes are added after them" "$p" \
+    '[.spec.volumes[].name] == ["data", "mcl-sidecar-kube-api-access", "mcl-sidecar-socket"]'
 
-u="$(pod_json inject unlabelled '{}' '{}' | kubectl create -o json -f - 2>&1 || echo '{"spec":{"initContainers":"error"}}')"
-check_jq "unlabelled Pod in an injection namespace is untouched" "$u" \
-  '.metadata.name == "unlabelled" and .spec.initContainers == null and .spec.volumes == null and .spec.containers[0].env == null'
-o="$(pod_json apps not-opted-in '{"mcl.dev/inject":"true"}' '{}' | kubectl create -o json -f - 2>&1 || echo '{"spec":{"initContainers":"error"}}')"
-check_jq "labelled Pod in a namespace without the injection label is untouched" "$o" \
-  '.metadata.name == "not-opted-in" and .spec.initContainers == null and .spec.containers[0].env == null'
-pod_json inject bad-annotation '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"soon"}' >"$work/bad-annotation.json"
-check_fails "a malformed mcl.dev/lease-duration annotation is rejected with a clear message" \
-  'annotation mcl.dev/lease-duration=soon is not a lease duration from 2s to 3600s' kubectl create -f "$work/bad-annotation.json"
-pod_json inject long-lease '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"2h"}' >"$work/long-lease.json"
-check_fails "an out-of-range mcl.dev/lease-duration (2h > 3600s) is rejected" \
-  'annotation mcl.dev/lease-duration=2h is not a lease duration from 2s to 3600s' kubectl create -f "$work/long-lease.json"
-secs="$(pod_json inject whole-seconds '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"30"}' | kubectl create -o json -f - 2>&1 || echo '{}')"
-check_jq "mcl.dev/lease-duration in whole seconds (30) is accepted and passed on" "$secs" \
-  '.spec.initContainers[0].args | index("--lease-duration=30") != null'
-own="$(pod_json inject has-own '{"mcl.dev/inject":"true"}' '{}' \
-  '{"initContainers":[{"name":"mcl-sidecar","image":"example.invalid/mcl-sidecar:custom","restartPolicy":"Always"}]}' |
-  kubectl create -o json -f - 2>&1 || echo '{}')"
-check_jq "a Pod that already has an mcl-sidecar container is not injected twice" "$own" \
-  '[.spec.initContainers[].name] == ["mcl-sidecar"] and .spec.initContainers[0].image == "example.invalid/mcl-sidecar:custom" and .spec.volumes == null'
+  local u o own secs
+  u="$(pod_json inject "unlabelled$x" '{}' '{}' | kubectl create -o json -f - 2>&1 || echo '{"spec":{"initContainers":"error"}}')"
+  check_jq "$m: an unlabelled Pod is untouched" "$u" \
+    '.spec.initContainers == null and .spec.volumes == null and .spec.containers[0].env == null'
+  o="$(pod_json "$NS" "not-opted-in$x" '{"mcl.dev/inject":"true"}' '{}' '{"serviceAccountName": "default"}' |
+    kubectl create -o json -f - 2>&1 || echo '{"spec":{"initContainers":"error"}}')"
+  check_jq "$m: a labelled Pod in the release namespace is untouched (excluded)" "$o" \
+    '.metadata.name != null and .spec.initContainers == null and .spec.containers[0].env == null'
+  pod_json inject "bad-annotation$x" '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"soon"}' >"$work/bad-annotation.json"
+  check_fails "$m: a malformed mcl.dev/lease-duration annotation is rejected with a clear message" \
+    'annotation mcl.dev/lease-duration=soon is not a lease duration.* 2s to 3600s' kubectl create -f "$work/bad-annotation.json"
+  pod_json inject "long-lease$x" '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"2h"}' >"$work/long-lease.json"
+  check_fails "$m: an out-of-range mcl.dev/lease-duration (2h > 3600s) is rejected" \
+    'annotation mcl.dev/lease-duration=2h is (not a lease duration|outside the lease durations).* 2s to 3600s' kubectl create -f "$work/long-lease.json"
+  secs="$(pod_json inject "whole-seconds$x" '{"mcl.dev/inject":"true"}' '{"mcl.dev/lease-duration":"30"}' | kubectl create -o json -f - 2>&1 || echo '{}')"
+  check_jq "$m: mcl.dev/lease-duration in whole seconds (30) is accepted and passed on" "$secs" \
+    '.spec.initContainers[0].args | index("--lease-duration=30") != null'
+  own="$(pod_json inject "has-own$x" '{"mcl.dev/inject":"true"}' '{}' \
+    '{"initContainers":[{"name":"mcl-sidecar","image":"example.invalid/mcl-sidecar:custom","restartPolicy":"Always"}]}' |
+    kubectl create -o json -f - 2>&1 || echo '{}')"
+  check_jq "$m: a Pod that already has an mcl-sidecar container is not injected twice" "$own" \
+    '[.spec.initContainers[].name] == ["mcl-sidecar"] and .spec.initContainers[0].image == "example.invalid/mcl-sidecar:custom" and .spec.volumes == null'
+}
+injection_checks policy
 
 # The named template and the policy add the same container.
 check "app chart with mcl.sidecarContainer installs (helm install)" helm install app "$app" --namespace apps --wait=false --timeout 60s \
   --set sidecar.clusterName="$CLUSTER"
-dflt="$(pod_json inject defaults '{"mcl.dev/inject":"true"}' '{}' | kubectl create -o json -f - 2>&1 || echo '{}')"
+dflt="$(pod_json inject defaults-policy '{"mcl.dev/inject":"true"}' '{}' | kubectl create -o json -f - 2>&1 || echo '{}')"
 tmpl="$(kubectl -n apps get deployment app -o json 2>&1 || echo '{}')"
 same() { jq -c '.spec.initContainers[0] // .spec.template.spec.initContainers[0] | del(.volumeMounts)'; }
 if [[ "$(same <<<"$dflt")" == "$(same <<<"$tmpl")" && "$(same <<<"$dflt")" != "null" ]]; then
@@ -545,6 +732,66 @@ check "after uninstall labelled Pods are no longer injected (within 30 s)" poll 
 check_jq "the CRD and the locks survive uninstall (Helm never deletes crds/)" \
   "$(kubectl -n apps get multiclusterlease lock-a -o json 2>&1 || echo '{}')" '.spec.holderIdentity == "pod-a_uid"'
 check "helm uninstall of the app chart" helm uninstall app --namespace apps --wait --timeout 60s
+
+# --- webhook injection through the real apiserver, with mcl-injector run on this machine ---------
+# The chart's own webhook configuration and injector config, with the Service reference replaced by
+# the loopback URL of an mcl-injector started here (testbed/kubelet/kubelet_test.sh runs the chart's
+# injector pods behind their Service).
+injector_pid=""
+stop_injector() { [[ -n "$injector_pid" ]] && { kill -TERM "$injector_pid" 2>/dev/null; wait "$injector_pid" 2>/dev/null; injector_pid=""; }; return 0; }
+trap 'stop_injector; stop_controller; cleanup' EXIT
+start_injector() {
+  [[ -n "$controller_bin" ]] || return 1
+  local inj; inj="$(dirname "$controller_bin")/injector/mcl-injector"
+  local r; r="$(helm template "$REL" "$chart" --namespace "$NS" --set clusterName="$CLUSTER" \
+    --set 'etcd.endpoints={https://127.0.0.1:2379}' | yaml2json)" || return 1
+  jq -r '.[] | select(.kind == "ConfigMap" and .metadata.name == "'"$REL"'-injector") | .data["config.json"]' <<<"$r" >"$work/injector-config.json"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=helmtest-injector -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/injector.key" -out "$work/injector.crt" 2>/dev/null || return 1
+  local port; port="$("$repo/testbed/testbed.sh" free-port)"
+  "$inj" --listen="127.0.0.1:$port" --tls-cert="$work/injector.crt" --tls-key="$work/injector.key" \
+    --config="$work/injector-config.json" --shutdown-delay=0s >"$work/injector.log" 2>&1 &
+  injector_pid=$!
+  jq --arg url "https://127.0.0.1:$port/mutate" --arg ca "$(base64 -w0 <"$work/injector.crt")" \
+    '.[] | select(.kind == "MutatingWebhookConfiguration") | .metadata = {name: "helmtest-webhook"}
+     | .webhooks[0].clientConfig = {url: $url, caBundle: $ca}' <<<"$r" | kubectl apply -f -
+}
+# (run directly, not through `check`, whose command substitution would lose injector_pid)
+if start_injector >"$work/start-injector.log" 2>&1; then ok "mcl-injector serves the chart's webhook configuration (pointed at it on 127.0.0.1)"
+else not_ok "mcl-injector serves the chart's webhook configuration (pointed at it on 127.0.0.1)" "$(cat "$work/start-injector.log")"; fi
+injected_by_webhook() {
+  pod_json inject probe '{"mcl.dev/inject":"true"}' '{}' | kubectl create --dry-run=server -o json -f - |
+    jq -e '.spec.initContainers[0].name == "mcl-sidecar" and .metadata.annotations["mcl.dev/injected"] == "true"'
+}
+check "the webhook takes effect (server-side dry run, within 30 s)" poll 30 injected_by_webhook
+injection_checks webhook
+hn="$(pod_json inject host-network '{"mcl.dev/inject":"true"}' '{}' '{"hostNetwork": true}' | kubectl create -o json -f - 2>&1 || echo '{}')"
+check_jq "webhook: a hostNetwork Pod's sidecar has no fixed metrics port or probes (they would collide)" "$hn" \
+  '.spec.initContainers[0] | .name == "mcl-sidecar" and .ports == null and .livenessProbe == null
+   and (.args | any(startswith("--metrics-address")) | not)'
+hp="$(pod_json inject host-network-port '{"mcl.dev/inject":"true"}' '{"mcl.dev/sidecar-metrics-port":"9911"}' '{"hostNetwork": true}' |
+  kubectl create -o json -f - 2>&1 || echo '{}')"
+check_jq "webhook: mcl.dev/sidecar-metrics-port gives it a port of the Pod's choosing" "$hp" \
+  '.spec.initContainers[0] | .ports[0].containerPort == 9911 and .livenessProbe.httpGet.port == 9911
+   and (.args | index("--metrics-address=0.0.0.0:9911") != null)'
+check "remove the test's webhook configuration" kubectl delete mutatingwebhookconfiguration helmtest-webhook
+stop_injector
+
+# --- mcl-uninstall (the post-delete hook's program) ------------------------------------------------
+# lock-b carries the controller's finalizer (the real controller above added it); no controller
+# runs now. Deleting the lock's namespace would hang without the hook.
+check_jq "lock-b still carries the controller's finalizer after uninstall" \
+  "$(kubectl -n apps get multiclusterlease lock-b -o json 2>&1 || echo '{}')" '.metadata.finalizers | index("mcl.dev/release") != null'
+uninstall_tool() {
+  [[ -n "$controller_bin" ]] && timeout 60 "$(dirname "$controller_bin")/injector/mcl-uninstall" \
+    --kubeconfig="$KUBECONFIG" --timeout=30s
+}
+check "mcl-uninstall removes the finalizer from every lock" uninstall_tool
+check_jq "no lock keeps the controller's finalizer" "$(kubectl get mcl -A -o json 2>&1 || echo '{}')" \
+  '[.items[] | select((.metadata.finalizers // []) | index("mcl.dev/release"))] == []'
+# (Namespaces never finish deleting here: this test bed runs no controller-manager. The kubelet test
+# bed deletes one.)
+check "the locks delete without hanging on the finalizer" kubectl -n apps delete multiclusterlease --all --timeout=30s
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

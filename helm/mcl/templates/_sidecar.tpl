@@ -4,11 +4,17 @@ sidecar to your pods without the MutatingAdmissionPolicy (see helm/mcl/README.md
 and no other template of the mcl chart.
 --------------------------------------------------------------------------------------------- */}}
 
-{{/* The sidecar's gRPC API is for its own pod only: loopback TCP. */}}
+{{/* The sidecar's gRPC API is for its own pod only: a unix socket in a volume of the pod, or
+loopback TCP. */}}
 {{- define "mcl.validateListen" -}}
-{{- if not (regexMatch "^(127\\.0\\.0\\.1|\\[::1\\]):[0-9]{1,5}$" (toString .)) -}}
-{{- fail (printf "sidecar listen address %q is refused: the sidecar's gRPC API must listen on loopback only, 127.0.0.1:<port> or [::1]:<port>" (toString .)) -}}
+{{- if not (regexMatch "^(unix:///[^ ]*[^/ ]/[^/ ]+|(127\\.0\\.0\\.1|\\[::1\\]):[0-9]{1,5})$" (toString .)) -}}
+{{- fail (printf "sidecar listen address %q is refused: the sidecar's gRPC API must listen on a unix socket in a directory of the pod, unix:///<dir>/<file> (e.g. unix:///var/run/mcl/sidecar.sock), or on loopback only, 127.0.0.1:<port> or [::1]:<port>" (toString .)) -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The directory of a unix:/// listen address ("" for TCP). */}}
+{{- define "mcl.socketDir" -}}
+{{- if hasPrefix "unix://" (toString .) -}}{{ dir (trimPrefix "unix://" (toString .)) }}{{- end -}}
 {{- end -}}
 
 {{/* ---------------------------------------------------------------------------------------------
@@ -19,7 +25,9 @@ renders it as YAML for users' own charts, and the MutatingAdmissionPolicy render
 CEL object (mcl.toCEL), so both ways of adding the sidecar produce the same container.
 
 Config keys (all optional; each one given replaces the default whole): name, image ("repo:tag"),
-imagePullPolicy, listen, leaseDuration ("" = the sidecar's default, 15s), clusterName ("" = the
+imagePullPolicy, listen (unix:///<dir>/<file> or 127.0.0.1:<port>), socketMode (of a unix socket),
+socketVolume (name of the emptyDir that holds it), metricsHost (the metrics server's bind address,
+0.0.0.0 or [::]), leaseDuration ("" = the sidecar's default, 15s), clusterName ("" = the
 sidecar learns it from the controller's heartbeat Lease name), metricsPort (0 = no metrics
 address and no probes), extraArgs (list), resources (dict), securityContext (dict), tokenVolume (name
 of a projected service-account token volume to mount; "" = rely on the pod's automounted token), and,
@@ -29,10 +37,13 @@ for the policy only, argsCEL (a CEL list expression appended to the args).
 name: mcl-sidecar
 image: mcl-sidecar:0.1.0
 imagePullPolicy: IfNotPresent
-listen: 127.0.0.1:7400
+listen: unix:///var/run/mcl/sidecar.sock
+socketMode: "0666"
+socketVolume: mcl-sidecar-socket
 leaseDuration: ""
 clusterName: ""
 metricsPort: 7401
+metricsHost: 0.0.0.0
 extraArgs: []
 tokenVolume: ""
 resources:
@@ -55,6 +66,10 @@ securityContext:
 {{- end -}}
 {{- include "mcl.validateListen" $cfg.listen -}}
 {{- $args := list (printf "--listen=%s" $cfg.listen) -}}
+{{- $socketDir := include "mcl.socketDir" $cfg.listen -}}
+{{- if $socketDir -}}
+{{- $args = append $args (printf "--socket-mode=%s" (toString $cfg.socketMode)) -}}
+{{- end -}}
 {{- if $cfg.clusterName -}}
 {{- $args = append $args (printf "--cluster-name=%s" $cfg.clusterName) -}}
 {{- end -}}
@@ -62,7 +77,7 @@ securityContext:
 {{- $args = append $args (printf "--lease-duration=%v" $cfg.leaseDuration) -}}
 {{- end -}}
 {{- if gt (int $cfg.metricsPort) 0 -}}
-{{- $args = append $args (printf "--metrics-address=0.0.0.0:%d" (int $cfg.metricsPort)) -}}
+{{- $args = append $args (printf "--metrics-address=%s:%d" $cfg.metricsHost (int $cfg.metricsPort)) -}}
 {{- end -}}
 {{- $args = concat $args $cfg.extraArgs -}}
 {{- $env := list -}}
@@ -79,8 +94,15 @@ securityContext:
 {{- $_ := set $c "startupProbe" (dict "httpGet" $probe "periodSeconds" 1 "timeoutSeconds" 1 "failureThreshold" 30) -}}
 {{- $_ := set $c "livenessProbe" (dict "httpGet" $probe "periodSeconds" 10 "timeoutSeconds" 2 "failureThreshold" 3) -}}
 {{- end -}}
+{{- $mounts := list -}}
+{{- if $socketDir -}}
+{{- $mounts = append $mounts (dict "name" $cfg.socketVolume "mountPath" $socketDir) -}}
+{{- end -}}
 {{- if $cfg.tokenVolume -}}
-{{- $_ := set $c "volumeMounts" (list (dict "name" $cfg.tokenVolume "mountPath" "/var/run/secrets/kubernetes.io/serviceaccount" "readOnly" true)) -}}
+{{- $mounts = append $mounts (dict "name" $cfg.tokenVolume "mountPath" "/var/run/secrets/kubernetes.io/serviceaccount" "readOnly" true) -}}
+{{- end -}}
+{{- if $mounts -}}
+{{- $_ := set $c "volumeMounts" $mounts -}}
 {{- end -}}
 {{- toYaml $c -}}
 {{- end -}}
@@ -96,9 +118,30 @@ and stops after them). Argument: a config dict (see above), e.g.
 - {{ include "mcl.sidecarContainerSpec" . | nindent 2 | trim }}
 {{- end -}}
 
-{{/* The sidecar's environment for app containers: where to reach it. */}}
+{{/* The sidecar's environment for app containers: where to reach it. Argument: the same config
+dict (only "listen" matters). */}}
 {{- define "mcl.sidecarAddressEnv" -}}
 - name: MCL_SIDECAR_ADDR
-  value: {{ (default "127.0.0.1:7400" .listen) | quote }}
+  value: {{ (default "unix:///var/run/mcl/sidecar.sock" .listen) | quote }}
 {{- end -}}
 
+{{/* The pod volume that holds the sidecar's unix socket (nothing for a TCP listen address), for
+the pod's volumes. Argument: the config dict ("listen", "socketVolume"). */}}
+{{- define "mcl.sidecarVolumes" -}}
+{{- if include "mcl.socketDir" (default "unix:///var/run/mcl/sidecar.sock" .listen) -}}
+- name: {{ default "mcl-sidecar-socket" .socketVolume }}
+  emptyDir:
+    medium: Memory
+    sizeLimit: 1Mi
+{{- end -}}
+{{- end -}}
+
+{{/* The socket directory's mount for an app container (nothing for a TCP listen address).
+Argument: the config dict ("listen", "socketVolume"). */}}
+{{- define "mcl.sidecarAppVolumeMounts" -}}
+{{- $d := include "mcl.socketDir" (default "unix:///var/run/mcl/sidecar.sock" .listen) -}}
+{{- if $d -}}
+- name: {{ default "mcl-sidecar-socket" .socketVolume }}
+  mountPath: {{ $d }}
+{{- end -}}
+{{- end -}}
