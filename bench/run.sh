@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The failover benchmarks, side by side on the same machine and test bed:
-#   mcl:       graceful handoff (Resign), crash (SIGKILL of app+sidecar), whole-cluster loss; TTL 2 s
+#   mcl:       graceful handoff (Resign), crash (SIGKILL of app+sidecar), whole-cluster loss,
+#              control-plane loss (the leading cluster's apiserver stops); TTL 2 s
 #   client-go: leaderelection with a coordination.k8s.io Lease, at its defaults (15s/10s/2s) and at
 #              equal timing (2s/1.5s/0.5s), graceful (ReleaseOnCancel) and crash (stops renewing)
 # Writes bench/results/failover.jsonl, docs/img/failover.png, and prints a Markdown table.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./setup.sh
 quick=0; [[ "${1:-}" == "--quick" ]] && quick=1
-if ((quick)); then G=5 C=2 L=1 B=2 BD=1; else G=100 C=20 L=10 B=20 BD=5; fi
+if ((quick)); then G=5 C=2 L=1 P=1 B=2 BD=1; else G=100 C=20 L=10 P=10 B=20 BD=5; fi
 
 CACHE_DIR="${MCL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mcl}"
 venv="$CACHE_DIR/venv-bench"
@@ -24,10 +25,10 @@ mkdir -p bench/results docs/img
 out=bench/results/failover.jsonl
 : >"$out"
 
-echo "bench: mcl (graceful $G, crash $C, cluster-loss $L)" >&2
+echo "bench: mcl (graceful $G, crash $C, cluster-loss $L, control-plane-loss $P)" >&2
 "$bin/bench/failover_bench" --controller "$bin/controller/mcl-controller" \
   --sidecar "$bin/sidecar/mcl-sidecar" --graceful "$G" --crash "$C" --cluster-loss "$L" \
-  --ttl-seconds 2 | tee -a "$out"
+  --control-plane-loss "$P" --ttl-seconds 2 | tee -a "$out"
 
 dir=$(mktemp -d /tmp/mcl-bench-XXXXXX)
 trap 'bash testbed/testbed.sh down --dir "$dir" && rm -rf "$dir"' EXIT

@@ -5,6 +5,7 @@
 
 #include <optional>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/contract.h"
@@ -299,22 +300,26 @@ absl::Status Fleet::StartController(int cluster) {
   if (!proc.ok()) return proc.status();
   controllers_[static_cast<size_t>(cluster)] =
       std::make_unique<testbed::Subprocess>(std::move(*proc));
-  // Ready once its heartbeat Lease exists: it holds an etcd session and can
-  // grant.
-  std::string heartbeat = contract::HeartbeatLeaseName(name);
+  // Ready once it publishes the cluster's heartbeat Lease under its own
+  // identity: it is the active replica, holds an etcd session and can grant.
+  // (The Lease alone is not enough: a killed predecessor's outlives it, and a
+  // restarted controller is a new replica that waits out the old one's
+  // replica Lease first.)
+  const std::string heartbeat = contract::HeartbeatLeaseName(name);
+  const std::string identity = absl::StrCat(name, "-controller-", restarts_);
   bool ready = testbed::WaitUntil(
       [&] {
-        return testbed_
-            ->Kubectl(cluster, {"get", "lease", "-n",
-                                options_.controller_namespace, heartbeat})
-            .ok();
+        auto holder = testbed_->Kubectl(
+            cluster, {"get", "lease", "-n", options_.controller_namespace,
+                      heartbeat, "-o", "jsonpath={.spec.holderIdentity}"});
+        return holder.ok() && absl::StripAsciiWhitespace(*holder) == identity;
       },
       absl::Seconds(30));
   if (!ready) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("controller of ", name, " wrote no heartbeat Lease ",
-                     heartbeat, " within 30s; log:\n",
-                     controllers_[static_cast<size_t>(cluster)]->Log()));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "controller ", identity, " of ", name, " published no heartbeat Lease ",
+        heartbeat, " within 30s; log:\n",
+        controllers_[static_cast<size_t>(cluster)]->Log()));
   }
   return absl::OkStatus();
 }

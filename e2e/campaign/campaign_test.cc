@@ -19,11 +19,9 @@ namespace {
 TEST(CampaignTest, SeededFaultRunsKeepOneLeaderAndRecover) {
   CampaignOptions o;
   o.seeds = {
-      172,  // pause/sidecar (leader's) for 5.6 s
-      643,  // hold/sidecar-apiserver (leader's) for 3.9 s
-      // 316 (two-candidacies/one-cluster, the leader's identity, 2.5 s) is out
-      // of the subset until decision 4 (holderInstance/leaderInstance) is on
-      // main in both the sidecar and the controller; it fails before that.
+      172,   // pause/sidecar (leader's) for 5.6 s
+      643,   // hold/sidecar-apiserver (leader's) for 3.9 s
+      316,   // two-candidacies/one-cluster (the leader's identity) for 2.5 s
       242,   // two-candidacies/two-clusters for 2.0 s
       94,    // split-brain: the active replica paused 7.7 s, then resumed
       2822,  // hold/controller-etcd (leader's replica, member 1) for 5.8 s
