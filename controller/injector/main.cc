@@ -76,12 +76,12 @@ std::string MetricsText(const Counters& counters,
 int main(int argc, char** argv) {
   mcl::flags::FlagSet flags;
   flags.names = {"listen", "tls_cert", "tls_key", "config", "shutdown_delay"};
-  // Exit 1 after --help and for bad input, as absl::ParseCommandLine did.
+  // Exit 0 after --help, 2 for bad input (with what to fix), as mcl-controller.
   if (const int code = mcl::flags::ParseMain(
           flags, argc, argv,
           "mcl-injector: mutating admission webhook that injects the mcl "
           "sidecar",
-          /*help_code=*/1, /*error_code=*/1);
+          /*help_code=*/0, /*error_code=*/2);
       code >= 0) {
     return code;
   }

@@ -80,13 +80,13 @@ int main(int argc, char** argv) {
   mcl::flags::FlagSet flags;
   flags.names = {"kubeconfig", "controller_namespace", "controller_selector",
                  "timeout"};
-  // Exit 1 after --help and for bad input, as absl::ParseCommandLine did.
+  // Exit 0 after --help, 2 for bad input (with what to fix), as mcl-controller.
   if (const int code = mcl::flags::ParseMain(
           flags, argc, argv,
           "mcl-uninstall: removes mcl's finalizer from every "
           "MultiClusterLease once the controller is gone (the chart's "
           "post-delete hook)",
-          /*help_code=*/1, /*error_code=*/1);
+          /*help_code=*/0, /*error_code=*/2);
       code >= 0) {
     return code;
   }
