@@ -373,13 +373,10 @@ TEST_F(LeaseTest, AdoptedSessionKeepsTheLeaseAndItsKeysAlive) {
 // session survives a stuck member.
 TEST_F(LeaseTest, ASilentKeepaliveStreamMovesToTheNextEndpoint) {
   using faultproxy::FaultProxy;
-  auto proxy = FaultProxy::Start();
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  auto port = (*proxy)->AddLink("etcd", etcd_->port());
-  ASSERT_TRUE(port.ok()) << port.status();
-  const std::string proxy_address = absl::StrCat("127.0.0.1:", *port);
+  auto path = testing::ProxyTo(*etcd_);
+  ASSERT_TRUE(path.ok()) << path.status();
   ClientConfig config;
-  config.endpoints = {proxy_address, etcd_->address()};
+  config.endpoints = {path->address, etcd_->address()};
   config.call_timeout = absl::Seconds(2);
   auto client = Client::Create(config);
   ASSERT_TRUE(client.ok());
@@ -393,14 +390,14 @@ TEST_F(LeaseTest, ASilentKeepaliveStreamMovesToTheNextEndpoint) {
   auto session = Session::Create(client->get(), o);
   ASSERT_TRUE(session.ok()) << session.status();
   ASSERT_FALSE((*session)->WaitDone(absl::Seconds(1)));
-  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kHold}).ok());
+  ASSERT_TRUE(path->Set(FaultProxy::Mode::kHold).ok());
   // Three TTLs: without the move the lease would be lost after one.
   EXPECT_FALSE((*session)->WaitDone(absl::Seconds(9))) << (*session)->status();
   EXPECT_GE(direct.load(), 3);
   auto info = Lease(client_.get()).TimeToLive((*session)->lease_id());
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_GT(info->ttl_seconds, 0);
-  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kPass}).ok());
+  ASSERT_TRUE(path->Set(FaultProxy::Mode::kPass).ok());
   EXPECT_TRUE((*session)->Close().ok());
 }
 

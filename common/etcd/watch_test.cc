@@ -312,13 +312,10 @@ TEST_F(WatchTest, ProgressNotifyAdvancesAQuietWatch) {
 // endpoint, and the change made meanwhile arrives, once, in order.
 TEST_F(WatchTest, ASilentStreamIsReplacedOnTheNextEndpoint) {
   using faultproxy::FaultProxy;
-  auto proxy = FaultProxy::Start();
-  ASSERT_TRUE(proxy.ok()) << proxy.status();
-  auto port = (*proxy)->AddLink("etcd", etcd_->port());
-  ASSERT_TRUE(port.ok()) << port.status();
-  const std::string proxy_address = absl::StrCat("127.0.0.1:", *port);
+  auto path = testing::ProxyTo(*etcd_);
+  ASSERT_TRUE(path.ok()) << path.status();
   ClientConfig config;
-  config.endpoints = {proxy_address, etcd_->address()};
+  config.endpoints = {path->address, etcd_->address()};
   auto client = Client::Create(config);
   ASSERT_TRUE(client.ok());
   WatchOptions o;
@@ -329,7 +326,7 @@ TEST_F(WatchTest, ASilentStreamIsReplacedOnTheNextEndpoint) {
   auto w = Watch::Start(client->get(), o, c.Callbacks());
   ASSERT_TRUE(w.ok()) << w.status();
   ASSERT_TRUE(c.WaitCreated(1));
-  EXPECT_EQ((*client)->current_endpoint(), proxy_address);
+  EXPECT_EQ((*client)->current_endpoint(), path->address);
   ASSERT_TRUE(kv_->Put(prefix_ + "a", "1").ok());
   ASSERT_TRUE(c.WaitEvents(1));
   // A quiet, healthy stream is not taken for a silent one: progress answers
@@ -337,7 +334,7 @@ TEST_F(WatchTest, ASilentStreamIsReplacedOnTheNextEndpoint) {
   absl::SleepFor(absl::Seconds(3));
   EXPECT_TRUE(c.disconnects().empty()) << c.disconnects()[0];
 
-  ASSERT_TRUE((*proxy)->Set("etcd", {FaultProxy::Mode::kHold}).ok());
+  ASSERT_TRUE(path->Set(FaultProxy::Mode::kHold).ok());
   const absl::Duration held_at = Clock::Real()->Monotonic();
   ASSERT_TRUE(kv_->Put(prefix_ + "b", "2").ok());
   ASSERT_TRUE(c.WaitEvents(2, absl::Seconds(10)))

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -216,6 +217,14 @@ absl::StatusOr<std::string> EtcdProcess::Etcdctl(
         absl::StrJoin(argv, " "), " exited ", r->exit_code, ": ", r->output));
   }
   return r->output;
+}
+
+absl::StatusOr<ProxiedPath> ProxyTo(const EtcdProcess& etcd) {
+  auto proxy = faultproxy::FaultProxy::Start();
+  if (!proxy.ok()) return proxy.status();
+  auto port = (*proxy)->AddLink(ProxiedPath::kLink, etcd.port());
+  if (!port.ok()) return port.status();
+  return ProxiedPath{std::move(*proxy), absl::StrCat("127.0.0.1:", *port)};
 }
 
 }  // namespace mcl::etcd::testing

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "testbed/cc/subprocess.h"
+#include "testbed/faultproxy/faultproxy.h"
 
 namespace mcl::etcd::testing {
 
@@ -66,6 +67,20 @@ class EtcdProcess {
   int starts_ = 0;
   std::optional<mcl::testbed::Subprocess> process_;
 };
+
+// A path to `etcd` that a test can hold or reset: a loopback FaultProxy with
+// one link, kLink, whose listening end is `address`. Clients dial `address`
+// to go through it, or etcd.address() to go around it.
+struct ProxiedPath {
+  static constexpr const char* kLink = "etcd";
+  std::unique_ptr<faultproxy::FaultProxy> proxy;
+  std::string address;  // "127.0.0.1:PORT"
+
+  absl::Status Set(faultproxy::FaultProxy::Mode mode) {
+    return proxy->Set(kLink, {mode});
+  }
+};
+absl::StatusOr<ProxiedPath> ProxyTo(const EtcdProcess& etcd);
 
 }  // namespace mcl::etcd::testing
 
