@@ -28,7 +28,7 @@ APT_PACKAGES=(
 )
 # Container images (built without an engine; these tools verify them) and the kubelet test bed.
 # Installed without their recommendations: podman's would pull in a user session stack.
-APT_PACKAGES_NO_RECOMMENDS=(containerd runc containernetworking-plugins iptables skopeo umoci podman)
+APT_PACKAGES_NO_RECOMMENDS=(containerd runc containernetworking-plugins iptables nftables skopeo umoci podman)
 
 missing=(); missing_nr=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -191,6 +191,9 @@ network_up() {
   ip link set "$BRIDGE" up
   # Pods may answer the host (kubelet probes, the apiserver's webhook calls) but never open a
   # connection to it: host services listening on 0.0.0.0 stay out of their reach.
+  # On a host with no filter table yet (nf_tables backend, nothing loaded), `iptables -N` creates
+  # one; tear-down deletes it again, so the host ends as it began.
+  iptables-save 2>/dev/null | grep -q '^\*filter$' || touch "$dir/host/iptables-filter-table"
   iptables -w -N "$CHAIN"
   touch "$dir/host/iptables"
   iptables -w -A "$CHAIN" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
@@ -383,7 +386,7 @@ node_ready() {
 }
 
 cmd_up() {
-  for t in etcd containerd runc ctr iptables openssl curl python3 gcc go jq; do
+  for t in etcd containerd runc ctr iptables nft openssl curl python3 gcc go jq; do
     command -v "$t" >/dev/null || die "$t not found: run ./setup.sh"
   done
   KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
@@ -524,6 +527,15 @@ cmd_down() {
     while iptables -w -D INPUT -i "$BRIDGE" -j "$CHAIN" 2>/dev/null; do :; done
     iptables -w -F "$CHAIN" 2>/dev/null; iptables -w -X "$CHAIN" 2>/dev/null
     rm -f "$dir/host/iptables"
+  fi
+  if [[ -f "$dir/host/iptables-filter-table" ]]; then
+    # Deleted only while it holds nothing but the built-in chains with their default policy: a
+    # rule someone else added meanwhile stays.
+    if ! iptables-save -t filter 2>/dev/null |
+      grep -vE '^(#|\*filter$|COMMIT$|:(INPUT|FORWARD|OUTPUT) ACCEPT )' | grep -q .; then
+      nft delete table ip filter 2>/dev/null || echo "kubelet-testbed: could not delete the filter table it created (nft missing?)" >&2
+    fi
+    rm -f "$dir/host/iptables-filter-table"
   fi
   # Sysctls the kubelet set.
   if [[ -f "$dir/host/sysctls" ]]; then
