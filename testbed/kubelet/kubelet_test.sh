@@ -72,8 +72,15 @@ host_state() {
     [[ -e /run/mcl-kubelet-testbed ]] && echo "owner-file"
   } | sort
 }
-exec 9>/run/mcl-kubelet-testbed.lock
-if ! flock -w 900 9; then echo "kubelet_test: another kubelet test held the machine for 15 minutes" >&2; echo "0 passed, 1 failed"; exit 1; fi
+# The lock is held by a helper process that lives exactly as long as this script (tail --pid), not
+# by this shell: a daemon the test starts (a Bazel server for the images) would inherit the shell's
+# descriptor and hold the machine after the test has ended.
+coproc MACHINE_LOCK {
+  exec 9>/run/mcl-kubelet-testbed.lock
+  flock -w 900 9 && echo locked && exec tail --pid=$$ -f /dev/null
+}
+read -r -u "${MACHINE_LOCK[0]}" lock_state || true
+if [[ "${lock_state:-}" != locked ]]; then echo "kubelet_test: another kubelet test held the machine for 15 minutes" >&2; echo "0 passed, 1 failed"; exit 1; fi
 work="$(mktemp -d "${TMPDIR:-/tmp}/mcl-kubelet-test.XXXXXX")"
 host_state >"$work/host-before"
 host_pids=()
